@@ -1,0 +1,260 @@
+//! The `ImageBuilder` trait: what every backend (local engine, remote service, no-op) implements.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::hash::{ImageName, ResolvedImage};
+use crate::spec::{LoadedSpec, SpecField};
+
+/// Where a builder's images go, which decides the rules the engine applies to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuilderKind {
+    /// Builds on this machine and pushes to the user's registry (needs `registry` to push).
+    Local,
+    /// Builds in a service that stores the image in its own registry.
+    Remote,
+    /// Builds nothing: the image is `base_image` as is.
+    Passthrough,
+}
+
+/// What a builder can honour; the engine refuses a spec that needs more, before any work.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    pub kind: BuilderKind,
+    /// Spec fields this builder honours.
+    pub fields: Vec<SpecField>,
+    /// Whether a spec may name several platforms.
+    pub multi_platform: bool,
+    /// Whether images can be pushed to a registry.
+    pub push: bool,
+    /// Whether `pip_secret_mounts` are supported (with the guarantee that secrets never reach a layer).
+    pub secrets: bool,
+}
+
+impl Capabilities {
+    /// A builder that honours every field.
+    pub fn full(kind: BuilderKind) -> Self {
+        Capabilities {
+            kind,
+            fields: SpecField::ALL.to_vec(),
+            multi_platform: true,
+            push: true,
+            secrets: true,
+        }
+    }
+
+    pub fn supports(&self, field: SpecField) -> bool {
+        self.fields.contains(&field)
+    }
+}
+
+/// Whether an image exists where a builder would put it: never a silent guess.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Existence {
+    Exists,
+    Missing,
+    /// The check could not tell (engine down, registry error, ...).
+    Unknown {
+        reason: String,
+    },
+}
+
+/// The answer of [`ImageBuilder::locate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub existence: Existence,
+    /// The fully qualified name the image has, when it differs from the requested one.
+    pub image: Option<String>,
+}
+
+impl Located {
+    /// An answer about the requested name itself.
+    pub fn at_requested_name(existence: Existence) -> Located {
+        Located {
+            existence,
+            image: None,
+        }
+    }
+}
+
+/// What the caller wants from an existence check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistsQuery {
+    /// Every platform that must be present.
+    pub platforms: Vec<String>,
+    /// Whether the image is meant to be in a registry (`true`) or only in the local engine.
+    pub push: bool,
+    /// The spec's `registry_config`, resolved against the root.
+    pub registry_config: Option<std::path::PathBuf>,
+}
+
+/// A progress event from a build, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum BuildEvent {
+    /// A build step started (`index` from 1).
+    Step { index: usize, name: String },
+    /// A line of build output.
+    Log { line: String },
+    /// A phase outside the steps (pushing, exporting, ...).
+    Status { message: String },
+}
+
+/// Where a builder sends its events; cheap to clone.
+#[derive(Clone)]
+pub struct EventSink(Arc<dyn Fn(BuildEvent) + Send + Sync>);
+
+impl EventSink {
+    pub fn new(f: impl Fn(BuildEvent) + Send + Sync + 'static) -> Self {
+        EventSink(Arc::new(f))
+    }
+
+    /// Discards events.
+    pub fn discard() -> Self {
+        EventSink::new(|_| {})
+    }
+
+    pub fn emit(&self, event: BuildEvent) {
+        (self.0)(event);
+    }
+}
+
+impl fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EventSink")
+    }
+}
+
+/// Everything a builder needs to build one image.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    pub spec: LoadedSpec,
+    /// The computed name and hash inputs.
+    pub image: ResolvedImage,
+    /// The image to build from (a base spec's built name, or `base_image`), if any.
+    pub base_image: Option<String>,
+    /// Push to the registry (`true`) or keep the image in the local engine.
+    pub push: bool,
+    pub events: EventSink,
+    /// Cancelled on Ctrl-C; a builder stops and cleans up.
+    pub cancel: CancellationToken,
+}
+
+/// A finished build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BuildOutput {
+    /// The fully qualified image name.
+    pub image: String,
+    /// The manifest or image digest, when the builder knows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    pub pushed: bool,
+}
+
+/// The kind of a build failure, for programs to match on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuildErrorKind {
+    /// The spec needs something this builder cannot do.
+    Unsupported,
+    /// The builder is not configured (no engine, no service URL, ...).
+    Unavailable,
+    /// A build step failed.
+    StepFailed,
+    /// Registry authentication failed.
+    Auth,
+    /// Pushing failed.
+    Push,
+    /// The build was cancelled.
+    Cancelled,
+    /// Anything else.
+    Internal,
+}
+
+/// A build failure: what failed, which step, and the tail of its log.
+#[derive(Debug, Clone, thiserror::Error, Serialize)]
+pub struct BuildError {
+    pub kind: BuildErrorKind,
+    pub message: String,
+    /// The failing step, e.g. `RUN pip install ...`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// The last lines of the failing step's output.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub log_tail: Vec<String>,
+}
+
+impl BuildError {
+    pub fn new(kind: BuildErrorKind, message: impl Into<String>) -> Self {
+        BuildError {
+            kind,
+            message: message.into(),
+            step: None,
+            log_tail: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(step) = &self.step {
+            write!(f, "\n  failing step: {step}")?;
+        }
+        if !self.log_tail.is_empty() {
+            write!(f, "\n  last lines of its output:")?;
+            for line in &self.log_tail {
+                write!(f, "\n    | {line}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A backend that builds images from specs.
+///
+/// Object safe (`Arc<dyn ImageBuilder>`), so builders are chosen at run time by name.
+#[async_trait]
+pub trait ImageBuilder: Send + Sync {
+    /// The name a spec's `builder` field selects this builder by.
+    fn name(&self) -> &str;
+
+    /// Other names that select this builder (a legacy name, say).
+    fn aliases(&self) -> &[&str] {
+        &[]
+    }
+
+    /// When no name is given and no variant decides, the highest priority wins.
+    fn priority(&self) -> i32 {
+        0
+    }
+
+    /// A one-line description for `imagespec builders`.
+    fn description(&self) -> &str {
+        ""
+    }
+
+    fn capabilities(&self) -> Capabilities;
+
+    /// Whether `image` already exists where this builder puts images.
+    async fn exists(&self, image: &ImageName, query: &ExistsQuery) -> Existence;
+
+    /// [`ImageBuilder::exists`], and the name the image is stored under when the builder, not
+    /// the spec, decides it (a build service that names images in its own registry). The engine
+    /// calls this, so an existing image is reported under the same name its build returned.
+    ///
+    /// The default asks `exists` and reports the requested name; wrappers that forward to
+    /// another builder should forward this too.
+    async fn locate(&self, image: &ImageName, query: &ExistsQuery) -> Located {
+        Located::at_requested_name(self.exists(image, query).await)
+    }
+
+    /// Builds (and, if asked, pushes) the image.
+    async fn build(&self, request: BuildRequest) -> Result<BuildOutput, BuildError>;
+}

@@ -1,0 +1,17 @@
+//! Builders and the engine that drives them.
+
+pub mod builder;
+pub mod engine;
+pub mod noop;
+pub mod registry;
+pub mod testing;
+pub mod variant;
+
+pub use builder::{
+    BuildError, BuildErrorKind, BuildEvent, BuildOutput, BuildRequest, BuilderKind, Capabilities,
+    EventSink, Existence, ExistsQuery, ImageBuilder, Located,
+};
+pub use engine::{Action, Engine, EngineError, EngineOptions, ExistencePolicy, Outcome, Planned};
+pub use noop::NoopBuilder;
+pub use registry::{BuilderInfo, BuilderRegistry, UnknownBuilder};
+pub use variant::{LOCAL_BUILDER, REMOTE_BUILDER, Variant, VariantSource, resolve_variant};

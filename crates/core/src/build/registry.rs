@@ -1,0 +1,110 @@
+//! The builder registry: builders registered once, selected by name or alias.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::builder::{BuilderKind, ImageBuilder};
+
+/// No builder answers to a name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown builder `{name}`; available builders: {}", available.join(", "))]
+pub struct UnknownBuilder {
+    pub name: String,
+    pub available: Vec<String>,
+}
+
+/// A summary of a registered builder for listings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BuilderInfo {
+    pub name: String,
+    pub aliases: Vec<String>,
+    pub priority: i32,
+    pub kind: BuilderKind,
+    pub description: String,
+}
+
+/// The set of builders a program knows about.
+#[derive(Clone, Default)]
+pub struct BuilderRegistry {
+    builders: Vec<Arc<dyn ImageBuilder>>,
+}
+
+impl std::fmt::Debug for BuilderRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.builders.iter().map(|b| b.name()))
+            .finish()
+    }
+}
+
+impl BuilderRegistry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a builder; a later builder with the same name replaces the earlier one, so a
+    /// library user can swap in their own implementation of a standard name.
+    pub fn register(&mut self, builder: Arc<dyn ImageBuilder>) -> &mut Self {
+        self.builders.retain(|b| b.name() != builder.name());
+        self.builders.push(builder);
+        self
+    }
+
+    /// Selects a builder by name or alias (case-insensitive).
+    pub fn get(&self, name: &str) -> Result<Arc<dyn ImageBuilder>, UnknownBuilder> {
+        let wanted = name.trim().to_ascii_lowercase();
+        self.builders
+            .iter()
+            .find(|b| b.name() == wanted)
+            .or_else(|| {
+                self.builders
+                    .iter()
+                    .find(|b| b.aliases().contains(&wanted.as_str()))
+            })
+            .cloned()
+            .ok_or_else(|| UnknownBuilder {
+                name: name.to_string(),
+                available: self.names(),
+            })
+    }
+
+    /// Whether `name` is an alias (not the primary name) of a builder.
+    pub fn is_alias(&self, name: &str) -> bool {
+        let wanted = name.trim().to_ascii_lowercase();
+        !self.builders.iter().any(|b| b.name() == wanted)
+            && self
+                .builders
+                .iter()
+                .any(|b| b.aliases().contains(&wanted.as_str()))
+    }
+
+    /// The highest-priority builder (flytekit's rule when nothing else decides).
+    pub fn highest_priority(&self) -> Option<Arc<dyn ImageBuilder>> {
+        self.builders.iter().max_by_key(|b| b.priority()).cloned()
+    }
+
+    /// Primary names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.builders.iter().map(|b| b.name().to_string()).collect();
+        names.sort();
+        names
+    }
+
+    /// Every builder, highest priority first.
+    pub fn list(&self) -> Vec<BuilderInfo> {
+        let mut infos: Vec<BuilderInfo> = self
+            .builders
+            .iter()
+            .map(|b| BuilderInfo {
+                name: b.name().to_string(),
+                aliases: b.aliases().iter().map(|a| a.to_string()).collect(),
+                priority: b.priority(),
+                kind: b.capabilities().kind,
+                description: b.description().to_string(),
+            })
+            .collect();
+        infos.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.name.cmp(&b.name)));
+        infos
+    }
+}

@@ -1,0 +1,369 @@
+//! The content-derived image name: `[registry/]name:tag`, where the tag is a hash of everything
+//! that changes the image.
+//!
+//! Scheme `imagespec-tag-v1`:
+//! - each hashed field is encoded canonically ([`encoder`]) into its own SHA-256 digest, and those
+//!   digests are recorded as [`HashInputs`] (so a tool can say *which* field changed a tag);
+//! - the spec hash is SHA-256 over the scheme name and the (field, digest) pairs in field order,
+//!   truncated to 128 bits and written as 32 lower-case hex digits;
+//! - files are hashed by their bytes: the requirements file (and the `pyproject.toml` beside a lock
+//!   file), every `copy` entry, the `source_root` tree after ignore-file filtering;
+//! - a spec-valued base image contributes its full image name, so a change to the base changes
+//!   the child;
+//! - the build recipe's version ([`crate::plan::PLAN_VERSION`]) is an input, so a change to how
+//!   specs become Dockerfiles (a new default helper image, say) changes every tag instead of
+//!   leaving stale images under current names;
+//! - not hashed: `name` and `registry` (they are the rest of the image name), `builder`,
+//!   `registry_config`, `runtime_packages`, `pip_secret_mounts` (nothing about a secret may reach
+//!   the hash), `tag_format` (it wraps the hash).
+//!
+//! Unset fields are skipped, so a later version that adds a field keeps existing tags; a change
+//! to how an existing field is encoded must bump the scheme name.
+
+pub mod encoder;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::spec::{BaseImage, ImageSpec, LoadedSpec, RequirementsKind, SourceCopyMode};
+use crate::tree::{self, TreeError, TreeOptions};
+use encoder::CanonicalEncoder;
+
+/// The name of the hashing scheme; part of every hash.
+pub const HASH_SCHEME: &str = "imagespec-tag-v1";
+
+/// Length of the spec hash in characters.
+pub const HASH_LEN: usize = 32;
+
+/// A fully qualified image name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct ImageName {
+    /// `host[:port][/namespace]`, without scheme.
+    pub registry: Option<String>,
+    /// The spec's name.
+    pub repository: String,
+    pub tag: String,
+}
+
+impl ImageName {
+    /// `[registry/]repository` without the tag.
+    pub fn repository_path(&self) -> String {
+        match &self.registry {
+            Some(r) => format!("{r}/{}", self.repository),
+            None => self.repository.clone(),
+        }
+    }
+}
+
+impl fmt::Display for ImageName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.repository_path(), self.tag)
+    }
+}
+
+/// One field's contribution to the hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HashInput {
+    pub field: String,
+    /// Hex SHA-256 of the field's canonical encoding.
+    pub digest: String,
+    /// A short human-readable form of the value (never a secret).
+    pub summary: String,
+}
+
+/// Everything that went into a spec hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HashInputs {
+    pub scheme: &'static str,
+    pub inputs: Vec<HashInput>,
+}
+
+/// A spec's computed image name and what it was computed from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResolvedImage {
+    pub name: ImageName,
+    pub spec_hash: String,
+    pub inputs: HashInputs,
+    /// The resolved base spec, when `base_image` is a spec.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<Box<ResolvedImage>>,
+}
+
+impl ResolvedImage {
+    /// The base image reference to build from: the base spec's name, or the `base_image` string.
+    pub fn base_reference<'a>(&'a self, spec: &'a ImageSpec) -> Option<String> {
+        match (&self.base, &spec.base_image) {
+            (Some(base), _) => Some(base.name.to_string()),
+            (None, Some(BaseImage::Reference(r))) => Some(r.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Why a hash could not be computed.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("cannot hash `{field}`: {source}")]
+    Tree {
+        field: String,
+        #[source]
+        source: TreeError,
+    },
+    #[error("cannot hash `{field}`: {path} is neither a file nor a directory")]
+    NotAFileOrDirectory { field: String, path: PathBuf },
+    #[error("`tag_format` `{format}` yields the invalid tag `{tag}`")]
+    InvalidTag { format: String, tag: String },
+}
+
+/// Computes the image name of a spec (and of its base spec first).
+pub fn resolve_image(loaded: &LoadedSpec) -> Result<ResolvedImage, HashError> {
+    let base = match loaded.base() {
+        Some(base) => Some(Box::new(resolve_image(&base)?)),
+        None => None,
+    };
+    let inputs = hash_inputs(loaded, base.as_deref())?;
+    let spec_hash = combine(&inputs);
+    let spec = &loaded.spec;
+    let tag = match &spec.tag_format {
+        Some(format) => format.replace("{spec_hash}", &spec_hash),
+        None => spec_hash.clone(),
+    };
+    if !crate::reference::is_tag(&tag) {
+        return Err(HashError::InvalidTag {
+            format: spec.tag_format.clone().unwrap_or_default(),
+            tag,
+        });
+    }
+    Ok(ResolvedImage {
+        name: ImageName {
+            registry: spec.registry.clone(),
+            repository: spec.name.clone(),
+            tag,
+        },
+        spec_hash,
+        inputs,
+        base,
+    })
+}
+
+fn combine(inputs: &HashInputs) -> String {
+    let mut e = CanonicalEncoder::new();
+    e.str(inputs.scheme).u64(inputs.inputs.len() as u64);
+    for input in &inputs.inputs {
+        e.str(&input.field).str(&input.digest);
+    }
+    hex::encode(&e.finish()[..HASH_LEN / 2])
+}
+
+struct Collector {
+    inputs: Vec<HashInput>,
+}
+
+impl Collector {
+    fn add(&mut self, field: &str, summary: String, encode: impl FnOnce(&mut CanonicalEncoder)) {
+        let mut e = CanonicalEncoder::new();
+        encode(&mut e);
+        self.inputs.push(HashInput {
+            field: field.to_string(),
+            digest: hex::encode(e.finish()),
+            summary,
+        });
+    }
+
+    fn opt_str(&mut self, field: &str, value: &Option<String>) {
+        if let Some(v) = value {
+            self.add(field, v.clone(), |e| {
+                e.str(v);
+            });
+        }
+    }
+
+    fn list(&mut self, field: &str, items: &[String]) {
+        if !items.is_empty() {
+            self.add(field, items.join(" "), |e| {
+                e.list(items);
+            });
+        }
+    }
+}
+
+fn file_digest(field: &str, loaded: &LoadedSpec, rel: &str) -> Result<[u8; 32], HashError> {
+    tree::digest_file(&loaded.path(rel)).map_err(|source| HashError::Tree {
+        field: field.to_string(),
+        source,
+    })
+}
+
+/// Digests a `copy` entry or `source_root`: a file by its bytes, a directory by its filtered tree.
+fn path_digest(
+    field: &str,
+    loaded: &LoadedSpec,
+    rel: &str,
+) -> Result<(String, [u8; 32]), HashError> {
+    let path = loaded.path(rel);
+    let tree_err = |source| HashError::Tree {
+        field: field.to_string(),
+        source,
+    };
+    if path.is_dir() {
+        let t = tree::digest_tree(&path, &TreeOptions::default()).map_err(tree_err)?;
+        Ok((format!("dir, {} files", t.entries.len()), t.digest))
+    } else if path.is_file() {
+        // The executable bit ships with the file (the context tar keeps it), so it counts.
+        let content = tree::digest_file(&path).map_err(tree_err)?;
+        let mut e = CanonicalEncoder::new();
+        e.tag(b'F')
+            .tag(u8::from(is_executable(&path)))
+            .bytes(&content);
+        Ok(("file".to_string(), e.finish()))
+    } else {
+        Err(HashError::NotAFileOrDirectory {
+            field: field.to_string(),
+            path,
+        })
+    }
+}
+
+fn is_executable(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+}
+
+/// The per-field digests of a spec.
+pub fn hash_inputs(
+    loaded: &LoadedSpec,
+    base: Option<&ResolvedImage>,
+) -> Result<HashInputs, HashError> {
+    let spec = &loaded.spec;
+    let mut c = Collector { inputs: Vec::new() };
+    c.add(
+        "recipe",
+        format!("plan v{}", crate::plan::PLAN_VERSION),
+        |e| {
+            e.str(crate::plan::PLAN_VERSION);
+        },
+    );
+
+    match (&spec.base_image, base) {
+        (_, Some(base)) => {
+            let name = base.name.to_string();
+            c.add("base_image", name.clone(), |e| {
+                e.tag(b'S').str(&name);
+            });
+        }
+        (Some(BaseImage::Reference(r)), None) => c.add("base_image", r.clone(), |e| {
+            e.tag(b'R').str(r);
+        }),
+        _ => {}
+    }
+    let mut platforms: Vec<String> = spec.platforms().into_iter().map(str::to_string).collect();
+    platforms.sort();
+    platforms.dedup();
+    c.add("platform", platforms.join(","), |e| {
+        e.list(&platforms);
+    });
+    c.opt_str("python_version", &spec.python_version);
+    c.opt_str("python_exec", &spec.python_exec);
+    c.opt_str("cuda", &spec.cuda);
+    c.opt_str("cudnn", &spec.cudnn);
+    c.list("apt_packages", &spec.apt_packages);
+    c.list("conda_channels", &spec.conda_channels);
+    c.list("conda_packages", &spec.conda_packages);
+    c.opt_str("pip_index", &spec.pip_index);
+    c.list("pip_extra_index_url", &spec.pip_extra_index_url);
+    c.opt_str("pip_extra_args", &spec.pip_extra_args);
+    c.list("packages", &spec.packages);
+    if let Some(req) = &spec.requirements {
+        let kind = RequirementsKind::of(req);
+        let digest = file_digest("requirements", loaded, req)?;
+        let companion = match kind.companion_pyproject(req) {
+            Some(pp) => Some(file_digest("requirements", loaded, &pp.to_string_lossy())?),
+            None => None,
+        };
+        let file_name = std::path::Path::new(req)
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        c.add(
+            "requirements",
+            format!("{file_name} sha256:{}", &hex::encode(digest)[..12]),
+            |e| {
+                // The kind (decided by the file name) changes the install command, so it counts;
+                // the directory the file sits in does not.
+                e.str(&format!("{kind:?}")).bytes(&digest);
+                if let Some(pp) = companion {
+                    e.bytes(&pp);
+                }
+            },
+        );
+    }
+    if !spec.env.is_empty() {
+        let summary = spec.env.keys().cloned().collect::<Vec<_>>().join(",");
+        c.add("env", summary, |e| {
+            e.map(&spec.env);
+        });
+    }
+    c.list("commands", &spec.commands);
+    if let Some(entrypoint) = &spec.entrypoint {
+        // `Some([])` (clear the entrypoint) differs from unset (inherit it).
+        c.add("entrypoint", format!("{entrypoint:?}"), |e| {
+            e.tag(b'E').list(entrypoint);
+        });
+    }
+    if !spec.copy.is_empty() {
+        let mut digests = Vec::with_capacity(spec.copy.len());
+        for (i, entry) in spec.copy.iter().enumerate() {
+            digests.push(path_digest(&format!("copy[{i}]"), loaded, entry)?);
+        }
+        c.add("copy", spec.copy.join(" "), |e| {
+            e.u64(spec.copy.len() as u64);
+            for (entry, (_, d)) in spec.copy.iter().zip(&digests) {
+                e.str(entry).bytes(d);
+            }
+        });
+    }
+    let copy_mode = spec.source_copy_mode.unwrap_or(SourceCopyMode::All);
+    if let Some(src) = &spec.source_root
+        && copy_mode != SourceCopyMode::None
+    {
+        let (summary, digest) = path_digest("source_root", loaded, src)?;
+        c.add(
+            "source_root",
+            format!("{summary}, sha256:{}", &hex::encode(digest)[..12]),
+            |e| {
+                e.bytes(&digest);
+            },
+        );
+    }
+    if !spec.builder_options.is_empty() {
+        let summary = spec
+            .builder_options
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(",");
+        c.add("builder_options", summary, |e| {
+            e.u64(spec.builder_options.len() as u64);
+            for (k, v) in &spec.builder_options {
+                e.str(k).json(v);
+            }
+        });
+    }
+    if !spec.builder_config.is_empty() {
+        let summary = spec
+            .builder_config
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        c.add("builder_config", summary, |e| {
+            e.map(&spec.builder_config);
+        });
+    }
+    Ok(HashInputs {
+        scheme: HASH_SCHEME,
+        inputs: c.inputs,
+    })
+}

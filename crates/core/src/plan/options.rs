@@ -1,0 +1,138 @@
+//! The `builder_options` keys the plan understands.
+//!
+//! `builder_options` is free-form in flytekit, and builders there ignore what they do not know.
+//! Here a key nobody honours is an error: a silently ignored option is a build that differs from
+//! what the spec says. The known keys:
+//!
+//! | key             | value                          | default | effect                                      |
+//! |-----------------|--------------------------------|---------|---------------------------------------------|
+//! | `non_root_user` | boolean                        | `true`  | `false` keeps the image running as root     |
+//! | `workdir`       | absolute path (`[A-Za-z0-9/._-]`) | `/root` | working directory, `copy`/source destination, `PYTHONPATH` |
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::error::PlanError;
+
+/// Every key accepted in `builder_options`.
+pub const BUILDER_OPTION_KEYS: [&str; 2] = ["non_root_user", "workdir"];
+
+/// The working directory when `builder_options.workdir` is not set: flytekit's, so images built
+/// here run flytekit tasks registered with flytekit's defaults (it looks for code in `/root`).
+pub const DEFAULT_WORKDIR: &str = "/root";
+
+/// The plan's settings taken from `builder_options`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Create a non-root runtime user (uid 1000) and run as it.
+    pub non_root_user: bool,
+    /// The working directory of the image.
+    pub workdir: String,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            non_root_user: true,
+            workdir: DEFAULT_WORKDIR.to_string(),
+        }
+    }
+}
+
+impl PlanOptions {
+    /// Reads `builder_options`, rejecting unknown keys and values of the wrong shape.
+    pub fn from_builder_options(
+        options: &BTreeMap<String, Value>,
+    ) -> Result<PlanOptions, PlanError> {
+        let mut out = PlanOptions::default();
+        for (key, value) in options {
+            match key.as_str() {
+                "non_root_user" => {
+                    out.non_root_user =
+                        value
+                            .as_bool()
+                            .ok_or_else(|| PlanError::InvalidBuilderOption {
+                                key: key.clone(),
+                                problem: format!("expected `true` or `false`, got `{value}`"),
+                            })?;
+                }
+                "workdir" => {
+                    let dir = value
+                        .as_str()
+                        .ok_or_else(|| PlanError::InvalidBuilderOption {
+                            key: key.clone(),
+                            problem: format!("expected a path string, got `{value}`"),
+                        })?;
+                    check_workdir(dir).map_err(|problem| PlanError::InvalidBuilderOption {
+                        key: key.clone(),
+                        problem,
+                    })?;
+                    out.workdir = dir.trim_end_matches('/').to_string();
+                }
+                _ => {
+                    return Err(PlanError::UnknownBuilderOption {
+                        key: key.clone(),
+                        known: BUILDER_OPTION_KEYS.join(", "),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn check_workdir(dir: &str) -> Result<(), String> {
+    let safe = dir
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b));
+    if !dir.starts_with('/') {
+        Err(format!("`{dir}` is not absolute; write e.g. `/app`"))
+    } else if !safe {
+        Err(format!(
+            "`{dir}` may contain only letters, digits and `/._-`"
+        ))
+    } else if dir.trim_end_matches('/').is_empty() {
+        Err("`/` cannot be the working directory (the runtime user would own the whole file system); write e.g. `/app`".into())
+    } else if dir.split('/').any(|c| c == "..") {
+        Err(format!(
+            "`{dir}` contains `..`; write the directory directly"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn opts(pairs: &[(&str, Value)]) -> Result<PlanOptions, PlanError> {
+        let map = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        PlanOptions::from_builder_options(&map)
+    }
+
+    #[test]
+    fn defaults_and_known_keys() {
+        assert_eq!(opts(&[]).expect("ok"), PlanOptions::default());
+        let o = opts(&[("non_root_user", json!(false)), ("workdir", json!("/app/"))]).expect("ok");
+        assert!(!o.non_root_user);
+        assert_eq!(o.workdir, "/app");
+    }
+
+    #[test]
+    fn rejects_unknown_and_bad_values() {
+        let e = opts(&[("retries", json!(3))]).expect_err("unknown");
+        assert!(
+            e.to_string().contains("`retries`") && e.to_string().contains("non_root_user, workdir")
+        );
+        assert!(opts(&[("non_root_user", json!("yes"))]).is_err());
+        for bad in ["app", "/", "/a b", "/a/../b", "/a\"b"] {
+            assert!(opts(&[("workdir", json!(bad))]).is_err(), "{bad}");
+        }
+    }
+}

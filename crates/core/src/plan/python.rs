@@ -1,0 +1,429 @@
+//! The Python environment and the Python dependencies.
+//!
+//! Which interpreter (first match wins):
+//! 1. `python_exec`: the base image's interpreter at that path is used as is. A check step fails
+//!    the build early if it is missing or is not `python_version`. Packages are installed into
+//!    its environment with `uv pip install --python <exec> --break-system-packages` (the flag
+//!    only matters for a distribution's externally-managed Python; the spec asked for that
+//!    interpreter explicitly). `PATH` is left alone.
+//! 2. `conda_packages` or `conda_channels`: micromamba creates the conda environment `/opt/conda`
+//!    with `python=<python_version>` (any Python 3 when unset) and the conda packages, from the
+//!    spec's channels in order followed by `conda-forge`. micromamba is not installed: its image
+//!    (`builder_config.micromamba_image`, default [`DEFAULT_MICROMAMBA_IMAGE`]) is bind-mounted
+//!    for that one step, which also lends its CA bundle when the base image has none.
+//! 3. Otherwise uv (copied from `builder_config.uv_image`, default [`DEFAULT_UV_IMAGE`], into
+//!    `/bin`) creates the virtual environment `/opt/venv` with `--python <python_version>` (or
+//!    `3`). uv uses an interpreter of the base image when one matches and downloads a managed
+//!    CPython only otherwise (uv's default `python-downloads = automatic`, kept so a bare base
+//!    works), into `/opt/python` so the runtime user can read it (uv's default lives under
+//!    `/root`).
+//!
+//! The environment's `bin` comes first on `PATH`, with `VIRTUAL_ENV` (venv) or `CONDA_PREFIX`
+//! (conda) set so that `uv pip install` at run time targets it. An existing environment (a base
+//! spec built by imagespec) is extended, never replaced (`uv venv --allow-existing`,
+//! `micromamba install`, `uv sync --inexact`).
+//!
+//! Dependencies, in one `RUN` with the uv cache mounted and the secrets of `pip_secret_mounts`
+//! mounted (so they exist only during that step):
+//! - `packages` and a requirements list or `pyproject.toml`: `uv pip install -r <file> <packages>`;
+//! - `uv.lock`: `uv sync --locked --no-dev --no-install-project --inexact` in the directory holding
+//!   it and its `pyproject.toml`, with `UV_PROJECT_ENVIRONMENT` set to the environment;
+//! - `poetry.lock`: poetry 2 is installed with uv into its own environment `/opt/poetry` (so its
+//!   own dependencies never mix with the application's) and runs
+//!   `poetry install --no-root --only main` with `POETRY_VIRTUALENVS_CREATE=false` and
+//!   `VIRTUAL_ENV` pointing at the environment. `pip_index`/`pip_extra_index_url` are used to
+//!   install poetry; the application's packages come from the sources the lock file pins.
+//!
+//! `pip_index` becomes `--index-url`, each `pip_extra_index_url` an `--extra-index-url`,
+//! `pip_extra_args` is split like a shell would and appended to the installer's command line.
+//! uv links with `--link-mode=copy` (the cache is a different file system, hard links cannot
+//! cross it) and compiles bytecode (`--compile-bytecode`) so the first import in a container
+//! is not slowed down; both are flags of the install commands, not `ENV`, so they do not leak
+//! into the runtime environment.
+
+use super::error::PlanError;
+use super::instruction::{Copy, EnvValue, Instruction, Mount, Run};
+use super::secrets::SecretRef;
+use super::shell::{join, quote, split};
+use crate::spec::{ImageSpec, RequirementsKind};
+
+/// uv's image when `builder_config.uv_image` is not set.
+/// A minor-version tag: patch releases (fixes) are picked up, behaviour changes are not.
+pub const DEFAULT_UV_IMAGE: &str = "ghcr.io/astral-sh/uv:0.13";
+/// micromamba's image when `builder_config.micromamba_image` is not set (major-version tag).
+pub const DEFAULT_MICROMAMBA_IMAGE: &str = "mambaorg/micromamba:2";
+/// The virtual environment uv creates.
+pub const VENV: &str = "/opt/venv";
+/// The conda environment micromamba creates.
+pub const CONDA_PREFIX: &str = "/opt/conda";
+/// Where uv puts a Python it downloads.
+pub const PYTHON_INSTALL_DIR: &str = "/opt/python";
+/// poetry's own environment.
+pub const POETRY_HOME: &str = "/opt/poetry";
+/// Where the dependency files are copied in the image.
+pub const DEPS_IN_IMAGE: &str = "/opt/imagespec/deps";
+/// The version range of poetry installed for `poetry.lock`.
+pub const POETRY_REQUIREMENT: &str = "poetry>=2,<3";
+
+const UV_CACHE: &str = "/root/.cache/uv";
+const POETRY_CACHE: &str = "/root/.cache/pypoetry";
+const MICROMAMBA_ROOT: &str = "/opt/micromamba";
+const MICROMAMBA_MOUNT: &str = "/opt/imagespec/micromamba";
+const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The Python environment packages are installed into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PythonEnv {
+    /// uv's virtual environment [`VENV`].
+    Venv,
+    /// micromamba's environment [`CONDA_PREFIX`].
+    Conda,
+    /// The base image's interpreter at this path (`python_exec`).
+    Exec(String),
+}
+
+impl PythonEnv {
+    /// The spec's environment.
+    pub fn of(spec: &ImageSpec) -> Result<PythonEnv, PlanError> {
+        let conda = !spec.conda_packages.is_empty() || !spec.conda_channels.is_empty();
+        match (&spec.python_exec, conda) {
+            (Some(_), true) => Err(PlanError::Conflict {
+                field: "python_exec",
+                other: if spec.conda_packages.is_empty() {
+                    "conda_channels"
+                } else {
+                    "conda_packages"
+                },
+                help: "conda packages need micromamba's own Python; remove `python_exec`, or install the packages with `packages`",
+            }),
+            (Some(exec), false) => Ok(PythonEnv::Exec(exec.clone())),
+            (None, true) => Ok(PythonEnv::Conda),
+            (None, false) => Ok(PythonEnv::Venv),
+        }
+    }
+
+    /// The interpreter, as a shell word.
+    fn python(&self) -> String {
+        match self {
+            PythonEnv::Venv => format!("{VENV}/bin/python"),
+            PythonEnv::Conda => format!("{CONDA_PREFIX}/bin/python"),
+            PythonEnv::Exec(exec) => quote(exec).into_owned(),
+        }
+    }
+
+    /// The environment's prefix, as a shell word (computed at build time for `python_exec`).
+    fn prefix(&self) -> String {
+        match self {
+            PythonEnv::Venv => VENV.to_string(),
+            PythonEnv::Conda => CONDA_PREFIX.to_string(),
+            PythonEnv::Exec(exec) => {
+                format!("\"$({} -c 'import sys; print(sys.prefix)')\"", quote(exec))
+            }
+        }
+    }
+}
+
+/// Helper images from `builder_config`.
+fn uv_image(spec: &ImageSpec) -> &str {
+    spec.builder_config
+        .get("uv_image")
+        .map_or(DEFAULT_UV_IMAGE, String::as_str)
+}
+
+fn micromamba_image(spec: &ImageSpec) -> &str {
+    spec.builder_config
+        .get("micromamba_image")
+        .map_or(DEFAULT_MICROMAMBA_IMAGE, String::as_str)
+}
+
+fn has_dependencies(spec: &ImageSpec) -> bool {
+    !spec.packages.is_empty() || spec.requirements.is_some()
+}
+
+fn copy_uv(spec: &ImageSpec) -> Instruction {
+    Instruction::Copy(Copy {
+        from: Some(uv_image(spec).to_string()),
+        chown: None,
+        sources: vec!["/uv".into(), "/uvx".into()],
+        dest: "/bin/".into(),
+    })
+}
+
+fn uv_cache() -> Mount {
+    Mount::Cache {
+        target: UV_CACHE.into(),
+        locked: false,
+    }
+}
+
+/// The instructions that provide the interpreter and point the environment at it.
+pub(crate) fn environment(
+    spec: &ImageSpec,
+    env: &PythonEnv,
+    workdir: &str,
+) -> Result<Vec<Instruction>, PlanError> {
+    let mut out = Vec::new();
+    let pythonpath = (
+        "PYTHONPATH".to_string(),
+        EnvValue::Literal(workdir.to_string()),
+    );
+    match env {
+        PythonEnv::Venv => {
+            out.push(Instruction::Comment(format!(
+                "Python: virtual environment {VENV} (a matching interpreter of the base image, else a uv-managed one)"
+            )));
+            out.push(copy_uv(spec));
+            let request = spec.python_version.as_deref().unwrap_or("3");
+            out.push(Instruction::Run(Run::shell(
+                vec![uv_cache()],
+                [format!(
+                    "UV_PYTHON_INSTALL_DIR={PYTHON_INSTALL_DIR} uv venv --allow-existing --python {} {VENV}",
+                    quote(request)
+                )],
+            )));
+            out.push(Instruction::Env(vec![
+                ("VIRTUAL_ENV".into(), EnvValue::Literal(VENV.into())),
+                ("PATH".into(), EnvValue::Expand(format!("{VENV}/bin:$PATH"))),
+                pythonpath,
+            ]));
+        }
+        PythonEnv::Conda => {
+            out.push(Instruction::Comment(format!(
+                "Python: conda environment {CONDA_PREFIX} (micromamba is mounted for this step only)"
+            )));
+            for (i, value) in spec.conda_channels.iter().enumerate() {
+                check_line(&format!("conda_channels[{i}]"), value)?;
+            }
+            for (i, value) in spec.conda_packages.iter().enumerate() {
+                check_line(&format!("conda_packages[{i}]"), value)?;
+            }
+            let mut args = vec![
+                "--yes".to_string(),
+                "--prefix".into(),
+                CONDA_PREFIX.into(),
+                "--root-prefix".into(),
+                MICROMAMBA_ROOT.into(),
+                "--always-copy".into(),
+            ];
+            let mut channels: Vec<&str> = spec.conda_channels.iter().map(String::as_str).collect();
+            if !channels.contains(&"conda-forge") {
+                channels.push("conda-forge");
+            }
+            for channel in channels {
+                args.push("-c".into());
+                args.push(channel.to_string());
+            }
+            args.push(match &spec.python_version {
+                Some(v) => format!("python={v}"),
+                None => "python=3".into(),
+            });
+            args.extend(spec.conda_packages.iter().cloned());
+            let mounted = format!("{MICROMAMBA_MOUNT}{CA_BUNDLE}");
+            out.push(Instruction::Run(Run::shell(
+                vec![
+                    Mount::Cache {
+                        target: format!("{MICROMAMBA_ROOT}/pkgs"),
+                        locked: true,
+                    },
+                    Mount::Bind {
+                        from: micromamba_image(spec).to_string(),
+                        target: MICROMAMBA_MOUNT.into(),
+                    },
+                ],
+                [
+                    format!("if [ -d {CONDA_PREFIX}/conda-meta ]; then verb=install; else verb=create; fi"),
+                    format!("ca={CA_BUNDLE}"),
+                    format!("if [ ! -f \"$ca\" ]; then ca={mounted}; fi"),
+                    format!(
+                        "MAMBA_SSL_VERIFY=\"$ca\" {MICROMAMBA_MOUNT}/usr/bin/micromamba \"$verb\" {}",
+                        join(&args)
+                    ),
+                ],
+            )));
+            if has_dependencies(spec) {
+                out.push(copy_uv(spec));
+            }
+            out.push(Instruction::Env(vec![
+                (
+                    "CONDA_PREFIX".into(),
+                    EnvValue::Literal(CONDA_PREFIX.into()),
+                ),
+                (
+                    "PATH".into(),
+                    EnvValue::Expand(format!("{CONDA_PREFIX}/bin:$PATH")),
+                ),
+                pythonpath,
+            ]));
+        }
+        PythonEnv::Exec(exec) => {
+            out.push(Instruction::Comment(format!(
+                "Python: the base image's interpreter {exec} (python_exec)"
+            )));
+            let check = match &spec.python_version {
+                Some(v) => {
+                    let want = v.split('.').collect::<Vec<_>>().join(", ");
+                    let code = format!(
+                        "import sys; want = ({want},); sys.exit(0 if sys.version_info[:len(want)] == want else \
+                         \"python_exec %s is Python %s, but python_version is {v}\" % (sys.executable, sys.version.split()[0]))"
+                    );
+                    format!("{} -c {}", quote(exec), quote(&code))
+                }
+                None => format!("{} --version", quote(exec)),
+            };
+            out.push(Instruction::Run(Run::shell(Vec::new(), [check])));
+            if has_dependencies(spec) {
+                out.push(copy_uv(spec));
+            }
+            out.push(Instruction::Env(vec![pythonpath]));
+        }
+    }
+    Ok(out)
+}
+
+/// The instructions that install `packages` and `requirements`; empty when there are none.
+///
+/// `deps` are the context paths of the dependency files (below [`super::context::DEPS_DIR`]).
+pub(crate) fn dependencies(
+    spec: &ImageSpec,
+    env: &PythonEnv,
+    secrets: &[SecretRef],
+) -> Result<Vec<Instruction>, PlanError> {
+    if !has_dependencies(spec) {
+        if !secrets.is_empty() {
+            return Err(PlanError::UnusedSecrets);
+        }
+        return Ok(Vec::new());
+    }
+    let index_args = index_args(spec)?;
+    let extra_args = match &spec.pip_extra_args {
+        Some(text) => {
+            check_line("pip_extra_args", text)?;
+            split(text).map_err(|problem| PlanError::PipExtraArgs { problem })?
+        }
+        None => Vec::new(),
+    };
+    for (i, value) in spec.packages.iter().enumerate() {
+        check_line(&format!("packages[{i}]"), value)?;
+    }
+
+    let mut out = vec![Instruction::Comment("Python dependencies".into())];
+    let mut mounts = vec![uv_cache()];
+    let tail = |words: &[String]| {
+        if words.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", join(words))
+        }
+    };
+    let steps = match &spec.requirements {
+        Some(req) => {
+            out.push(Instruction::Copy(Copy {
+                from: None,
+                chown: None,
+                sources: vec![format!("{}/", super::context::DEPS_DIR)],
+                dest: format!("{DEPS_IN_IMAGE}/"),
+            }));
+            let file_name = std::path::Path::new(req)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            match RequirementsKind::of(req) {
+                RequirementsKind::RequirementsTxt | RequirementsKind::Pyproject => {
+                    let mut words = vec!["-r".to_string(), format!("{DEPS_IN_IMAGE}/{file_name}")];
+                    words.extend(spec.packages.iter().cloned());
+                    words.extend(extra_args);
+                    vec![uv_pip_install(env, &index_args, &words)]
+                }
+                RequirementsKind::UvLock => {
+                    let mut words = index_args;
+                    words.extend(extra_args);
+                    vec![
+                        format!("cd {DEPS_IN_IMAGE}"),
+                        format!(
+                            "UV_PROJECT_ENVIRONMENT={} UV_PYTHON_INSTALL_DIR={PYTHON_INSTALL_DIR} uv sync --locked \
+                             --no-dev --no-install-project --inexact --link-mode=copy --compile-bytecode{}",
+                            env.prefix(),
+                            tail(&words)
+                        ),
+                    ]
+                }
+                RequirementsKind::PoetryLock => {
+                    mounts.push(Mount::Cache {
+                        target: POETRY_CACHE.into(),
+                        locked: false,
+                    });
+                    vec![
+                        format!(
+                            "uv venv --allow-existing --python {} {POETRY_HOME}",
+                            env.python()
+                        ),
+                        format!(
+                            "uv pip install --python {POETRY_HOME}/bin/python --link-mode=copy{} {}",
+                            tail(&index_args),
+                            quote(POETRY_REQUIREMENT)
+                        ),
+                        format!("cd {DEPS_IN_IMAGE}"),
+                        format!(
+                            "POETRY_VIRTUALENVS_CREATE=false VIRTUAL_ENV={} {POETRY_HOME}/bin/poetry install \
+                             --no-root --only main --no-interaction{}",
+                            env.prefix(),
+                            tail(&extra_args)
+                        ),
+                    ]
+                }
+            }
+        }
+        None => {
+            let mut words = spec.packages.clone();
+            words.extend(extra_args);
+            vec![uv_pip_install(env, &index_args, &words)]
+        }
+    };
+    mounts.extend(secrets.iter().map(|s| Mount::Secret {
+        id: s.id.clone(),
+        target: s.target.clone(),
+    }));
+    out.push(Instruction::Run(Run::shell(mounts, steps)));
+    Ok(out)
+}
+
+fn uv_pip_install(env: &PythonEnv, index_args: &[String], words: &[String]) -> String {
+    let system = if matches!(env, PythonEnv::Exec(_)) {
+        " --break-system-packages"
+    } else {
+        ""
+    };
+    let mut all = index_args.to_vec();
+    all.extend(words.iter().cloned());
+    format!(
+        "uv pip install --python {}{system} --link-mode=copy --compile-bytecode {}",
+        env.python(),
+        join(&all)
+    )
+}
+
+fn index_args(spec: &ImageSpec) -> Result<Vec<String>, PlanError> {
+    let mut args = Vec::new();
+    if let Some(url) = &spec.pip_index {
+        check_line("pip_index", url)?;
+        args.push("--index-url".to_string());
+        args.push(url.clone());
+    }
+    for (i, url) in spec.pip_extra_index_url.iter().enumerate() {
+        check_line(&format!("pip_extra_index_url[{i}]"), url)?;
+        args.push("--extra-index-url".to_string());
+        args.push(url.clone());
+    }
+    Ok(args)
+}
+
+/// Rejects values no single Dockerfile line can carry.
+pub(crate) fn check_line(field: &str, value: &str) -> Result<(), PlanError> {
+    if value.chars().any(char::is_control) {
+        Err(PlanError::ControlCharacter {
+            field: field.to_string(),
+        })
+    } else {
+        Ok(())
+    }
+}

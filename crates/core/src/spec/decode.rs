@@ -1,0 +1,568 @@
+//! Decoding a spec from YAML or JSON text.
+//!
+//! We parse into a position-carrying node tree (`marked_yaml`) instead of deserialising with serde,
+//! because serde stops at the first problem and loses positions of valid values; here every
+//! problem of a file is collected with its line and column, and the position of every field is
+//! kept so that later validation can point at it too. JSON is a subset of YAML, so one decoder
+//! serves both.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use marked_yaml::loader::{LoadError, LoaderOptions, parse_yaml_with_options};
+use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode, Node};
+
+use super::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Location};
+use super::model::{BaseImage, ImageSpec, SecretMount, SourceCopyMode, SpecField};
+
+/// Where each field path of a decoded spec starts in its file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldLocations {
+    map: BTreeMap<String, Location>,
+}
+
+impl FieldLocations {
+    /// The location of `field`, or of the nearest enclosing field that has one.
+    pub fn find(&self, field: &str) -> Option<Location> {
+        let mut path = field;
+        loop {
+            if let Some(loc) = self.map.get(path) {
+                return Some(*loc);
+            }
+            let cut = path.rfind(['.', '['])?;
+            path = &path[..cut];
+        }
+    }
+
+    fn insert(&mut self, field: &str, node_loc: Option<Location>) {
+        if let Some(loc) = node_loc {
+            self.map.insert(field.to_string(), loc);
+        }
+    }
+}
+
+/// The result of decoding: the spec as far as it could be read, where its fields are, and every
+/// problem found (empty when the text is a well-formed spec).
+#[derive(Debug)]
+pub struct Decoded {
+    pub spec: ImageSpec,
+    pub locations: FieldLocations,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Decodes spec text (YAML or JSON), collecting every problem instead of stopping at the first.
+pub fn decode_spec(text: &str, file: Option<&Path>) -> Decoded {
+    let mut diags = Diagnostics::default();
+    let mut locations = FieldLocations::default();
+    let options = LoaderOptions::default()
+        .error_on_duplicate_keys(true)
+        .prevent_coercion(true);
+    if text.trim().is_empty() {
+        diags.push(
+            Diagnostic::new(DiagnosticKind::Syntax, "", "the spec file is empty")
+                .with_help("a spec needs at least `name: my-image`"),
+        );
+    }
+    let spec = match parse_yaml_with_options(0, text, options) {
+        _ if text.trim().is_empty() => ImageSpec::default(),
+        Ok(Node::Mapping(map)) => decode_mapping(&map, "", &mut locations, &mut diags),
+        Ok(other) => {
+            diags.push(
+                Diagnostic::new(
+                    DiagnosticKind::WrongType,
+                    "",
+                    format!(
+                        "a spec must be a mapping of fields, found {}",
+                        kind_of(&other)
+                    ),
+                )
+                .at(loc(&other))
+                .with_help("start the file with `name: my-image`"),
+            );
+            ImageSpec::default()
+        }
+        Err(err) => {
+            diags.push(syntax_diagnostic(&err));
+            ImageSpec::default()
+        }
+    };
+    let mut diagnostics = diags.into_vec();
+    for d in &mut diagnostics {
+        d.file = file.map(Path::to_path_buf);
+    }
+    Decoded {
+        spec,
+        locations,
+        diagnostics,
+    }
+}
+
+fn syntax_diagnostic(err: &LoadError) -> Diagnostic {
+    let (marker, message) = match err {
+        LoadError::TopLevelMustBeMapping(m) => {
+            (Some(*m), "a spec must be a mapping of fields".to_string())
+        }
+        LoadError::TopLevelMustBeSequence(m) => (Some(*m), "unexpected top-level sequence".into()),
+        LoadError::UnexpectedAnchor(m) => (
+            Some(*m),
+            "YAML anchors and aliases are not supported in spec files".into(),
+        ),
+        LoadError::MappingKeyMustBeScalar(m) => {
+            (Some(*m), "mapping keys must be plain strings".into())
+        }
+        LoadError::UnexpectedTag(m) => (
+            Some(*m),
+            "YAML tags (`!tag`) are not supported in spec files".into(),
+        ),
+        LoadError::ScanError(m, e) => (Some(*m), format!("not valid YAML or JSON: {e}")),
+        LoadError::DuplicateKey(inner) => (
+            inner.key.span().start().copied(),
+            format!("duplicate key `{}`", inner.key.as_str()),
+        ),
+    };
+    let location = marker.map(|m| Location {
+        line: m.line(),
+        column: m.column(),
+    });
+    Diagnostic::new(DiagnosticKind::Syntax, "", message).at(location)
+}
+
+fn loc(node: &Node) -> Option<Location> {
+    node.span().start().map(|m| Location {
+        line: m.line(),
+        column: m.column(),
+    })
+}
+
+fn scalar_loc(node: &MarkedScalarNode) -> Option<Location> {
+    node.span().start().map(|m| Location {
+        line: m.line(),
+        column: m.column(),
+    })
+}
+
+fn kind_of(node: &Node) -> &'static str {
+    match node {
+        Node::Scalar(_) => "a string",
+        Node::Mapping(_) => "a mapping",
+        Node::Sequence(_) => "a list",
+    }
+}
+
+/// A plain (unquoted) `null`, `~` or empty scalar means "not set", as in YAML.
+fn is_null(node: &Node) -> bool {
+    match node {
+        Node::Scalar(s) => {
+            s.may_coerce() && matches!(s.as_str(), "" | "~" | "null" | "Null" | "NULL")
+        }
+        _ => false,
+    }
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+/// The closest valid key, for "did you mean" help.
+fn closest_key(key: &str) -> Option<&'static str> {
+    let lower = key.to_ascii_lowercase().replace('-', "_");
+    if let Some(f) = SpecField::from_key(&lower) {
+        return Some(f.key());
+    }
+    SpecField::ALL
+        .iter()
+        .map(|f| (f.key(), strsim::jaro_winkler(&lower, f.key())))
+        .filter(|(_, score)| *score > 0.8)
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(k, _)| k)
+}
+
+struct Ctx<'a> {
+    locations: &'a mut FieldLocations,
+    diags: &'a mut Diagnostics,
+}
+
+impl Ctx<'_> {
+    fn wrong_type(&mut self, field: &str, node: &Node, expected: &str, help: String) {
+        self.diags.push(
+            Diagnostic::new(
+                DiagnosticKind::WrongType,
+                field,
+                format!("expected {expected}, found {}", kind_of(node)),
+            )
+            .at(loc(node))
+            .with_help(help),
+        );
+    }
+
+    fn string(&mut self, field: &str, node: &Node) -> Option<String> {
+        self.locations.insert(field, loc(node));
+        if is_null(node) {
+            return None;
+        }
+        match node {
+            Node::Scalar(s) => Some(s.as_str().to_string()),
+            other => {
+                let key = field.rsplit('.').next().unwrap_or(field).to_string();
+                self.wrong_type(
+                    field,
+                    other,
+                    "a string",
+                    format!("write `{key}: \"value\"`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn string_list(&mut self, field: &str, node: &Node) -> Vec<String> {
+        self.locations.insert(field, loc(node));
+        if is_null(node) {
+            return Vec::new();
+        }
+        match node {
+            Node::Sequence(seq) => {
+                let mut out = Vec::new();
+                for (i, item) in seq.iter().enumerate() {
+                    let item_field = format!("{field}[{i}]");
+                    self.locations.insert(&item_field, loc(item));
+                    match item {
+                        Node::Scalar(s) => out.push(s.as_str().to_string()),
+                        other => {
+                            self.wrong_type(
+                                &item_field,
+                                other,
+                                "a string",
+                                "each list item must be a plain string".into(),
+                            );
+                            // A placeholder keeps later items at their index, so validation
+                            // reports them under the right field path.
+                            out.push(String::new());
+                        }
+                    }
+                }
+                out
+            }
+            Node::Scalar(s) => {
+                let key = field.rsplit('.').next().unwrap_or(field).to_string();
+                self.wrong_type(
+                    field,
+                    node,
+                    "a list of strings",
+                    format!(
+                        "write `{key}: [\"{}\"]` or a YAML list with one `- {}` line per item",
+                        s.as_str(),
+                        s.as_str()
+                    ),
+                );
+                Vec::new()
+            }
+            other => {
+                let key = field.rsplit('.').next().unwrap_or(field).to_string();
+                self.wrong_type(
+                    field,
+                    other,
+                    "a list of strings",
+                    format!("write `{key}:` followed by `- item` lines"),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn string_map(&mut self, field: &str, node: &Node) -> BTreeMap<String, String> {
+        self.locations.insert(field, loc(node));
+        let mut out = BTreeMap::new();
+        if is_null(node) {
+            return out;
+        }
+        match node {
+            Node::Mapping(map) => {
+                for (k, v) in map.iter() {
+                    let item_field = format!("{field}.{}", k.as_str());
+                    self.locations.insert(&item_field, loc(v));
+                    match v {
+                        Node::Scalar(s) => {
+                            out.insert(k.as_str().to_string(), s.as_str().to_string());
+                        }
+                        other => self.wrong_type(
+                            &item_field,
+                            other,
+                            "a string",
+                            "values of this mapping must be plain strings (quote numbers: \"1\")"
+                                .into(),
+                        ),
+                    }
+                }
+            }
+            other => {
+                let key = field.rsplit('.').next().unwrap_or(field).to_string();
+                self.wrong_type(
+                    field,
+                    other,
+                    "a mapping",
+                    format!("write `{key}:` followed by `  KEY: value` lines"),
+                );
+            }
+        }
+        out
+    }
+}
+
+fn decode_mapping(
+    map: &MarkedMappingNode,
+    prefix: &str,
+    locations: &mut FieldLocations,
+    diags: &mut Diagnostics,
+) -> ImageSpec {
+    let mut spec = ImageSpec::new("");
+    let mut saw_name = false;
+    for (key, value) in map.iter() {
+        let field_path = join(prefix, key.as_str());
+        let Some(field) = SpecField::from_key(key.as_str()) else {
+            let mut d = Diagnostic::new(
+                DiagnosticKind::UnknownKey,
+                field_path.clone(),
+                format!("unknown field `{}`", key.as_str()),
+            )
+            .at(scalar_loc(key));
+            d.help = Some(match closest_key(key.as_str()) {
+                Some(k) => format!("did you mean `{k}`?"),
+                None => "see the README for the list of spec fields".into(),
+            });
+            diags.push(d);
+            continue;
+        };
+        let mut cx = Ctx { locations, diags };
+        let f = field_path.as_str();
+        match field {
+            SpecField::Name => {
+                saw_name = true;
+                spec.name = cx.string(f, value).unwrap_or_default();
+            }
+            SpecField::PythonVersion => spec.python_version = cx.string(f, value),
+            SpecField::Builder => spec.builder = cx.string(f, value),
+            SpecField::SourceRoot => spec.source_root = cx.string(f, value),
+            SpecField::Env => spec.env = cx.string_map(f, value),
+            SpecField::Registry => spec.registry = cx.string(f, value),
+            SpecField::Packages => spec.packages = cx.string_list(f, value),
+            SpecField::CondaPackages => spec.conda_packages = cx.string_list(f, value),
+            SpecField::CondaChannels => spec.conda_channels = cx.string_list(f, value),
+            SpecField::Requirements => spec.requirements = cx.string(f, value),
+            SpecField::AptPackages => spec.apt_packages = cx.string_list(f, value),
+            SpecField::Cuda => spec.cuda = cx.string(f, value),
+            SpecField::Cudnn => spec.cudnn = cx.string(f, value),
+            SpecField::BaseImage => spec.base_image = decode_base_image(&mut cx, f, value),
+            SpecField::Platform => {
+                if let Some(p) = cx.string(f, value) {
+                    spec.platform = p;
+                }
+            }
+            SpecField::PipIndex => spec.pip_index = cx.string(f, value),
+            SpecField::PipExtraIndexUrl => {
+                // flytekit accepts a single URL string here as well as a list.
+                spec.pip_extra_index_url = match value {
+                    Node::Scalar(s) if !is_null(value) => {
+                        cx.locations.insert(f, loc(value));
+                        vec![s.as_str().to_string()]
+                    }
+                    _ => cx.string_list(f, value),
+                }
+            }
+            SpecField::PipSecretMounts => {
+                spec.pip_secret_mounts = decode_secret_mounts(&mut cx, f, value)
+            }
+            SpecField::PipExtraArgs => spec.pip_extra_args = cx.string(f, value),
+            SpecField::RegistryConfig => spec.registry_config = cx.string(f, value),
+            SpecField::Entrypoint => {
+                spec.entrypoint = if is_null(value) {
+                    None
+                } else {
+                    Some(cx.string_list(f, value))
+                }
+            }
+            SpecField::Commands => spec.commands = cx.string_list(f, value),
+            SpecField::TagFormat => spec.tag_format = cx.string(f, value),
+            SpecField::SourceCopyMode => {
+                spec.source_copy_mode = decode_copy_mode(&mut cx, f, value)
+            }
+            SpecField::Copy => spec.copy = cx.string_list(f, value),
+            SpecField::PythonExec => spec.python_exec = cx.string(f, value),
+            SpecField::RuntimePackages => spec.runtime_packages = cx.string_list(f, value),
+            SpecField::BuilderOptions => {
+                cx.locations.insert(f, loc(value));
+                match value {
+                    Node::Mapping(m) => {
+                        spec.builder_options = m
+                            .iter()
+                            .map(|(k, v)| (k.as_str().to_string(), to_json(v)))
+                            .collect();
+                    }
+                    _ if is_null(value) => {}
+                    other => cx.wrong_type(
+                        f,
+                        other,
+                        "a mapping",
+                        "write `builder_options:` followed by `  key: value` lines".into(),
+                    ),
+                }
+            }
+            SpecField::BuilderConfig => spec.builder_config = cx.string_map(f, value),
+        }
+    }
+    if !saw_name {
+        let field = join(prefix, "name");
+        diags.push(
+            Diagnostic::new(
+                DiagnosticKind::MissingField,
+                field,
+                "the image needs a `name`",
+            )
+            .at(map.span().start().map(|m| Location {
+                line: m.line(),
+                column: m.column(),
+            }))
+            .with_help("add `name: my-image` (lower-case letters, digits, `-`, `_`, `.`)"),
+        );
+    }
+    spec
+}
+
+fn decode_base_image(cx: &mut Ctx<'_>, field: &str, node: &Node) -> Option<BaseImage> {
+    cx.locations.insert(field, loc(node));
+    if is_null(node) {
+        return None;
+    }
+    match node {
+        Node::Scalar(s) => Some(BaseImage::Reference(s.as_str().to_string())),
+        Node::Mapping(m) => {
+            let base = decode_mapping(m, field, cx.locations, cx.diags);
+            Some(BaseImage::Spec(Box::new(base)))
+        }
+        other => {
+            cx.wrong_type(
+                field,
+                other,
+                "an image reference or a spec mapping",
+                "write `base_image: python:3.11-slim`, or a nested mapping with its own `name`"
+                    .into(),
+            );
+            None
+        }
+    }
+}
+
+fn decode_secret_mounts(cx: &mut Ctx<'_>, field: &str, node: &Node) -> Vec<SecretMount> {
+    cx.locations.insert(field, loc(node));
+    let mut out = Vec::new();
+    let Node::Sequence(seq) = node else {
+        if !is_null(node) {
+            cx.wrong_type(
+                field,
+                node,
+                "a list of [source, destination] pairs",
+                "write `pip_secret_mounts: [[\"env:PIP_TOKEN\", \"/run/secrets/pip_token\"]]`"
+                    .into(),
+            );
+        }
+        return out;
+    };
+    for (i, item) in seq.iter().enumerate() {
+        let item_field = format!("{field}[{i}]");
+        cx.locations.insert(&item_field, loc(item));
+        let pair = match item {
+            Node::Sequence(pair) if pair.len() == 2 => {
+                match (pair.get_scalar(0), pair.get_scalar(1)) {
+                    (Some(src), Some(dst)) => Some((src.as_str(), dst.as_str())),
+                    _ => None,
+                }
+            }
+            Node::Mapping(m) => match (m.get_scalar("src"), m.get_scalar("dst")) {
+                (Some(src), Some(dst)) if m.len() == 2 => Some((src.as_str(), dst.as_str())),
+                _ => None,
+            },
+            _ => None,
+        };
+        match pair {
+            Some((src, dst)) => out.push(SecretMount {
+                src: src.to_string(),
+                dst: dst.to_string(),
+            }),
+            None => {
+                cx.wrong_type(
+                    &item_field,
+                    item,
+                    "a [source, destination] pair of strings",
+                    "write `- [\"env:PIP_TOKEN\", \"/run/secrets/pip_token\"]` or `- {src: ..., dst: ...}`".into(),
+                );
+                // Keeps later items at their index (see `string_list`).
+                out.push(SecretMount {
+                    src: String::new(),
+                    dst: String::new(),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn decode_copy_mode(cx: &mut Ctx<'_>, field: &str, node: &Node) -> Option<SourceCopyMode> {
+    let raw = cx.string(field, node)?;
+    let normalised = raw
+        .trim()
+        .to_ascii_lowercase()
+        .replace("copyfiledetection.", "");
+    match normalised.as_str() {
+        "all" => Some(SourceCopyMode::All),
+        "loaded_modules" => Some(SourceCopyMode::LoadedModules),
+        "none" | "no_copy" => Some(SourceCopyMode::None),
+        _ => {
+            cx.diags.push(
+                Diagnostic::new(
+                    DiagnosticKind::InvalidValue,
+                    field,
+                    format!("unknown source copy mode `{raw}`"),
+                )
+                .at(loc(node))
+                .with_help("use `all`, `loaded_modules` or `none`"),
+            );
+            None
+        }
+    }
+}
+
+/// Converts a YAML node to JSON: plain scalars that look like booleans or numbers become those.
+fn to_json(node: &Node) -> serde_json::Value {
+    match node {
+        Node::Scalar(s) => {
+            let text = s.as_str();
+            if s.may_coerce() {
+                match text {
+                    "true" | "True" | "TRUE" => return serde_json::Value::Bool(true),
+                    "false" | "False" | "FALSE" => return serde_json::Value::Bool(false),
+                    "" | "~" | "null" | "Null" | "NULL" => return serde_json::Value::Null,
+                    _ => {}
+                }
+                if let Ok(i) = text.parse::<i64>() {
+                    return serde_json::Value::from(i);
+                }
+                if let Ok(f) = text.parse::<f64>()
+                    && let Some(n) = serde_json::Number::from_f64(f)
+                {
+                    return serde_json::Value::Number(n);
+                }
+            }
+            serde_json::Value::String(text.to_string())
+        }
+        Node::Sequence(seq) => serde_json::Value::Array(seq.iter().map(to_json).collect()),
+        Node::Mapping(map) => serde_json::Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.as_str().to_string(), to_json(v)))
+                .collect(),
+        ),
+    }
+}

@@ -1,0 +1,17 @@
+//! The spec: model, spec files, normalisation and validation.
+
+pub mod decode;
+pub mod diagnostic;
+pub mod fluent;
+pub mod loaded;
+pub mod model;
+pub mod normalize;
+pub mod requirements;
+pub mod validate;
+
+pub use decode::{Decoded, FieldLocations, decode_spec};
+pub use diagnostic::{Diagnostic, DiagnosticKind, Location, SpecError};
+pub use loaded::LoadedSpec;
+pub use model::{BaseImage, DEFAULT_PLATFORM, ImageSpec, SecretMount, SourceCopyMode, SpecField};
+pub use normalize::normalize;
+pub use requirements::RequirementsKind;

@@ -1,0 +1,257 @@
+//! Which files are in the tree: the walk and its filters.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use ignore::{DirEntry, WalkBuilder};
+
+use super::{EntryKind, SelectedFile, TreeError, TreeOptions};
+
+/// Name of the Docker ignore file, read as a custom ignore file.
+const DOCKERIGNORE: &str = ".dockerignore";
+/// Name of git's per-directory ignore file.
+const GITIGNORE: &str = ".gitignore";
+
+/// Lists the files under `root` that belong to the tree, sorted by path.
+///
+/// Filtering, chosen so the result depends only on the tree's own content:
+///
+/// * `.gitignore` files at any depth are honoured, whether or not `root` is a
+///   git repository, with git's rules (later lines win, `!` re-includes, a
+///   file under an excluded directory cannot be re-included). One deliberate
+///   difference: a nested repository (a subdirectory holding `.git`) stays
+///   under its parents' rules, so the unhashed `.git` never affects selection.
+/// * `.dockerignore` files are honoured with the same gitignore rules, at any
+///   depth, and take precedence over `.gitignore` (so a `!` there can
+///   re-include what `.gitignore` excludes). This approximates Docker, which
+///   reads only the root `.dockerignore` and anchors patterns at the root: in
+///   Docker `*.log` excludes only top-level logs, here it excludes logs at any
+///   depth (write `/*.log` for Docker's meaning); Docker also lets `!` re-include
+///   files under an excluded directory. The common patterns (`node_modules`,
+///   `target/`, `**/*.tmp`, `/build`, `!keep`) behave the same.
+/// * Never read, because they live outside the tree or per machine: the global
+///   git excludes file, `.git/info/exclude`, ignore files in directories above
+///   `root`, and `.ignore` files.
+/// * Hidden files are included; any entry named `.git` (a repository, or the
+///   `.git` file of a worktree or submodule) is excluded with its contents.
+/// * Ignore files are ordinary files: selected (and so hashed) unless they
+///   exclude themselves. An ignore file that is a symlink to a file outside
+///   the tree is an error ([`TreeError::ExternalIgnoreFile`]): its rules
+///   would come from content that is not hashed.
+/// * Symlinks are listed, never followed. FIFOs, sockets and devices are
+///   skipped with a warning.
+///
+/// A selected path that is not UTF-8 is an error; excluded ones are not
+/// looked at.
+pub fn select_files(root: &Path, opts: &TreeOptions) -> Result<Vec<SelectedFile>, TreeError> {
+    check_root(root)?;
+    let builder = walk_builder(root, opts)?;
+    let mut files = walk(root, opts, &builder)?;
+    files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+fn check_root(root: &Path) -> Result<(), TreeError> {
+    match fs::metadata(root) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(TreeError::NotADirectory {
+            path: root.to_path_buf(),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(TreeError::NotFound {
+            path: root.to_path_buf(),
+        }),
+        Err(e) => Err(TreeError::io(root, e)),
+    }
+}
+
+fn walk_builder(root: &Path, opts: &TreeOptions) -> Result<WalkBuilder, TreeError> {
+    let extra = Arc::new(extra_excludes(root, &opts.extra_excludes)?);
+    let mut builder = WalkBuilder::new(root);
+    builder
+        // Start from nothing, then switch on exactly what we want, so a new
+        // default in the `ignore` crate cannot change which files we pick.
+        .standard_filters(false)
+        .hidden(false)
+        .parents(false)
+        .ignore(false)
+        .git_global(false)
+        .git_exclude(false)
+        .git_ignore(opts.gitignore)
+        .require_git(false)
+        .follow_links(false)
+        .filter_entry(move |entry| keep_entry(entry, &extra));
+    if opts.dockerignore {
+        builder.add_custom_ignore_filename(DOCKERIGNORE);
+    }
+    Ok(builder)
+}
+
+/// Compiles [`TreeOptions::extra_excludes`] relative to `root`.
+fn extra_excludes(root: &Path, patterns: &[String]) -> Result<Gitignore, TreeError> {
+    let mut builder = GitignoreBuilder::new(root);
+    for pattern in patterns {
+        builder
+            .add_line(None, pattern)
+            .map_err(|e| pattern_error(root, pattern, e))?;
+    }
+    builder.build().map_err(|e| pattern_error(root, "", e))
+}
+
+fn pattern_error(root: &Path, pattern: &str, err: ignore::Error) -> TreeError {
+    match TreeError::from_walk(err, root) {
+        TreeError::InvalidPattern {
+            path,
+            line,
+            pattern: p,
+            message,
+        } => TreeError::InvalidPattern {
+            path,
+            line,
+            pattern: if p.is_empty() { pattern.to_owned() } else { p },
+            message,
+        },
+        other => other,
+    }
+}
+
+/// The walker's pre-filter: drops `.git` and extra excludes, and prunes
+/// excluded directories so they are never read.
+fn keep_entry(entry: &DirEntry, extra: &Gitignore) -> bool {
+    if entry.file_name() == OsStr::new(".git") {
+        return false;
+    }
+    let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
+    !extra.matched(entry.path(), is_dir).is_ignore()
+}
+
+/// Per-walk state for [`Walker::classify`].
+struct Walker<'a> {
+    root: &'a Path,
+    /// Ignore file names the walker reads (`.gitignore`, `.dockerignore`).
+    ignore_names: Vec<&'static str>,
+    /// `root` with symlinks resolved; computed when first needed.
+    canonical_root: Option<PathBuf>,
+}
+
+impl Walker<'_> {
+    /// Turns one walk result into a selected file, or `None` for directories
+    /// and special files.
+    fn classify(&mut self, entry: DirEntry) -> Result<Option<SelectedFile>, TreeError> {
+        // Ignore-file problems (bad glob, unreadable file) are attached to the
+        // directory entry holding the ignore file, not reported as `Err`.
+        if let Some(err) = entry.error() {
+            return Err(TreeError::from_walk(err.clone(), entry.path()));
+        }
+        let Some(file_type) = entry.file_type() else {
+            return Ok(None); // stdin; cannot happen for a directory walk
+        };
+        // The root itself is never an entry (it may be a symlink to a
+        // directory, which the walker reports with the symlink's file type).
+        if entry.depth() == 0 || file_type.is_dir() {
+            self.check_ignore_links(entry.path())?;
+            return Ok(None);
+        }
+        let kind = if file_type.is_symlink() {
+            EntryKind::Symlink
+        } else if file_type.is_file() {
+            EntryKind::File
+        } else {
+            tracing::warn!(path = %entry.path().display(), "skipping special file (not a regular file, directory or symlink)");
+            return Ok(None);
+        };
+        let path = relative_utf8(self.root, entry.path())?;
+        Ok(Some(SelectedFile {
+            path,
+            fs_path: entry.into_path(),
+            kind,
+        }))
+    }
+
+    /// Fails if an ignore file in `dir` is a symlink leading out of the tree.
+    ///
+    /// The `ignore` crate follows such links, so the selection would depend on
+    /// a file that is not hashed and may differ per machine (think
+    /// `.gitignore -> ~/my-ignores`). Links within the tree are fine: their
+    /// target is part of the tree. Costs one `lstat` per ignore name and
+    /// directory.
+    fn check_ignore_links(&mut self, dir: &Path) -> Result<(), TreeError> {
+        for name in &self.ignore_names {
+            let path = dir.join(name);
+            let is_link = fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+            if !is_link {
+                continue;
+            }
+            // A dangling link has no content to depend on.
+            let Ok(target) = fs::canonicalize(&path) else {
+                continue;
+            };
+            if self.canonical_root.is_none() {
+                let root = fs::canonicalize(self.root).map_err(|e| TreeError::io(self.root, e))?;
+                self.canonical_root = Some(root);
+            }
+            if !self
+                .canonical_root
+                .as_deref()
+                .is_some_and(|root| target.starts_with(root))
+            {
+                return Err(TreeError::ExternalIgnoreFile { path, target });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `path` relative to `root`, components joined with `/`.
+fn relative_utf8(root: &Path, path: &Path) -> Result<String, TreeError> {
+    let rel = path.strip_prefix(root).map_err(|_| TreeError::Walk {
+        path: path.to_path_buf(),
+        message: format!("walked path is not under {}", root.display()),
+    })?;
+    let mut out = String::with_capacity(rel.as_os_str().len());
+    for component in rel.components() {
+        let Component::Normal(name) = component else {
+            return Err(TreeError::Walk {
+                path: path.to_path_buf(),
+                message: "unexpected path component".to_owned(),
+            });
+        };
+        let name = name.to_str().ok_or_else(|| TreeError::NonUtf8Path {
+            path: path.to_path_buf(),
+        })?;
+        if !out.is_empty() {
+            out.push('/');
+        }
+        out.push_str(name);
+    }
+    Ok(out)
+}
+
+fn walk(
+    root: &Path,
+    opts: &TreeOptions,
+    builder: &WalkBuilder,
+) -> Result<Vec<SelectedFile>, TreeError> {
+    let mut walker = Walker {
+        root,
+        ignore_names: [
+            (opts.gitignore, GITIGNORE),
+            (opts.dockerignore, DOCKERIGNORE),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect(),
+        canonical_root: None,
+    };
+    let mut files = Vec::new();
+    for result in builder.build() {
+        let entry = result.map_err(|e| TreeError::from_walk(e, root))?;
+        if let Some(file) = walker.classify(entry)? {
+            files.push(file);
+        }
+    }
+    Ok(files)
+}

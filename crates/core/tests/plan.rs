@@ -1,0 +1,573 @@
+//! The Dockerfile a plan renders, one snapshot per case, and the specs a plan must refuse.
+#![allow(clippy::unwrap_used)]
+
+#[path = "fixtures/plan/support.rs"]
+mod support;
+
+use imagespec_core::plan::cuda::cuda_base_image;
+use imagespec_core::plan::{
+    BuildPlan, DEFAULT_BASE_IMAGE, Instruction, LABEL_INPUTS, PlanError, SecretSource,
+};
+use imagespec_core::resolve_image;
+use support::{load, plan, plan_error, plan_with_base, project, redacted};
+
+/// Plans `yaml` in a copy of the fixture project and snapshots the (redacted) Dockerfile.
+fn snapshot(name: &str, yaml: &str) {
+    let dir = project();
+    let (_, image, plan) = plan(dir.path(), yaml);
+    insta::assert_snapshot!(name, redacted(&plan, &image));
+}
+
+#[test]
+fn plan_minimal_spec() {
+    snapshot("minimal", "name: minimal\n");
+}
+
+#[test]
+fn plan_apt_packages() {
+    snapshot(
+        "apt_packages",
+        "name: apt\napt_packages: [git, curl, 'libpq5=15.*']\n",
+    );
+}
+
+#[test]
+fn plan_python_version_and_packages_with_uv() {
+    snapshot(
+        "uv_packages",
+        r#"
+name: uv-packages
+python_version: "3.11"
+packages: [numpy==1.26.4, "pandas[parquet]>=2", "scikit-learn~=1.5"]
+"#,
+    );
+}
+
+#[test]
+fn plan_python_exec_uses_the_base_interpreter() {
+    snapshot(
+        "python_exec",
+        r#"
+name: exec
+base_image: pytorch/pytorch:2.4.0-cuda12.4-cudnn9-runtime
+python_exec: /opt/conda/bin/python
+python_version: "3.11"
+packages: [flytekit]
+"#,
+    );
+}
+
+#[test]
+fn plan_python_exec_without_version_only_checks_it_runs() {
+    snapshot(
+        "python_exec_no_version",
+        "name: exec\nbase_image: python:3.12-slim\npython_exec: /usr/local/bin/python\n",
+    );
+}
+
+#[test]
+fn plan_conda_packages_with_micromamba() {
+    snapshot(
+        "conda",
+        r#"
+name: conda
+python_version: "3.11"
+conda_channels: [pytorch, nvidia]
+conda_packages: [pytorch=2.4, pytorch-cuda=12.4]
+packages: [flytekit]
+builder_config:
+  micromamba_image: mambaorg/micromamba:2.0.5
+"#,
+    );
+}
+
+#[test]
+fn plan_indexes_extra_args_and_secrets() {
+    snapshot(
+        "pip_options_and_secrets",
+        r#"
+name: private
+python_version: "3.12"
+packages: [internal-lib==1.4.0, requests]
+pip_index: https://pypi.internal.example/simple
+pip_extra_index_url: [https://pypi.org/simple, https://download.pytorch.org/whl/cpu]
+pip_extra_args: --no-build-isolation --config-settings "editable mode=compat"
+pip_secret_mounts:
+  - [secrets/netrc, /root/.netrc]
+  - ["env:PIP_TOKEN", /run/secrets/pip_token]
+builder_config:
+  uv_image: registry.internal.example/astral-sh/uv:0.9.5
+"#,
+    );
+}
+
+#[test]
+fn plan_requirements_txt() {
+    snapshot(
+        "requirements_txt",
+        r#"
+name: wf
+python_version: "3.11"
+requirements: requirements.txt
+packages: [flytekitplugins-pandera]
+"#,
+    );
+}
+
+#[test]
+fn plan_uv_lock() {
+    snapshot(
+        "uv_lock",
+        "name: wf\npython_version: \"3.11\"\nrequirements: uvproj/uv.lock\npip_index: https://pypi.org/simple\n",
+    );
+}
+
+#[test]
+fn plan_poetry_lock() {
+    snapshot(
+        "poetry_lock",
+        "name: wf\npython_version: \"3.11\"\nrequirements: poetryproj/poetry.lock\npip_extra_args: --all-extras\n",
+    );
+}
+
+#[test]
+fn plan_pyproject_toml() {
+    snapshot(
+        "pyproject",
+        "name: wf\npython_version: \"3.10\"\nrequirements: pyproj/pyproject.toml\n",
+    );
+}
+
+#[test]
+fn plan_uv_lock_into_python_exec() {
+    snapshot(
+        "uv_lock_python_exec",
+        "name: wf\nbase_image: python:3.11-slim\npython_exec: /usr/local/bin/python\nrequirements: uvproj/uv.lock\n",
+    );
+}
+
+#[test]
+fn plan_env_values_are_quoted_literally() {
+    snapshot(
+        "env",
+        r#"
+name: env
+env:
+  GREETING: hello world
+  QUOTED: say "hi"
+  DOLLAR: $HOME/${USER}
+  BACKSLASH: C:\temp\
+  EMPTY: ""
+  EQUALS: a=b
+"#,
+    );
+}
+
+#[test]
+fn plan_commands_each_in_their_own_run() {
+    snapshot(
+        "commands",
+        r#"
+name: cmds
+commands:
+  - echo "built at $(date)" > /built.txt
+  - |
+    set -e
+    mkdir -p /data
+    touch /data/ready
+  - '[ -d /data ] && echo ok'
+  - --weird
+"#,
+    );
+}
+
+#[test]
+fn plan_copy_entries() {
+    snapshot("copy", "name: copy\ncopy: [data, tools/bootstrap.sh]\n");
+}
+
+#[test]
+fn plan_source_root() {
+    snapshot("source_root", "name: src\nsource_root: src\n");
+}
+
+#[test]
+fn plan_source_copy_mode_none_copies_no_source() {
+    snapshot(
+        "source_copy_mode_none",
+        "name: src\nsource_root: src\nsource_copy_mode: none\n",
+    );
+}
+
+#[test]
+fn plan_entrypoint() {
+    snapshot(
+        "entrypoint",
+        "name: ep\nentrypoint: [python, -m, app.main, \"--name=a b\"]\n",
+    );
+}
+
+#[test]
+fn plan_entrypoint_empty_clears_it() {
+    snapshot("entrypoint_empty", "name: ep\nentrypoint: []\n");
+}
+
+#[test]
+fn plan_cuda_chooses_a_base_image() {
+    snapshot(
+        "cuda",
+        "name: gpu\ncuda: \"12.4\"\ncudnn: \"9\"\npython_version: \"3.11\"\npackages: [torch]\n",
+    );
+}
+
+#[test]
+fn plan_cuda_with_a_base_image_trusts_the_base() {
+    let dir = project();
+    let (_, image, plan) = plan(
+        dir.path(),
+        "name: gpu\nbase_image: my.registry/cuda-base:7\ncuda: \"10.0\"\ncudnn: \"7\"\n",
+    );
+    assert_eq!(plan.base_image(), "my.registry/cuda-base:7");
+    let inputs = serde_json::to_string(&image.inputs).unwrap();
+    assert!(
+        inputs.contains("\"cuda\"") && inputs.contains("\"cudnn\""),
+        "recorded: {inputs}"
+    );
+}
+
+#[test]
+fn plan_base_image_from_a_base_spec() {
+    let dir = project();
+    let yaml =
+        "name: child\npackages: [flytekit]\nbase_image:\n  name: base\n  apt_packages: [git]\n";
+    let (spec, image, from_image) = plan(dir.path(), yaml);
+    // The base spec's name, as the engine resolved it.
+    assert_eq!(
+        from_image.base_image(),
+        image.base.as_ref().unwrap().name.to_string()
+    );
+    // Or as the caller passes it.
+    let given = BuildPlan::new(&spec, &image, Some("registry.example/base:abc")).unwrap();
+    assert_eq!(given.base_image(), "registry.example/base:abc");
+    let text = redacted(&given, &image);
+    insta::assert_snapshot!("base_spec", text);
+}
+
+#[test]
+fn plan_builder_options_root_and_workdir() {
+    snapshot(
+        "builder_options",
+        r#"
+name: opts
+source_root: src
+packages: [flytekit]
+builder_options:
+  non_root_user: false
+  workdir: /app
+"#,
+    );
+}
+
+#[test]
+fn plan_platforms_are_carried_not_rendered() {
+    let dir = project();
+    let (_, _, plan) = plan(
+        dir.path(),
+        "name: multi\nplatform: linux/arm64,linux/amd64\n",
+    );
+    assert_eq!(plan.platforms(), ["linux/amd64", "linux/arm64"]);
+    // Only the identity label (the hash inputs) mentions them.
+    let text = plan.dockerfile();
+    let build_steps = text.split("LABEL dev.imagespec.spec-hash").next().unwrap();
+    assert!(
+        !build_steps.contains("platform")
+            && !build_steps.contains("amd64")
+            && !build_steps.contains("arm64")
+    );
+}
+
+#[test]
+fn plan_realistic_full_spec() {
+    snapshot(
+        "full",
+        r#"
+name: say-hello
+registry: ghcr.io/my-org
+python_version: "3.11"
+apt_packages: [git, build-essential]
+requirements: requirements.txt
+packages: [flytekitplugins-deck-standard]
+pip_extra_index_url: [https://download.pytorch.org/whl/cpu]
+pip_secret_mounts: [[secrets/netrc, /root/.netrc]]
+env:
+  FLYTE_SDK_RICH_TRACEBACKS: "0"
+  MODE: production
+copy: [data]
+commands: ["python -c 'import flytekit'"]
+source_root: src
+entrypoint: [python, -m, app.main]
+platform: linux/amd64,linux/arm64
+tag_format: "{spec_hash}-dev"
+runtime_packages: [rich]
+"#,
+    );
+}
+
+// ---- structure ----------------------------------------------------------------------------
+
+#[test]
+fn plan_no_syntax_directive_and_identity_last() {
+    let dir = project();
+    let (_, image, plan) = plan(
+        dir.path(),
+        "name: wf\npackages: [numpy]\nsource_root: src\n",
+    );
+    let text = plan.dockerfile();
+    assert!(!text.to_lowercase().contains("syntax="), "{text}");
+    let instructions = plan.instructions();
+    let n = instructions.len();
+    assert!(matches!(&instructions[n - 2], Instruction::Label(_)));
+    assert!(matches!(&instructions[n - 1], Instruction::Env(_)));
+    assert!(text.ends_with(&format!(
+        "ENV IMAGESPEC_SPEC_HASH=\"{}\"\n",
+        image.spec_hash
+    )));
+    // The label carries the hash inputs exactly, as JSON a tool can read back.
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(LABEL_INPUTS))
+        .unwrap()
+        .trim_start();
+    let quoted = &line[LABEL_INPUTS.len() + 1..];
+    let unescaped = quoted[1..quoted.len() - 1]
+        .replace("\\\"", "\"")
+        .replace("\\$", "$")
+        .replace("\\\\", "\\");
+    let parsed: serde_json::Value = serde_json::from_str(&unescaped).unwrap();
+    assert_eq!(parsed, serde_json::to_value(&image.inputs).unwrap());
+}
+
+#[test]
+fn plan_layer_order_is_least_to_most_frequently_changed() {
+    let dir = project();
+    let (_, _, plan) = plan(
+        dir.path(),
+        "name: order\napt_packages: [git]\npackages: [numpy]\nenv: {A: b}\ncopy: [data]\ncommands: [echo hi]\nsource_root: src\n",
+    );
+    let text = plan.dockerfile();
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("missing {needle}:\n{text}"))
+    };
+    let order = [
+        "FROM ",
+        "apt-get install",
+        "useradd",
+        "uv venv",
+        "uv pip install",
+        "ENV A=",
+        "COPY --chown=1000 copy/",
+        "RUN echo hi",
+        "COPY --chown=1000 source/",
+        "USER 1000",
+        "LABEL dev.imagespec.spec-hash",
+    ];
+    for pair in order.windows(2) {
+        assert!(
+            at(pair[0]) < at(pair[1]),
+            "`{}` must come before `{}`",
+            pair[0],
+            pair[1]
+        );
+    }
+}
+
+#[test]
+fn plan_secrets_are_listed_by_id() {
+    let dir = project();
+    let (_, _, plan) = plan(
+        dir.path(),
+        "name: s\npackages: [a]\npip_secret_mounts: [[secrets/netrc, /root/.netrc], [\"env:TOKEN\", /run/secrets/t]]\n",
+    );
+    let secrets = plan.secrets();
+    assert_eq!(secrets.len(), 2);
+    assert_eq!(secrets[0].id, "pip_secret_0");
+    assert_eq!(secrets[0].target, "/root/.netrc");
+    assert_eq!(
+        secrets[0].source,
+        SecretSource::File(dir.path().join("secrets/netrc"))
+    );
+    assert_eq!(secrets[1].id, "pip_secret_1");
+    assert_eq!(secrets[1].source, SecretSource::Env("TOKEN".into()));
+    // Mounted on the install step only.
+    let text = plan.dockerfile();
+    assert_eq!(text.matches("type=secret").count(), 2);
+    let install = plan
+        .instructions()
+        .iter()
+        .filter(|i| matches!(i, Instruction::Run(r) if r.mounts.iter().any(|m| matches!(m, imagespec_core::plan::Mount::Secret { .. }))))
+        .count();
+    assert_eq!(install, 1);
+    assert!(
+        !text.contains("TOKEN"),
+        "the env var name stays with the builder: {text}"
+    );
+}
+
+// ---- CUDA ---------------------------------------------------------------------------------
+
+#[test]
+fn plan_cuda_table_accepts_known_combinations() {
+    assert_eq!(
+        cuda_base_image("12.4", Some("9")).unwrap(),
+        "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"
+    );
+    assert_eq!(
+        cuda_base_image("12.4.1", None).unwrap(),
+        "nvidia/cuda:12.4.1-runtime-ubuntu22.04"
+    );
+    assert_eq!(
+        cuda_base_image("11.8", Some("8")).unwrap(),
+        "nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04"
+    );
+    assert_eq!(
+        cuda_base_image("12.1", Some("8")).unwrap(),
+        "nvidia/cuda:12.1.1-cudnn8-runtime-ubuntu22.04"
+    );
+    assert_eq!(
+        cuda_base_image("12.3", Some("9")).unwrap(),
+        "nvidia/cuda:12.3.2-cudnn9-runtime-ubuntu22.04"
+    );
+    assert_eq!(
+        cuda_base_image("12.8", None).unwrap(),
+        "nvidia/cuda:12.8.1-runtime-ubuntu22.04"
+    );
+}
+
+#[test]
+fn plan_cuda_table_rejects_impossible_combinations() {
+    let e = cuda_base_image("10.2", None).unwrap_err();
+    assert!(matches!(e, PlanError::UnknownCuda { .. }));
+    let msg = e.to_string();
+    assert!(
+        msg.contains("`cuda: \"10.2\"`")
+            && msg.contains("11.8, 12.1")
+            && msg.contains("base_image"),
+        "{msg}"
+    );
+    assert!(
+        cuda_base_image("12.4.0", None).is_err(),
+        "only published patch versions"
+    );
+
+    let e = cuda_base_image("11.8", Some("9")).unwrap_err();
+    assert!(matches!(e, PlanError::UnknownCudnn { .. }));
+    assert!(
+        e.to_string().contains("valid cudnn values for it: 8"),
+        "{e}"
+    );
+    assert!(cuda_base_image("12.4", Some("8")).is_err());
+    assert!(cuda_base_image("12.4", Some("9.1")).is_err());
+
+    let dir = project();
+    let msg = plan_error(dir.path(), "name: gpu\ncuda: \"12.0\"\n");
+    assert!(msg.contains("no known nvidia/cuda base image"), "{msg}");
+}
+
+#[test]
+fn plan_default_base_without_cuda() {
+    let dir = project();
+    let (_, _, plan) = plan(dir.path(), "name: plain\n");
+    assert_eq!(plan.base_image(), DEFAULT_BASE_IMAGE);
+    let (_, _, plan) = plan_with_base(dir.path(), "name: plain\ncuda: \"12.4\"\n", Some("given:1"));
+    assert_eq!(
+        plan.base_image(),
+        "given:1",
+        "a given base wins over the CUDA table"
+    );
+}
+
+// ---- refusals -----------------------------------------------------------------------------
+
+#[test]
+fn plan_unknown_builder_options_are_rejected() {
+    let dir = project();
+    let msg = plan_error(dir.path(), "name: o\nbuilder_options: {cache: true}\n");
+    assert!(
+        msg.contains("`cache`") && msg.contains("non_root_user, workdir"),
+        "{msg}"
+    );
+    let msg = plan_error(
+        dir.path(),
+        "name: o\nbuilder_options: {workdir: relative}\n",
+    );
+    assert!(msg.contains("builder_options.workdir"), "{msg}");
+}
+
+#[test]
+fn plan_python_exec_and_conda_conflict() {
+    let dir = project();
+    let msg = plan_error(
+        dir.path(),
+        "name: c\npython_exec: /usr/bin/python3\nconda_packages: [numpy]\n",
+    );
+    assert!(
+        msg.contains("`python_exec` cannot be combined with `conda_packages`"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn plan_values_that_cannot_be_one_line_are_rejected() {
+    let dir = project();
+    let msg = plan_error(dir.path(), "name: e\nenv:\n  MULTI: \"a\\nb\"\n");
+    assert!(msg.contains("`env.MULTI`"), "{msg}");
+    let msg = plan_error(dir.path(), "name: e\npackages: [\"a\\nb\"]\n");
+    assert!(msg.contains("`packages[0]`"), "{msg}");
+}
+
+#[test]
+fn plan_empty_commands_and_bad_extra_args_are_rejected() {
+    let dir = project();
+    let msg = plan_error(dir.path(), "name: e\ncommands: [echo a, \"  \"]\n");
+    assert!(msg.contains("`commands[1]` is empty"), "{msg}");
+    let msg = plan_error(
+        dir.path(),
+        "name: e\npackages: [a]\npip_extra_args: \"--foo 'bar\"\n",
+    );
+    assert!(msg.contains("unterminated single quote"), "{msg}");
+}
+
+#[test]
+fn plan_secrets_without_an_install_step_are_rejected() {
+    let dir = project();
+    let msg = plan_error(
+        dir.path(),
+        "name: e\npip_secret_mounts: [[secrets/netrc, /root/.netrc]]\n",
+    );
+    assert!(msg.contains("nothing is installed"), "{msg}");
+}
+
+#[test]
+fn plan_a_secret_inside_the_copied_files_is_rejected() {
+    let dir = project();
+    std::fs::write(dir.path().join("src/.netrc"), "machine x password p").unwrap();
+    let msg = plan_error(
+        dir.path(),
+        "name: e\npackages: [a]\nsource_root: src\npip_secret_mounts: [[src/.netrc, /root/.netrc]]\n",
+    );
+    assert!(msg.contains("inside `source_root`"), "{msg}");
+}
+
+#[test]
+fn plan_a_resolved_image_of_another_spec_is_drift() {
+    let dir = project();
+    let a = load(dir.path(), "name: a\npackages: [numpy]\n");
+    let b = load(dir.path(), "name: a\npackages: [pandas]\n");
+    let image_b = resolve_image(&b).unwrap();
+    let e = BuildPlan::new(&a, &image_b, None).unwrap_err();
+    assert!(
+        matches!(&e, PlanError::Drift { fields } if fields == &["packages".to_string()]),
+        "{e}"
+    );
+}
