@@ -1,0 +1,186 @@
+//! Bounded retries with exponential backoff for transient failures.
+//!
+//! Registries rate-limit (429) and have bad minutes (502/503/504); a single such answer should
+//! not turn into "could not tell whether the image exists". But an existence check sits on the
+//! critical path of every build, so retries are few and short: a registry that is down is
+//! reported as [`crate::Existence::Unknown`] within about a second by default.
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{RequestBuilder, Response, StatusCode};
+
+use crate::error::RegistryError;
+
+/// How often and how long to retry transient failures (connection errors, timeouts, 408, 429,
+/// 500, 502, 503, 504).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Total tries, including the first (at least 1).
+    pub max_attempts: u32,
+    /// The wait before the second try; doubled for each further try.
+    pub base_delay: Duration,
+    /// The longest single wait, also the cap on a server's `Retry-After`.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// A single try, no retries.
+    pub fn none() -> Self {
+        Self {
+            max_attempts: 1,
+            ..Self::default()
+        }
+    }
+
+    /// The wait after failed try number `attempt` (1-based).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.base_delay.saturating_mul(factor).min(self.max_delay)
+    }
+}
+
+/// A response and how many tries it took.
+pub(crate) struct Sent {
+    pub response: Response,
+    pub attempts: u32,
+}
+
+fn is_retryable(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// `Retry-After` as seconds or an HTTP date; `None` when absent or unreadable.
+pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or_default())
+}
+
+/// A short description of a transport error: its kind and innermost cause (e.g.
+/// "connection failed: Connection refused (os error 111)"), without repeating the URL.
+pub(crate) fn describe(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    if std::ptr::addr_eq(cause, error) {
+        kind.to_string()
+    } else {
+        format!("{kind}: {cause}")
+    }
+}
+
+/// Sends the request built by `build` (called once per try), retrying transient failures.
+/// A final retryable status is returned as a response (the caller reports it); a final
+/// transport error becomes [`RegistryError::Unreachable`].
+pub(crate) async fn send(
+    policy: &RetryPolicy,
+    registry: &str,
+    build: impl Fn() -> RequestBuilder,
+) -> Result<Sent, RegistryError> {
+    let max = policy.max_attempts.max(1);
+    let mut attempt = 1;
+    loop {
+        let (client, request) = build().build_split();
+        let request = request.map_err(|e| RegistryError::Client {
+            reason: describe(&e),
+        })?;
+        let (method, url) = (request.method().clone(), request.url().clone());
+        match client.execute(request).await {
+            Ok(response) => {
+                let status = response.status();
+                tracing::debug!(%method, %url, status = status.as_u16(), attempt, "registry response");
+                if !is_retryable(status) || attempt >= max {
+                    return Ok(Sent {
+                        response,
+                        attempts: attempt,
+                    });
+                }
+                let wait = retry_after(response.headers(), SystemTime::now())
+                    .map(|d| d.min(policy.max_delay))
+                    .unwrap_or_else(|| policy.backoff(attempt));
+                tracing::debug!(%method, %url, status = status.as_u16(), wait_ms = wait.as_millis() as u64, "retrying");
+                tokio::time::sleep(wait).await;
+            }
+            Err(error) if error.is_builder() || attempt >= max => {
+                tracing::debug!(%method, %url, attempt, error = %describe(&error), "request failed");
+                return Err(RegistryError::Unreachable {
+                    registry: registry.to_string(),
+                    attempts: attempt,
+                    reason: describe(&error),
+                });
+            }
+            Err(error) => {
+                let wait = policy.backoff(attempt);
+                tracing::debug!(%method, %url, attempt, error = %describe(&error), wait_ms = wait.as_millis() as u64, "retrying");
+                tokio::time::sleep(wait).await;
+            }
+        }
+        attempt += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let p = RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(1),
+        };
+        assert_eq!(p.backoff(1), Duration::from_millis(200));
+        assert_eq!(p.backoff(2), Duration::from_millis(400));
+        assert_eq!(p.backoff(3), Duration::from_millis(800));
+        assert_eq!(p.backoff(4), Duration::from_secs(1));
+        assert_eq!(p.backoff(60), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let headers = |v: &str| {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = reqwest::header::HeaderValue::from_str(v) {
+                h.insert(RETRY_AFTER, v);
+            }
+            h
+        };
+        assert_eq!(
+            retry_after(&headers("3"), now),
+            Some(Duration::from_secs(3))
+        );
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(7));
+        assert_eq!(
+            retry_after(&headers(&date), now),
+            Some(Duration::from_secs(7))
+        );
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(7));
+        assert_eq!(retry_after(&headers(&past), now), Some(Duration::ZERO));
+        assert_eq!(retry_after(&headers("soon"), now), None);
+        assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+}
