@@ -1,0 +1,341 @@
+//! Running one Dockerfile build on the connected engine.
+//!
+//! The context is written to a 0600 file in a private temporary directory (never held whole in
+//! memory: a source tree can be large), opened for the upload, and unlinked at once, so nothing
+//! is left behind by a crash, a failure or a cancellation; dropping the build future also drops
+//! the directory guard. The file is streamed to `/build`:
+//! - Docker: BuildKit (`version=2`), with a client session when the build has secrets
+//!   (`crate::session`), and a `buildid` so that a cancellation can stop the solve at once;
+//! - Podman: the libpod endpoint, with secrets as files inside the context (`crate::secrets`).
+//!
+//! The answer is streamed through [`Progress`] into the request's events.
+
+use std::collections::BTreeMap;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use http::Method;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use imagespec_core::build::{BuildError, BuildEvent, EventSink};
+use tokio_util::io::ReaderStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::discovery::{ConnectedEngine, EngineKind};
+use crate::engine_http::{self as api, JsonStream};
+use crate::error::LocalError;
+use crate::progress::{BuildMessage, Progress};
+use crate::secrets::{BuildSecret, Redactor, SecretSource, podman_secret_name, write_tar_entry};
+use crate::session;
+
+/// Writes the build context (an uncompressed tar holding the Dockerfile) to the given writer.
+pub type ContextWriter = Box<dyn FnOnce(&mut dyn Write) -> Result<(), String> + Send>;
+
+/// One Dockerfile build in engine terms: what a build plan turns into, or what a caller with
+/// its own Dockerfile provides directly.
+pub struct BuildJob {
+    /// The name to tag the image with.
+    pub tag: String,
+    /// The Dockerfile's path inside the context.
+    pub dockerfile: String,
+    pub context: ContextWriter,
+    /// Secrets the Dockerfile mounts with `RUN --mount=type=secret,id=<id>`.
+    pub secrets: Vec<BuildSecret>,
+    /// The target platform (`linux/amd64`); `None` builds for the engine's own.
+    pub platform: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub events: EventSink,
+    pub cancel: CancellationToken,
+}
+
+impl std::fmt::Debug for BuildJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildJob")
+            .field("tag", &self.tag)
+            .field("dockerfile", &self.dockerfile)
+            .field(
+                "secrets",
+                &self.secrets.iter().map(|s| &s.id).collect::<Vec<_>>(),
+            )
+            .field("platform", &self.platform)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A finished build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltImage {
+    pub tag: String,
+    /// The image id (`sha256:...`) the engine reported.
+    pub image_id: Option<String>,
+}
+
+fn cancelled() -> BuildError {
+    LocalError::Cancelled.into()
+}
+
+/// Runs `job` on `engine`; temporary files go under `temp_root`.
+pub(crate) async fn run(
+    engine: &ConnectedEngine,
+    job: BuildJob,
+    temp_root: &Path,
+) -> Result<BuiltImage, BuildError> {
+    let BuildJob {
+        tag,
+        dockerfile,
+        context,
+        secrets,
+        platform,
+        labels,
+        events,
+        cancel,
+    } = job;
+    if cancel.is_cancelled() {
+        return Err(cancelled());
+    }
+    let redactor = Redactor::new(secrets.iter().map(|s| &s.value));
+    let nonce = session::random_id();
+    let podman_secrets: Vec<(String, String)> = match engine.kind {
+        EngineKind::Podman => secrets
+            .iter()
+            .map(|s| (s.id.clone(), podman_secret_name(&nonce[..12], &s.id)))
+            .collect(),
+        EngineKind::Docker => Vec::new(),
+    };
+
+    // 1. The context, in a private temporary directory.
+    let dir = tempfile::Builder::new()
+        .prefix("imagespec-build-")
+        .tempdir_in(temp_root)
+        .map_err(|e| LocalError::Context {
+            reason: format!(
+                "cannot create a temporary directory in {}: {e}",
+                temp_root.display()
+            ),
+        })?;
+    let path = dir.path().join("context.tar");
+    events.emit(BuildEvent::Status {
+        message: "writing the build context".into(),
+    });
+    let write = {
+        let path = path.clone();
+        let files: Vec<(String, Vec<u8>)> = podman_secrets
+            .iter()
+            .zip(&secrets)
+            .map(|((_, name), s)| (name.clone(), s.value.expose().to_vec()))
+            .collect();
+        tokio::task::spawn_blocking(move || -> Result<u64, String> {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            let mut w = BufWriter::new(file);
+            for (name, data) in &files {
+                write_tar_entry(&mut w, name, data).map_err(|e| e.to_string())?;
+            }
+            context(&mut w)?;
+            let file = w.into_inner().map_err(|e| e.to_string())?;
+            file.sync_all().ok();
+            file.metadata().map(|m| m.len()).map_err(|e| e.to_string())
+        })
+    };
+    let size = tokio::select! {
+        _ = cancel.cancelled() => return Err(cancelled()),
+        r = write => r.map_err(|e| LocalError::Context { reason: e.to_string() })?
+            .map_err(|reason| LocalError::Context { reason: redactor.redact(&reason) })?,
+    };
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| LocalError::Context {
+            reason: format!("cannot open {}: {e}", path.display()),
+        })?;
+    // Unlink now: the open handle keeps the bytes for the upload, and nothing stays on disk.
+    drop(dir);
+    tracing::debug!(size, %tag, engine = %engine.kind, "build context written");
+    let body = StreamBody::new(ReaderStream::new(file).map_ok(Frame::data)).boxed();
+
+    // 2. The request.
+    let labels_json = serde_json::to_string(&labels).map_err(|e| LocalError::Context {
+        reason: e.to_string(),
+    })?;
+    let mut params: Vec<(&str, String)> = vec![
+        ("dockerfile", dockerfile),
+        ("t", tag.clone()),
+        ("labels", labels_json),
+    ];
+    if let Some(p) = &platform {
+        params.push(("platform", p.clone()));
+    }
+    let build_id = session::random_id();
+    let mut _session = None;
+    let path = match engine.kind {
+        EngineKind::Docker => {
+            params.extend([
+                ("version", "2".to_string()),
+                ("rm", "1".into()),
+                ("forcerm", "1".into()),
+                ("buildid", build_id.clone()),
+            ]);
+            if !secrets.is_empty() {
+                let s = tokio::select! {
+                    _ = cancel.cancelled() => return Err(cancelled()),
+                    s = session::start(&engine.http, &secrets) => s?,
+                };
+                params.push(("session", s.id.clone()));
+                _session = Some(s);
+            }
+            engine.http.compat("/build")
+        }
+        EngineKind::Podman => {
+            params.extend([
+                ("rm", "true".to_string()),
+                ("forcerm", "true".into()),
+                ("layers", "true".into()),
+            ]);
+            if !podman_secrets.is_empty() {
+                let list: Vec<String> = podman_secrets
+                    .iter()
+                    .map(|(id, name)| format!("id={id},src={name}"))
+                    .collect();
+                params.push((
+                    "secrets",
+                    serde_json::to_string(&list).map_err(|e| LocalError::Context {
+                        reason: e.to_string(),
+                    })?,
+                ));
+            }
+            engine.http.libpod("/build")
+        }
+    };
+    let uri = format!("{path}?{}", api::query(&params));
+    events.emit(BuildEvent::Status {
+        message: format!("building {tag} on {} {}", engine.kind, engine.version),
+    });
+
+    // 3. The answer, streamed.
+    let mut progress = Progress::new(events.clone(), redactor.clone());
+    let stream = async {
+        let response = engine
+            .http
+            .send(
+                "the build request",
+                Method::POST,
+                &uri,
+                &[("Content-Type", "application/x-tar".into())],
+                body,
+            )
+            .await
+            .map_err(|e| redact_error(e.into(), &redactor))?;
+        let mut messages = JsonStream::new(response);
+        while let Some(message) = messages.next::<BuildMessage>().await {
+            match message {
+                Ok(m) => progress.handle(m),
+                Err(raw) => progress.raw(&raw),
+            }
+        }
+        Ok::<_, BuildError>(())
+    };
+    let streamed = tokio::select! {
+        _ = cancel.cancelled() => None,
+        r = stream => Some(r),
+    };
+    match streamed {
+        None => {
+            if engine.kind == EngineKind::Docker {
+                cancel_docker_build(engine, &build_id).await;
+            }
+            Err(cancelled())
+        }
+        Some(Err(e)) => Err(e),
+        Some(Ok(())) => {
+            let mut image_id = progress.finish()?;
+            if image_id.is_none() {
+                // Podman's libpod endpoint does not send the id; the store knows it.
+                image_id = engine
+                    .docker
+                    .inspect_image(&tag)
+                    .await
+                    .ok()
+                    .and_then(|i| i.id);
+            }
+            Ok(BuiltImage { tag, image_id })
+        }
+    }
+}
+
+/// Asks Docker to stop a BuildKit solve; closing the connection stops it too, so this is only
+/// to make it stop promptly.
+async fn cancel_docker_build(engine: &ConnectedEngine, build_id: &str) {
+    let uri = format!(
+        "{}?{}",
+        engine.http.compat("/build/cancel"),
+        api::query(&[("id", build_id.to_string())])
+    );
+    let call = engine.http.send(
+        "cancelling the build",
+        Method::POST,
+        &uri,
+        &[],
+        api::empty(),
+    );
+    match tokio::time::timeout(Duration::from_secs(5), call).await {
+        Ok(Ok(_)) => tracing::debug!(build_id, "build cancelled"),
+        Ok(Err(e)) => tracing::debug!(build_id, "cancelling the build: {e}"),
+        Err(_) => tracing::debug!(build_id, "cancelling the build timed out"),
+    }
+}
+
+fn redact_error(mut e: BuildError, redactor: &Redactor) -> BuildError {
+    e.message = redactor.redact(&e.message);
+    e.log_tail = e.log_tail.iter().map(|l| redactor.redact(l)).collect();
+    e
+}
+
+/// Turns a build request into a job through the build plan: the plan's Dockerfile and context,
+/// its secrets read now (a missing file or variable fails before any work), its platform.
+pub(crate) fn job_from_request(
+    req: &imagespec_core::build::BuildRequest,
+    labels: BTreeMap<String, String>,
+) -> Result<BuildJob, BuildError> {
+    use imagespec_core::plan::{BuildPlan, SecretSource as PlanSource};
+
+    let plan = BuildPlan::new(&req.spec, &req.image, req.base_image.as_deref())
+        .map_err(|e| LocalError::Plan(e.to_string()))?;
+    let secrets = plan
+        .secrets()
+        .iter()
+        .map(|s| {
+            let source = match &s.source {
+                PlanSource::File(p) => SecretSource::File(p.clone()),
+                PlanSource::Env(v) => SecretSource::Env(v.clone()),
+            };
+            BuildSecret::load(&s.id, &source, &req.spec.root)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let platform = match plan.platforms() {
+        [] => None,
+        [one] => Some(one.clone()),
+        _ => {
+            return Err(LocalError::Unsupported(
+                "several platforms in one build are not supported by the local builder; build one platform per spec".into(),
+            )
+            .into());
+        }
+    };
+    tracing::debug!(image = %req.image.name, dockerfile = %plan.dockerfile(), "build plan");
+    Ok(BuildJob {
+        tag: req.image.name.to_string(),
+        dockerfile: plan.dockerfile_path().to_string(),
+        context: Box::new(move |w| plan.write_context(w).map(|_| ()).map_err(|e| e.to_string())),
+        secrets,
+        platform,
+        labels,
+        events: req.events.clone(),
+        cancel: req.cancel.clone(),
+    })
+}

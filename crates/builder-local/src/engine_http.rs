@@ -1,0 +1,342 @@
+//! A minimal HTTP/1.1 client for the engine calls bollard does not cover the way we need:
+//! `/build` (BuildKit with a client session; Podman's `secrets` parameter), `/session` (an
+//! `h2c` upgrade that carries the BuildKit session), and `/images/{name}/push` (whose final
+//! `aux` message carries the pushed digest, which bollard's push type drops).
+//!
+//! Requests stream their bodies (a build context can be large) and responses are read as a
+//! stream of JSON messages, as the Engine API sends them.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+
+use crate::discovery::Endpoint;
+use crate::error::LocalError;
+
+/// A request body.
+pub(crate) type Body = BoxBody<Bytes, io::Error>;
+
+/// An empty body.
+pub(crate) fn empty() -> Body {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// The engine's API over one endpoint; every call opens its own connection (the engine
+/// serves concurrent builds on separate connections anyway).
+#[derive(Debug, Clone)]
+pub(crate) struct EngineHttp {
+    endpoint: Endpoint,
+    api_version: String,
+}
+
+impl EngineHttp {
+    pub(crate) fn new(endpoint: Endpoint, api_version: String) -> Self {
+        EngineHttp {
+            endpoint,
+            api_version,
+        }
+    }
+
+    /// `/v{api}{path}` for the Docker-compatible API.
+    pub(crate) fn compat(&self, path: &str) -> String {
+        format!("/v{}{path}", self.api_version)
+    }
+
+    /// `/v4.0.0/libpod{path}` for Podman's own API (any 4.x or later service accepts it).
+    pub(crate) fn libpod(&self, path: &str) -> String {
+        format!("/v4.0.0/libpod{path}")
+    }
+
+    async fn connect(&self) -> Result<hyper::client::conn::http1::SendRequest<Body>, LocalError> {
+        let stream = match &self.endpoint {
+            Endpoint::Unix(p) => UnixStream::connect(p).await.map(EngineStream::Unix),
+            Endpoint::Tcp(a) => TcpStream::connect(a).await.map(EngineStream::Tcp),
+        }
+        .map_err(|e| LocalError::Connect {
+            endpoint: self.endpoint.to_string(),
+            reason: e.to_string(),
+        })?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| LocalError::Connect {
+                endpoint: self.endpoint.to_string(),
+                reason: e.to_string(),
+            })?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!("engine connection ended: {e}");
+            }
+        });
+        Ok(sender)
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Body,
+    ) -> Result<Request<Body>, LocalError> {
+        let host = match &self.endpoint {
+            Endpoint::Unix(_) => "docker".to_string(),
+            Endpoint::Tcp(a) => a.clone(),
+        };
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::HOST, host);
+        for (name, value) in headers {
+            builder = builder.header(*name, value.as_str());
+        }
+        builder.body(body).map_err(|e| LocalError::Transport {
+            what: format!("building the request {path}"),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Sends a request; a non-2xx answer becomes [`LocalError::EngineStatus`] with the
+    /// engine's `message`.
+    pub(crate) async fn send(
+        &self,
+        what: &str,
+        method: Method,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Body,
+    ) -> Result<Response<Incoming>, LocalError> {
+        let request = self.request(method, path, headers, body)?;
+        let mut sender = self.connect().await?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| LocalError::Transport {
+                what: what.to_string(),
+                reason: e.to_string(),
+            })?;
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(status_error(what, response).await)
+        }
+    }
+
+    /// Sends an upgrade request (`Connection: Upgrade`) and returns the upgraded connection.
+    pub(crate) async fn upgrade(
+        &self,
+        what: &str,
+        path: &str,
+        headers: &[(&str, String)],
+    ) -> Result<TokioIo<hyper::upgrade::Upgraded>, LocalError> {
+        let request = self.request(Method::POST, path, headers, empty())?;
+        let mut sender = self.connect().await?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| LocalError::Transport {
+                what: what.to_string(),
+                reason: e.to_string(),
+            })?;
+        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            return Err(status_error(what, response).await);
+        }
+        let upgraded = hyper::upgrade::on(response)
+            .await
+            .map_err(|e| LocalError::Transport {
+                what: what.to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(TokioIo::new(upgraded))
+    }
+}
+
+/// Reads an error answer: the Engine API puts `{"message": "..."}` in the body.
+async fn status_error(what: &str, response: Response<Incoming>) -> LocalError {
+    let status = response.status().as_u16();
+    let body = http_body_util::Limited::new(response.into_body(), 64 * 1024)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    #[derive(serde::Deserialize)]
+    struct Message {
+        message: String,
+    }
+    let message = serde_json::from_slice::<Message>(&body)
+        .map(|m| m.message)
+        .unwrap_or_else(|_| String::from_utf8_lossy(&body).trim().to_string());
+    LocalError::EngineStatus {
+        what: what.to_string(),
+        status,
+        message,
+    }
+}
+
+/// The JSON messages of a streaming answer (`/build`, `/push`), one at a time. The engine
+/// writes one JSON document per message, but a message may be split across (or share) body
+/// frames, so the bytes are buffered until a whole document is there.
+pub(crate) struct JsonStream {
+    body: Incoming,
+    buffer: BytesMut,
+    done: bool,
+}
+
+impl JsonStream {
+    pub(crate) fn new(response: Response<Incoming>) -> Self {
+        JsonStream {
+            body: response.into_body(),
+            buffer: BytesMut::new(),
+            done: false,
+        }
+    }
+
+    /// The next message; `None` at the end. A message that is not valid JSON yields
+    /// `Some(Err(raw text))` so the caller can decide (the text may need redaction).
+    pub(crate) async fn next<T: DeserializeOwned>(&mut self) -> Option<Result<T, String>> {
+        loop {
+            // Skip whitespace between documents.
+            let start = self
+                .buffer
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())
+                .unwrap_or(self.buffer.len());
+            let _ = self.buffer.split_to(start);
+            if !self.buffer.is_empty() {
+                let mut it = serde_json::Deserializer::from_slice(&self.buffer)
+                    .into_iter::<serde_json::Value>();
+                match it.next() {
+                    Some(Ok(value)) => {
+                        let used = it.byte_offset();
+                        let _ = self.buffer.split_to(used);
+                        return Some(
+                            serde_json::from_value::<T>(value.clone())
+                                .map_err(|_| value.to_string()),
+                        );
+                    }
+                    Some(Err(e)) if e.is_eof() && !self.done => {}
+                    Some(Err(_)) | None => {
+                        // Not JSON: hand back the rest of the line and carry on after it.
+                        let end = self
+                            .buffer
+                            .iter()
+                            .position(|b| *b == b'\n')
+                            .map_or(self.buffer.len(), |i| i + 1);
+                        if end == self.buffer.len() && !self.done {
+                            // Maybe an incomplete line; wait for more.
+                        } else {
+                            let raw = self.buffer.split_to(end);
+                            return Some(Err(String::from_utf8_lossy(&raw).trim().to_string()));
+                        }
+                    }
+                }
+            } else if self.done {
+                return None;
+            }
+            match self.body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buffer.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Some(Err(format!("the engine's answer broke off: {e}")));
+                }
+                None => self.done = true,
+            }
+        }
+    }
+}
+
+/// A connection to a unix or TCP endpoint.
+enum EngineStream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl AsyncRead for EngineStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            EngineStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            EngineStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for EngineStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            EngineStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            EngineStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            EngineStream::Unix(s) => Pin::new(s).poll_flush(cx),
+            EngineStream::Tcp(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            EngineStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            EngineStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// `application/x-www-form-urlencoded` encoding of query parameters.
+pub(crate) fn query(params: &[(&str, String)]) -> String {
+    fn encode(s: &str) -> String {
+        let mut out = String::with_capacity(s.len());
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    }
+    params
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_encoding() {
+        assert_eq!(
+            query(&[
+                ("t", "127.0.0.1:5000/a:b".into()),
+                ("labels", "{\"k\":\"v w\"}".into())
+            ]),
+            "t=127.0.0.1%3A5000%2Fa%3Ab&labels=%7B%22k%22%3A%22v%20w%22%7D"
+        );
+    }
+}

@@ -1,0 +1,276 @@
+//! imagespec's local builder: builds images on this machine with Docker or Podman through the
+//! Docker Engine API, and pushes them with the user's registry credentials.
+//!
+//! Three builders are registered ([`register_local_builders`]):
+//! - `default` (alias `envd`): the first engine that answers ([`discovery`] says where it looks);
+//! - `docker`: Docker only; `podman`: Podman only.
+//!
+//! They connect lazily, on the first existence check or build, so listing builders or computing
+//! a tag never needs an engine.
+//!
+//! What each engine does with a spec:
+//! - Docker: BuildKit (`RUN --mount=type=cache|secret`, multi-stage, `COPY --from=<image>`);
+//!   secrets are served over a BuildKit client session from this process (module `session`).
+//! - Podman: Buildah through the libpod build endpoint (cache and secret mounts are native to
+//!   Buildah); secrets travel as files inside the uploaded context, which the service moves out
+//!   of the context before building ([`secrets`]).
+//! - Several platforms at once are not supported (Docker's classic image store cannot hold a
+//!   multi-platform image): [`Capabilities::multi_platform`] is `false`, so the engine refuses
+//!   such a spec before any work.
+
+pub mod build;
+pub mod discovery;
+mod engine_http;
+pub mod error;
+pub mod exists;
+pub mod progress;
+pub mod push;
+pub mod secrets;
+mod session;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use imagespec_core::build::{
+    BuildError, BuildErrorKind, BuildEvent, BuildOutput, BuildRequest, BuilderKind,
+    BuilderRegistry, Capabilities, EventSink, Existence, ExistsQuery, ImageBuilder,
+};
+use imagespec_core::hash::ImageName;
+use imagespec_core::spec::SpecField;
+use imagespec_registry::CredentialSources;
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+
+pub use build::{BuildJob, BuiltImage, ContextWriter};
+pub use discovery::{ConnectedEngine, Endpoint, EngineChoice, EngineKind};
+pub use error::LocalError;
+pub use secrets::{BuildSecret, Redactor, SecretSource, SecretValue};
+
+/// Where credentials are looked up: the process environment, or a fixed set (tests, embedders).
+type CredentialLookup = Arc<dyn Fn() -> CredentialSources + Send + Sync>;
+
+/// A builder backed by a local Docker or Podman engine.
+pub struct LocalBuilder {
+    name: &'static str,
+    aliases: &'static [&'static str],
+    choice: EngineChoice,
+    endpoint: Option<String>,
+    temp_dir: Option<PathBuf>,
+    credentials: CredentialLookup,
+    engine: OnceCell<ConnectedEngine>,
+}
+
+impl std::fmt::Debug for LocalBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalBuilder")
+            .field("name", &self.name)
+            .field("choice", &self.choice)
+            .field("endpoint", &self.endpoint)
+            .field(
+                "engine",
+                &self.engine.get().map(|e| (e.kind, e.endpoint.to_string())),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalBuilder {
+    /// A builder for `choice`; `endpoint_override` (the `--engine` flag or the config's
+    /// `engine`) is then the only endpoint tried. Named `default`, `docker` or `podman` after
+    /// the choice.
+    pub fn new(choice: EngineChoice, endpoint_override: Option<String>) -> Self {
+        let (name, aliases): (&'static str, &'static [&'static str]) = match choice {
+            EngineChoice::Any => ("default", &["envd"]),
+            EngineChoice::Docker => ("docker", &[]),
+            EngineChoice::Podman => ("podman", &[]),
+        };
+        LocalBuilder {
+            name,
+            aliases,
+            choice,
+            endpoint: endpoint_override.filter(|e| !e.trim().is_empty()),
+            temp_dir: None,
+            credentials: Arc::new(CredentialSources::from_env),
+            engine: OnceCell::new(),
+        }
+    }
+
+    /// Puts build contexts under `dir` instead of the system temporary directory.
+    #[must_use]
+    pub fn with_temp_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.temp_dir = Some(dir.into());
+        self
+    }
+
+    /// Uses these credential sources instead of the standard locations from the environment.
+    #[must_use]
+    pub fn with_credentials(mut self, sources: CredentialSources) -> Self {
+        self.credentials = Arc::new(move || sources.clone());
+        self
+    }
+
+    /// The engine, connecting on first use. A failure is not cached: the next call tries again
+    /// (an engine may have been started in between).
+    pub async fn engine(&self) -> Result<&ConnectedEngine, LocalError> {
+        self.engine
+            .get_or_try_init(|| {
+                discovery::discover(self.choice, self.endpoint.as_deref(), |k| {
+                    std::env::var(k).ok()
+                })
+            })
+            .await
+    }
+
+    fn temp_root(&self) -> PathBuf {
+        self.temp_dir.clone().unwrap_or_else(std::env::temp_dir)
+    }
+
+    /// Builds a Dockerfile job on the engine (what [`ImageBuilder::build`] does after planning;
+    /// public for callers that bring their own Dockerfile).
+    pub async fn build_job(&self, job: BuildJob) -> Result<BuiltImage, BuildError> {
+        if let Some(p) = &job.platform
+            && p.contains(',')
+        {
+            return Err(LocalError::Unsupported(multi_platform_message(self.name)).into());
+        }
+        let engine = self.engine().await?;
+        build::run(engine, job, &self.temp_root()).await
+    }
+
+    /// Pushes an image from the engine's store to its registry; returns the manifest digest
+    /// when known. `registry_config` is the spec's `registry_config` (consulted first).
+    pub async fn push_image(
+        &self,
+        image: &str,
+        registry_config: Option<&Path>,
+        events: &EventSink,
+        cancel: &CancellationToken,
+    ) -> Result<Option<String>, BuildError> {
+        let engine = self.engine().await?;
+        let mut sources = (self.credentials)();
+        if let Some(p) = registry_config {
+            sources = sources.with_explicit_file(p);
+        }
+        Ok(push::push(engine, image, &sources, events, cancel).await?)
+    }
+}
+
+fn multi_platform_message(builder: &str) -> String {
+    format!(
+        "builder `{builder}` builds one platform at a time (Docker's image store cannot hold a multi-platform image); build one platform per spec"
+    )
+}
+
+/// Registers `default` (alias `envd`), `docker` and `podman`, all using `endpoint` if given.
+pub fn register_local_builders(registry: &mut BuilderRegistry, endpoint: Option<String>) {
+    for choice in [
+        EngineChoice::Any,
+        EngineChoice::Docker,
+        EngineChoice::Podman,
+    ] {
+        registry.register(Arc::new(LocalBuilder::new(choice, endpoint.clone())));
+    }
+}
+
+#[async_trait]
+impl ImageBuilder for LocalBuilder {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn aliases(&self) -> &[&str] {
+        self.aliases
+    }
+
+    fn priority(&self) -> i32 {
+        match self.choice {
+            EngineChoice::Any => 1,
+            _ => 0,
+        }
+    }
+
+    fn description(&self) -> &str {
+        match self.choice {
+            EngineChoice::Any => {
+                "builds with the local Docker (BuildKit) or Podman engine, whichever answers first"
+            }
+            EngineChoice::Docker => "builds with the local Docker engine (BuildKit)",
+            EngineChoice::Podman => "builds with the local Podman engine (Buildah)",
+        }
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            kind: BuilderKind::Local,
+            fields: SpecField::ALL.to_vec(),
+            multi_platform: false,
+            push: true,
+            secrets: true,
+        }
+    }
+
+    async fn exists(&self, image: &ImageName, query: &ExistsQuery) -> Existence {
+        if query.push {
+            return exists::in_registry(
+                image,
+                &query.platforms,
+                (self.credentials)(),
+                query.registry_config.as_deref(),
+            )
+            .await;
+        }
+        match self.engine().await {
+            Ok(engine) => exists::in_engine(engine, image, &query.platforms).await,
+            Err(e) => Existence::Unknown {
+                reason: e.to_string(),
+            },
+        }
+    }
+
+    async fn build(&self, req: BuildRequest) -> Result<BuildOutput, BuildError> {
+        let platforms = req.spec.spec.platforms();
+        if platforms.len() > 1 {
+            return Err(BuildError::new(
+                BuildErrorKind::Unsupported,
+                multi_platform_message(self.name),
+            ));
+        }
+        let image = req.image.name.to_string();
+        if req.push && req.image.name.registry.is_none() {
+            return Err(BuildError::new(
+                BuildErrorKind::Unsupported,
+                format!("cannot push {image}: the spec has no `registry`"),
+            ));
+        }
+        // The plan labels the image itself (spec hash and hash inputs).
+        let job = build::job_from_request(&req, BTreeMap::new())?;
+        let built = self.build_job(job).await?;
+        tracing::info!(image = %built.tag, id = ?built.image_id, "built");
+        if !req.push {
+            return Ok(BuildOutput {
+                image,
+                digest: built.image_id,
+                pushed: false,
+            });
+        }
+        let registry_config = req
+            .spec
+            .spec
+            .registry_config
+            .as_deref()
+            .map(|p| req.spec.path(p));
+        let digest = self
+            .push_image(&image, registry_config.as_deref(), &req.events, &req.cancel)
+            .await?;
+        req.events.emit(BuildEvent::Status {
+            message: format!("pushed {image}"),
+        });
+        Ok(BuildOutput {
+            image,
+            digest,
+            pushed: true,
+        })
+    }
+}

@@ -1,0 +1,405 @@
+//! Turning an engine's build output into [`BuildEvent`]s and, on failure, a [`BuildError`] that
+//! names the failing step and shows its last lines.
+//!
+//! Two formats arrive on `/build`:
+//! - BuildKit (Docker): `{"id":"moby.buildkit.trace","aux":"<base64 StatusResponse>"}` messages,
+//!   decoded by bollard into vertexes (steps), statuses and logs. A vertex is a step when its
+//!   name looks like `[stage 2/5] RUN ...`; `[internal] ...` and `exporting ...` vertexes are
+//!   phases and become `Status` events. Logs arrive per vertex, in chunks that may split lines.
+//! - Classic / Podman: `{"stream":"..."}` text where `Step 2/5 : RUN ...` (Docker) or
+//!   `STEP 2/5: RUN ...` (Podman/Buildah) starts a step.
+//!
+//! Every line passes through the build's [`Redactor`] before it is emitted or kept.
+
+use std::collections::{HashMap, VecDeque};
+
+use bollard::moby::buildkit::v1::StatusResponse;
+use bollard::models::{BuildInfoAux, ErrorDetail};
+use imagespec_core::build::{BuildError, BuildErrorKind, BuildEvent, EventSink};
+
+use crate::secrets::Redactor;
+
+/// One message of the `/build` stream. bollard's `BuildInfo` lacks the top-level `error`
+/// string that Podman (and older Docker) send, so the message is read with this type.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct BuildMessage {
+    pub id: Option<String>,
+    pub stream: Option<String>,
+    pub status: Option<String>,
+    pub error: Option<String>,
+    #[serde(rename = "errorDetail")]
+    pub error_detail: Option<ErrorDetail>,
+    /// A BuildKit trace (base64 protobuf, decoded by bollard) or `{"ID": "sha256:..."}`.
+    pub aux: Option<BuildInfoAux>,
+}
+
+/// How many lines of a failing step are kept for the error.
+pub const TAIL_LINES: usize = 20;
+
+#[derive(Debug, Default)]
+struct Vertex {
+    name: String,
+    announced: bool,
+    partial: Vec<u8>,
+    tail: VecDeque<String>,
+    error: Option<String>,
+}
+
+/// The state of one build's output.
+#[derive(Debug)]
+pub struct Progress {
+    events: EventSink,
+    redactor: Redactor,
+    steps: usize,
+    // BuildKit
+    vertices: HashMap<String, Vertex>,
+    failed_vertex: Option<String>,
+    // Classic / Podman text
+    partial: String,
+    current_step: Option<String>,
+    step_tail: VecDeque<String>,
+    // Results
+    image_id: Option<String>,
+    error: Option<String>,
+}
+
+fn push_tail(tail: &mut VecDeque<String>, line: String) {
+    if tail.len() == TAIL_LINES {
+        tail.pop_front();
+    }
+    tail.push_back(line);
+}
+
+/// `[stage-1 2/5] RUN x` -> `Some("RUN x")`; `[internal] load ...` -> `None`.
+fn step_name(vertex_name: &str) -> Option<&str> {
+    let rest = vertex_name.strip_prefix('[')?;
+    let (inside, after) = rest.split_once("] ")?;
+    let counter = inside.rsplit(' ').next()?;
+    let (n, m) = counter.split_once('/')?;
+    (n.parse::<u32>().is_ok() && m.parse::<u32>().is_ok()).then_some(after)
+}
+
+/// `Step 2/5 : RUN x` or `STEP 2/5: RUN x` -> `Some("RUN x")`.
+fn text_step(line: &str) -> Option<&str> {
+    let rest = line
+        .strip_prefix("Step ")
+        .or_else(|| line.strip_prefix("STEP "))?;
+    let (counter, name) = rest.split_once(':')?;
+    let counter = counter.trim();
+    let (n, m) = counter.split_once('/')?;
+    (n.parse::<u32>().is_ok() && m.parse::<u32>().is_ok()).then(|| name.trim())
+}
+
+impl Progress {
+    pub fn new(events: EventSink, redactor: Redactor) -> Self {
+        Progress {
+            events,
+            redactor,
+            steps: 0,
+            vertices: HashMap::new(),
+            failed_vertex: None,
+            partial: String::new(),
+            current_step: None,
+            step_tail: VecDeque::new(),
+            image_id: None,
+            error: None,
+        }
+    }
+
+    fn step(&mut self, name: String) {
+        self.steps += 1;
+        self.events.emit(BuildEvent::Step {
+            index: self.steps,
+            name,
+        });
+    }
+
+    /// Handles one message of the `/build` stream.
+    pub fn handle(&mut self, info: BuildMessage) {
+        if let Some(stream) = info.stream {
+            self.text(&stream);
+        }
+        if let Some(status) = info.status.filter(|s| !s.trim().is_empty()) {
+            let message = self.redactor.redact(status.trim());
+            self.events.emit(BuildEvent::Status { message });
+        }
+        match info.aux {
+            Some(BuildInfoAux::BuildKit(trace)) => self.trace(trace),
+            Some(BuildInfoAux::Default(id)) => {
+                if let Some(id) = id.id.filter(|i| !i.is_empty()) {
+                    self.image_id = Some(id);
+                }
+            }
+            None => {}
+        }
+        let error = info.error_detail.and_then(|d| d.message).or(info.error);
+        if let Some(error) = error.filter(|e| !e.trim().is_empty()) {
+            self.error = Some(self.redactor.redact(error.trim()));
+        }
+    }
+
+    /// A line that was not JSON (already passed through nothing): logged, redacted.
+    pub fn raw(&mut self, text: &str) {
+        let line = self.redactor.redact(text);
+        tracing::debug!(line = %line, "unparsed engine output");
+    }
+
+    fn text(&mut self, chunk: &str) {
+        self.partial.push_str(chunk);
+        while let Some(i) = self.partial.find('\n') {
+            let line: String = self.partial.drain(..=i).collect();
+            self.line(line.trim_end_matches(['\n', '\r']));
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        let line = self.redactor.redact(line);
+        if let Some(name) = text_step(&line) {
+            let name = name.to_string();
+            self.current_step = Some(name.clone());
+            self.step_tail.clear();
+            self.step(name);
+            return;
+        }
+        if line.trim().is_empty() {
+            return;
+        }
+        push_tail(&mut self.step_tail, line.clone());
+        self.events.emit(BuildEvent::Log { line });
+    }
+
+    fn trace(&mut self, trace: StatusResponse) {
+        for v in trace.vertexes {
+            let entry = self.vertices.entry(v.digest.clone()).or_default();
+            if entry.name.is_empty() {
+                entry.name = self.redactor.redact(&v.name);
+            }
+            let name = entry.name.clone();
+            if !entry.announced && (v.started.is_some() || v.cached || v.completed.is_some()) {
+                entry.announced = true;
+                match step_name(&name) {
+                    Some(step) => {
+                        let step = step.to_string();
+                        self.step(step);
+                        if v.cached {
+                            self.events.emit(BuildEvent::Log {
+                                line: "CACHED".into(),
+                            });
+                        }
+                    }
+                    None => self.events.emit(BuildEvent::Status {
+                        message: name.clone(),
+                    }),
+                }
+            }
+            if !v.error.is_empty() {
+                let entry = self.vertices.entry(v.digest.clone()).or_default();
+                if entry.error.is_none() {
+                    entry.error = Some(self.redactor.redact(&v.error));
+                }
+                // The first step to fail is the one to report; later ones are usually
+                // cancellations caused by it.
+                if self.failed_vertex.is_none() && !v.error.contains("context canceled") {
+                    self.failed_vertex = Some(v.digest.clone());
+                }
+            }
+        }
+        for log in trace.logs {
+            let redactor = self.redactor.clone();
+            let entry = self.vertices.entry(log.vertex.clone()).or_default();
+            entry.partial.extend_from_slice(&log.msg);
+            let mut lines = Vec::new();
+            while let Some(i) = entry.partial.iter().position(|b| *b == b'\n') {
+                let raw: Vec<u8> = entry.partial.drain(..=i).collect();
+                let text = String::from_utf8_lossy(&raw);
+                let line = redactor.redact(text.trim_end_matches(['\n', '\r']));
+                push_tail(&mut entry.tail, line.clone());
+                lines.push(line);
+            }
+            for line in lines {
+                self.events.emit(BuildEvent::Log { line });
+            }
+        }
+    }
+
+    /// The failing step and its tail, if a step failed.
+    fn failed_step(&mut self) -> Option<(String, Vec<String>)> {
+        if let Some(digest) = &self.failed_vertex {
+            let v = self.vertices.get_mut(digest)?;
+            if !v.partial.is_empty() {
+                let rest = String::from_utf8_lossy(&v.partial).to_string();
+                push_tail(&mut v.tail, self.redactor.redact(rest.trim_end()));
+                v.partial.clear();
+            }
+            let name = step_name(&v.name).unwrap_or(&v.name).to_string();
+            return Some((name, v.tail.iter().cloned().collect()));
+        }
+        let step = self.current_step.clone()?;
+        let mut tail: Vec<String> = self.step_tail.iter().cloned().collect();
+        if !self.partial.trim().is_empty() {
+            tail.push(self.redactor.redact(self.partial.trim_end()));
+        }
+        Some((step, tail))
+    }
+
+    /// The build's outcome once the stream has ended: the image id, or the error.
+    pub fn finish(mut self) -> Result<Option<String>, BuildError> {
+        if !self.partial.is_empty() {
+            let rest = std::mem::take(&mut self.partial);
+            self.line(rest.trim_end());
+        }
+        match self.error.take() {
+            None => Ok(self.image_id),
+            Some(message) => {
+                let failed = self.failed_step();
+                let is_step = failed.is_some()
+                    && (self.failed_vertex.is_some()
+                        || message.contains("STEP")
+                        || message.contains("returned a non-zero code")
+                        || message.contains("exit status")
+                        || message.contains("exit code"));
+                Err(match failed.filter(|_| is_step) {
+                    Some((step, log_tail)) => BuildError {
+                        kind: BuildErrorKind::StepFailed,
+                        message: format!("the build failed: {message}"),
+                        step: Some(step),
+                        log_tail,
+                    },
+                    None => BuildError::new(
+                        BuildErrorKind::StepFailed,
+                        format!("the build failed: {message}"),
+                    ),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use bollard::moby::buildkit::v1::{Vertex as PbVertex, VertexLog};
+
+    use super::*;
+    use crate::secrets::SecretValue;
+
+    fn sink() -> (EventSink, Arc<Mutex<Vec<BuildEvent>>>) {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let e = events.clone();
+        (
+            EventSink::new(move |ev| e.lock().expect("lock").push(ev)),
+            events,
+        )
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(step_name("[stage-1 2/5] RUN x"), Some("RUN x"));
+        assert_eq!(step_name("[2/3] COPY a b"), Some("COPY a b"));
+        assert_eq!(
+            step_name("[internal] load build definition from Dockerfile"),
+            None
+        );
+        assert_eq!(text_step("STEP 2/5: RUN x"), Some("RUN x"));
+        assert_eq!(text_step("Step 1/2 : FROM a"), Some("FROM a"));
+        assert_eq!(text_step("Stepping"), None);
+    }
+
+    #[test]
+    fn podman_text_failure_names_the_step() {
+        let (events, seen) = sink();
+        let mut p = Progress::new(
+            events,
+            Redactor::new([&SecretValue::new(b"s3cr3t-value".to_vec())]),
+        );
+        for chunk in [
+            "STEP 1/2: FROM base\n",
+            "STEP 2/2: RUN echo hi && exit 3\n",
+            "hi s3cr3t-value\n",
+        ] {
+            p.handle(BuildMessage {
+                stream: Some(chunk.into()),
+                ..Default::default()
+            });
+        }
+        p.handle(BuildMessage {
+            error: Some("building at STEP \"RUN echo hi && exit 3\": exit status 3".into()),
+            ..Default::default()
+        });
+        let err = p.finish().expect_err("fails");
+        assert_eq!(err.kind, BuildErrorKind::StepFailed);
+        assert_eq!(err.step.as_deref(), Some("RUN echo hi && exit 3"));
+        assert_eq!(err.log_tail, ["hi ****"]);
+        let seen = seen.lock().expect("lock");
+        assert!(seen.contains(&BuildEvent::Step {
+            index: 2,
+            name: "RUN echo hi && exit 3".into()
+        }));
+        assert!(!format!("{seen:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn buildkit_trace_failure_names_the_vertex() {
+        let (events, seen) = sink();
+        let mut p = Progress::new(events, Redactor::default());
+        let started = Some(Default::default());
+        p.trace(StatusResponse {
+            vertexes: vec![
+                PbVertex {
+                    digest: "d0".into(),
+                    name: "[internal] load build definition from Dockerfile".into(),
+                    started,
+                    ..Default::default()
+                },
+                PbVertex {
+                    digest: "d1".into(),
+                    name: "[2/2] RUN seq 1 30; exit 4".into(),
+                    started,
+                    ..Default::default()
+                },
+            ],
+            logs: (1..=30)
+                .map(|i| VertexLog {
+                    vertex: "d1".into(),
+                    msg: format!("{i}\n").into_bytes(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        });
+        p.trace(StatusResponse {
+            vertexes: vec![PbVertex {
+                digest: "d1".into(),
+                name: "[2/2] RUN seq 1 30; exit 4".into(),
+                error: "exit code: 4".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        p.handle(BuildMessage {
+            error: Some(
+                "executor failed running [/bin/sh -c seq 1 30; exit 4]: exit code: 4".into(),
+            ),
+            ..Default::default()
+        });
+        let err = p.finish().expect_err("fails");
+        assert_eq!(err.step.as_deref(), Some("RUN seq 1 30; exit 4"));
+        assert_eq!(err.log_tail.len(), TAIL_LINES);
+        assert_eq!(err.log_tail.last().map(String::as_str), Some("30"));
+        let seen = seen.lock().expect("lock");
+        assert_eq!(
+            seen[0],
+            BuildEvent::Status {
+                message: "[internal] load build definition from Dockerfile".into()
+            }
+        );
+        assert_eq!(
+            seen[1],
+            BuildEvent::Step {
+                index: 1,
+                name: "RUN seq 1 30; exit 4".into()
+            }
+        );
+    }
+}
