@@ -1,0 +1,379 @@
+//! `POST /v1/builds`, `GET /v1/builds/{id}`, `POST /v1/builds/{id}/cancel`.
+//!
+//! A submission is checked completely before it is queued, so a bad request fails at once with
+//! a problem that says what to fix: every blob present, the workspace laid out, the spec valid
+//! there, and the name the service computes from it equal to the client's target (client and
+//! service must agree on what the content is), the platforms the spec's.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use imagespec_builder_remote::protocol::{BuildState, SubmitBuild, WireEvent, is_blob_digest};
+use imagespec_core::build::{Existence, ExistsQuery};
+use imagespec_core::resolve_image;
+use imagespec_core::spec::{ImageSpec, LoadedSpec};
+use serde::de::DeserializeOwned;
+
+use super::problem::ApiError;
+use crate::auth::Project;
+use crate::ids::{is_id, new_id, now};
+use crate::scheduler::Cancelled;
+use crate::state::Shared;
+use crate::store::BuildRow;
+use crate::{naming, workspace};
+
+/// Decodes a JSON body, turning every failure into a problem.
+pub fn parse_json<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let bytes = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "Request too large",
+                e.body_text(),
+            )
+        } else {
+            ApiError::bad_request(e.body_text())
+        }
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+pub async fn submit(
+    State(shared): State<Arc<Shared>>,
+    Extension(project): Extension<Project>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request: SubmitBuild = parse_json(body)?;
+    let project = project.0;
+    if request.files.len() > shared.config.limits.max_files {
+        return Err(ApiError::bad_request(format!(
+            "a build may reference at most {} files",
+            shared.config.limits.max_files
+        )));
+    }
+    for (path, file) in &request.files {
+        workspace::check_path(path).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        if !is_blob_digest(&file.digest) {
+            return Err(ApiError::bad_request(format!(
+                "`{path}`: `{}` is not a sha256:<hex> digest",
+                file.digest
+            )));
+        }
+    }
+    if !request.spec.is_object() {
+        return Err(ApiError::bad_request("`spec` must be an ImageSpec object"));
+    }
+    let target = naming::parse(&request.target).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "`target` `{}` is not an image name (name:tag)",
+            request.target
+        ))
+    })?;
+    let image = naming::qualify(&target, shared.config.registry.as_deref())
+        .ok_or_else(|| {
+            ApiError::unprocessable(
+                "no-registry",
+                "No registry",
+                "this service has no registry of its own; put a `registry` in the spec",
+            )
+        })?
+        .to_string();
+    if let Some(active) = shared.store.active_for(&project, &image).await? {
+        return Ok(accepted(&active));
+    }
+    let mut missing = Vec::new();
+    for digest in request
+        .files
+        .values()
+        .map(|f| &f.digest)
+        .collect::<BTreeSet<_>>()
+    {
+        if !shared.blobs.has(&project, digest).await {
+            missing.push(digest.clone());
+        }
+    }
+    if !missing.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "missing-blobs",
+            "Missing blobs",
+            format!(
+                "{} referenced file(s) were not uploaded; PUT them to /v1/blobs/{{digest}} first",
+                missing.len()
+            ),
+        )
+        .with_missing(missing));
+    }
+    let id = new_id();
+    let dir = shared.workspace(&id);
+    let checked = prepare(&shared, &project, &request, &dir).await;
+    let loaded = match checked {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            workspace::remove(&dir);
+            return Err(e);
+        }
+    };
+    if !request.force && exists(&shared, &image, &loaded.spec).await {
+        workspace::remove(&dir);
+        return finished_at_once(&shared, &project, &id, &request, &image).await;
+    }
+    let row = new_row(&id, &project, &request, &image, BuildState::Queued)?;
+    {
+        let _guard = shared.submit_lock.lock().await;
+        if let Some(active) = shared.store.active_for(&project, &image).await? {
+            workspace::remove(&dir);
+            return Ok(accepted(&active));
+        }
+        shared.store.insert(row.clone()).await?;
+    }
+    shared.scheduler.enqueue(&id);
+    tracing::info!(build = %id, %project, %image, "build queued");
+    Ok(accepted(&row))
+}
+
+/// Lays out the workspace and checks the spec and its name there.
+async fn prepare(
+    shared: &Arc<Shared>,
+    project: &str,
+    request: &SubmitBuild,
+    dir: &std::path::Path,
+) -> Result<LoadedSpec, ApiError> {
+    let (s, p, files, d) = (
+        shared.clone(),
+        project.to_string(),
+        request.files.clone(),
+        dir.to_path_buf(),
+    );
+    tokio::task::spawn_blocking(move || crate::workspace::materialise(&s.blobs, &p, &files, &d))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| match e {
+            workspace::WorkspaceError::Io(e) => ApiError::internal(e),
+            e => ApiError::bad_request(e.to_string()),
+        })?;
+    let text = request.spec.to_string();
+    let loaded = LoadedSpec::from_text(&text, None, dir).map_err(|e| {
+        let summary = e
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or("invalid spec")
+            .to_string();
+        ApiError::unprocessable("invalid-spec", "Invalid spec", summary)
+            .with_errors(e.diagnostics.iter().map(|d| d.to_string()).collect())
+    })?;
+    let resolved = resolve_image(&loaded)
+        .map_err(|e| ApiError::unprocessable("invalid-spec", "Invalid spec", e.to_string()))?;
+    let computed = resolved.name.to_string();
+    if computed != request.target {
+        return Err(ApiError::unprocessable(
+            "tag-mismatch",
+            "Image name mismatch",
+            format!(
+                "the uploaded files and spec make `{computed}`, not `{}`; the client and the service disagree on the content (a file changed during the upload, or different imagespec versions)",
+                request.target
+            ),
+        ));
+    }
+    let platforms: BTreeSet<&str> = loaded.spec.platforms().into_iter().collect();
+    if !request.platforms.is_empty()
+        && request
+            .platforms
+            .iter()
+            .map(String::as_str)
+            .collect::<BTreeSet<_>>()
+            != platforms
+    {
+        return Err(ApiError::unprocessable(
+            "platform-mismatch",
+            "Platform mismatch",
+            format!(
+                "`platforms` {:?} differ from the spec's {:?}",
+                request.platforms,
+                platforms.iter().collect::<Vec<_>>()
+            ),
+        ));
+    }
+    check_supported(shared, &loaded.spec)?;
+    Ok(loaded)
+}
+
+/// What the workers cannot do is refused before queueing.
+fn check_supported(shared: &Shared, spec: &ImageSpec) -> Result<(), ApiError> {
+    let unsupported =
+        |detail: String| ApiError::unprocessable("unsupported", "Unsupported", detail);
+    let mut chain = Some(spec);
+    while let Some(s) = chain {
+        if !s.pip_secret_mounts.is_empty() {
+            return Err(unsupported(
+                "`pip_secret_mounts`: build secrets cannot be sent to the build service".into(),
+            ));
+        }
+        chain = s.base_spec();
+    }
+    if spec.platforms().len() > 1
+        && !shared
+            .workers
+            .iter()
+            .any(|w| w.builder.capabilities().multi_platform)
+    {
+        return Err(unsupported(
+            "no worker of this service builds several platforms at once; build one platform per spec".into(),
+        ));
+    }
+    for field in spec.used_fields() {
+        if !shared
+            .workers
+            .iter()
+            .any(|w| w.builder.capabilities().supports(field))
+        {
+            return Err(unsupported(format!(
+                "no worker of this service supports `{field:?}`"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the target is already there (asked of the first worker, which pushes where the
+/// service pushes); anything but a clear "exists" builds.
+async fn exists(shared: &Shared, image: &str, spec: &ImageSpec) -> bool {
+    let (Some(worker), Some(name)) = (shared.workers.first(), naming::parse(image)) else {
+        return false;
+    };
+    let query = ExistsQuery {
+        platforms: spec.platforms().into_iter().map(str::to_string).collect(),
+        push: true,
+        registry_config: None,
+    };
+    worker.builder.exists(&name, &query).await == Existence::Exists
+}
+
+async fn finished_at_once(
+    shared: &Shared,
+    project: &str,
+    id: &str,
+    request: &SubmitBuild,
+    image: &str,
+) -> Result<Response, ApiError> {
+    let mut row = new_row(id, project, request, image, BuildState::Succeeded)?;
+    shared.store.insert(row.clone()).await?;
+    shared
+        .store
+        .append_events(
+            id,
+            0,
+            vec![WireEvent::Status {
+                message: format!(
+                    "{image} already exists; nothing to build (send `force` to rebuild)"
+                ),
+            }],
+        )
+        .await?;
+    shared
+        .store
+        .finish(id, BuildState::Succeeded, None, None, now())
+        .await?;
+    row.events = 1;
+    row.finished_at = Some(now());
+    Ok((StatusCode::OK, axum::Json(row.info())).into_response())
+}
+
+fn new_row(
+    id: &str,
+    project: &str,
+    request: &SubmitBuild,
+    image: &str,
+    status: BuildState,
+) -> Result<BuildRow, ApiError> {
+    Ok(BuildRow {
+        id: id.to_string(),
+        project: project.to_string(),
+        target: request.target.clone(),
+        image: image.to_string(),
+        status,
+        request: serde_json::to_string(request).map_err(ApiError::internal)?,
+        worker: None,
+        digest: None,
+        error: None,
+        events: 0,
+        created_at: now(),
+        started_at: None,
+        finished_at: None,
+    })
+}
+
+fn accepted(row: &BuildRow) -> Response {
+    let mut response = (StatusCode::ACCEPTED, axum::Json(row.info())).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/builds/{}", row.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// A build of the caller's project; another project's build is "not found".
+pub async fn find(shared: &Shared, project: &Project, id: &str) -> Result<BuildRow, ApiError> {
+    let not_found = || ApiError::not_found(format!("no build `{id}`"));
+    if !is_id(id) {
+        return Err(not_found());
+    }
+    shared
+        .store
+        .get(id, Some(&project.0))
+        .await?
+        .ok_or_else(not_found)
+}
+
+pub async fn status(
+    State(shared): State<Arc<Shared>>,
+    Extension(project): Extension<Project>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let row = find(&shared, &project, &id).await?;
+    Ok(axum::Json(row.info()).into_response())
+}
+
+pub async fn cancel(
+    State(shared): State<Arc<Shared>>,
+    Extension(project): Extension<Project>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let row = find(&shared, &project, &id).await?;
+    match shared.scheduler.cancel(&id) {
+        Cancelled::Dequeued => {
+            let error = imagespec_builder_remote::protocol::WireBuildError {
+                kind: imagespec_builder_remote::protocol::ErrorKind::Cancelled,
+                message: "cancelled before it started".into(),
+                step: None,
+                log_tail: Vec::new(),
+            };
+            shared
+                .store
+                .finish(&id, BuildState::Cancelled, None, Some(error), now())
+                .await?;
+            workspace::remove(&shared.workspace(&id));
+            shared.hub.bump(&id);
+        }
+        Cancelled::Signalled => {}
+        Cancelled::NotActive if row.status.is_terminal() => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "finished",
+                "Build already finished",
+                format!("build `{id}` already {}", row.status.as_str()),
+            ));
+        }
+        Cancelled::NotActive => {}
+    }
+    let row = find(&shared, &project, &id).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(row.info())).into_response())
+}

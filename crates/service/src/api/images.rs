@@ -1,0 +1,68 @@
+//! `GET /v1/images/exists?image=...&platforms=...`: tri-state, with a reason when unknown.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use imagespec_builder_remote::protocol::{ExistsResponse, ExistsState};
+use imagespec_core::build::{Existence, ExistsQuery};
+use imagespec_core::spec::DEFAULT_PLATFORM;
+
+use super::problem::ApiError;
+use crate::auth::Project;
+use crate::naming;
+use crate::state::Shared;
+
+pub async fn exists(
+    State(shared): State<Arc<Shared>>,
+    Extension(_project): Extension<Project>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let image = query
+        .get("image")
+        .ok_or_else(|| ApiError::bad_request("give the image as `?image=name:tag`"))?;
+    let name = naming::parse(image).ok_or_else(|| {
+        ApiError::bad_request(format!("`{image}` is not an image name (name:tag)"))
+    })?;
+    let name = naming::qualify(&name, shared.config.registry.as_deref()).ok_or_else(|| {
+        ApiError::unprocessable(
+            "no-registry",
+            "No registry",
+            "this service has no registry of its own; name the image with its registry",
+        )
+    })?;
+    let platforms: Vec<String> = match query
+        .get("platforms")
+        .map(|p| p.trim())
+        .filter(|p| !p.is_empty())
+    {
+        Some(p) => p.split(',').map(|s| s.trim().to_string()).collect(),
+        None => vec![DEFAULT_PLATFORM.to_string()],
+    };
+    let answer = match shared.workers.first() {
+        Some(worker) => {
+            let query = ExistsQuery {
+                platforms,
+                push: true,
+                registry_config: None,
+            };
+            worker.builder.exists(&name, &query).await
+        }
+        None => Existence::Unknown {
+            reason: "the service has no worker to ask".into(),
+        },
+    };
+    let (state, reason) = match answer {
+        Existence::Exists => (ExistsState::Exists, None),
+        Existence::Missing => (ExistsState::Missing, None),
+        Existence::Unknown { reason } => (ExistsState::Unknown, Some(reason)),
+    };
+    Ok(axum::Json(ExistsResponse {
+        image: name.to_string(),
+        state,
+        reason,
+    })
+    .into_response())
+}

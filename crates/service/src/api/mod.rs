@@ -1,0 +1,135 @@
+//! The HTTP API, versioned under `/v1` and documented in `crates/service/openapi.yaml`.
+//!
+//! [`routes`] is the single list of endpoints: the router is built from it, and a test checks
+//! it against the OpenAPI file both ways, so the document cannot drift from the code.
+
+mod blobs;
+mod builds;
+mod images;
+mod logs;
+pub mod problem;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post, put};
+
+use crate::state::Shared;
+use problem::ApiError;
+
+/// One endpoint.
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    /// Whether a bearer token is needed.
+    pub authenticated: bool,
+    pub handler: MethodRouter<Arc<Shared>>,
+}
+
+fn route(method: Method, path: &'static str, handler: MethodRouter<Arc<Shared>>) -> Route {
+    Route {
+        method,
+        path,
+        authenticated: true,
+        handler,
+    }
+}
+
+/// Every endpoint of the service.
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route {
+            authenticated: false,
+            ..route(Method::GET, "/v1/health", get(health))
+        },
+        route(Method::POST, "/v1/blobs/missing", post(blobs::missing)),
+        route(Method::PUT, "/v1/blobs/{digest}", put(blobs::upload)),
+        route(Method::POST, "/v1/builds", post(builds::submit)),
+        route(Method::GET, "/v1/builds/{id}", get(builds::status)),
+        route(Method::GET, "/v1/builds/{id}/logs", get(logs::stream)),
+        route(Method::POST, "/v1/builds/{id}/cancel", post(builds::cancel)),
+        route(Method::GET, "/v1/images/exists", get(images::exists)),
+    ]
+}
+
+/// The router over [`routes`], with auth, rate limiting and body limits.
+pub fn router(shared: Arc<Shared>) -> Router {
+    let mut public = Router::new();
+    let mut private = Router::new();
+    for r in routes() {
+        if r.authenticated {
+            private = private.route(r.path, r.handler);
+        } else {
+            public = public.route(r.path, r.handler);
+        }
+    }
+    let private = private.route_layer(middleware::from_fn_with_state(shared.clone(), authenticate));
+    public
+        .merge(private)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(
+            shared.config.limits.max_request_bytes,
+        ))
+        .with_state(shared)
+}
+
+async fn health() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; see openapi.yaml")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        "this endpoint does not take that method",
+    )
+}
+
+/// Checks the bearer token, applies the rate limit, and tells the handler the project.
+async fn authenticate(
+    State(shared): State<Arc<Shared>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        return ApiError::unauthorized("send `Authorization: Bearer <token>`").into_response();
+    };
+    let Some(project) = shared.auth.project(token) else {
+        return ApiError::unauthorized("the token is not valid for this service").into_response();
+    };
+    if let Err(limited) = shared.auth.admit(token) {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many requests",
+            format!(
+                "this token is over its request rate; retry in {} s",
+                limited.retry_after.as_secs()
+            ),
+        );
+        e.retry_after = Some(limited.retry_after.as_secs());
+        return e.into_response();
+    }
+    request.extensions_mut().insert(project);
+    next.run(request).await
+}

@@ -1,0 +1,351 @@
+//! The service's configuration file (`imagespec serve --config service.yaml`).
+//!
+//! ```yaml
+//! listen: 127.0.0.1:8080             # loopback only unless `allow_non_loopback: true`
+//! data_dir: ./service-data           # SQLite database, blobs, workspaces (relative to this file)
+//! registry: 127.0.0.1:5000/service   # where images without a registry in their name go
+//! registry_credentials: auth.json    # a Docker config.json (`auths`) used for pushes and checks
+//! tokens:
+//!   - {project: team-a, token_env: TEAM_A_TOKEN}   # or `token: ...` inline
+//!   - {project: team-b, token: "..."}
+//! workers:                           # one local engine each; default: one, discovered
+//!   - {name: docker, endpoint: unix:///var/run/docker.sock, slots: 1}
+//! concurrency: 2                     # builds at once over all workers (default: all slots)
+//! keep_alive_seconds: 10            # between keep-alive comments on log streams
+//! cancel_grace_seconds: 20          # a cancelled builder's time to clean up
+//! limits:
+//!   max_blob_bytes: 536870912        # one uploaded file
+//!   max_request_bytes: 8388608       # a JSON request (the build manifest)
+//!   requests_per_minute: 6000        # per token (one upload = one request); 429 with
+//!   burst: 1000                      # Retry-After beyond it, which the client waits out
+//! ```
+//!
+//! Parsed with `marked-yaml`, so errors carry a line and column; unknown keys are errors, so a
+//! typo never silently falls back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use imagespec_core::config::Secret;
+use serde::Deserialize;
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// One token and the project it acts for.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenEntry {
+    pub project: String,
+    pub token: Secret,
+}
+
+impl std::fmt::Debug for TokenEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenEntry")
+            .field("project", &self.project)
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+/// A local engine that runs builds.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Shown in build status; defaults to `worker-<n>`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `unix:///var/run/docker.sock`, `tcp://127.0.0.1:2375`, ...; none: discover one.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Builds this engine runs at once.
+    #[serde(default = "one")]
+    pub slots: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// Request and upload limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_blob_bytes: u64,
+    pub max_request_bytes: usize,
+    pub requests_per_minute: u32,
+    pub burst: u32,
+    /// Files one build may reference.
+    pub max_files: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_blob_bytes: 512 * 1024 * 1024,
+            max_request_bytes: 8 * 1024 * 1024,
+            requests_per_minute: 6000,
+            burst: 1000,
+            max_files: 50_000,
+        }
+    }
+}
+
+/// The whole configuration, paths resolved.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub registry: Option<String>,
+    pub registry_credentials: Option<PathBuf>,
+    pub tokens: Vec<TokenEntry>,
+    pub workers: Vec<WorkerConfig>,
+    pub concurrency: Option<usize>,
+    pub limits: Limits,
+    /// Seconds between keep-alive comments on a log stream.
+    pub keep_alive_seconds: u64,
+    /// Seconds a cancelled builder gets to stop and clean up before it is abandoned.
+    pub cancel_grace_seconds: u64,
+}
+
+impl ServiceConfig {
+    /// A configuration for tests and embedders: loopback on a free port, no tokens.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        ServiceConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.into(),
+            registry: None,
+            registry_credentials: None,
+            tokens: Vec::new(),
+            workers: Vec::new(),
+            concurrency: None,
+            limits: Limits::default(),
+            keep_alive_seconds: 10,
+            cancel_grace_seconds: 20,
+        }
+    }
+
+    #[must_use]
+    pub fn with_token(mut self, project: &str, token: &str) -> Self {
+        self.tokens.push(TokenEntry {
+            project: project.to_string(),
+            token: Secret::new(token),
+        });
+        self
+    }
+
+    #[must_use]
+    pub fn with_registry(mut self, registry: &str) -> Self {
+        self.registry = Some(registry.to_string());
+        self
+    }
+
+    /// Reads and checks a configuration file; relative paths resolve against its directory.
+    pub fn load(path: &Path) -> Result<ServiceConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path, |k| std::env::var(k).ok())
+    }
+
+    /// Parses configuration text; `path` is used in messages and to resolve relative paths,
+    /// `env` to read `token_env` variables.
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<ServiceConfig, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let options = marked_yaml::LoaderOptions::default().error_on_duplicate_keys(true);
+        let raw: RawConfig = marked_yaml::from_yaml_with_options(0, text, options)
+            .map_err(|e| invalid(e.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let listen: SocketAddr = raw
+            .listen
+            .as_deref()
+            .unwrap_or("127.0.0.1:8080")
+            .parse()
+            .map_err(|e| invalid(format!("`listen`: {e}; write e.g. 127.0.0.1:8080")))?;
+        if !listen.ip().is_loopback() && !raw.allow_non_loopback {
+            return Err(invalid(format!(
+                "`listen`: {listen} is not a loopback address; set `allow_non_loopback: true` to serve other machines (put TLS in front)"
+            )));
+        }
+        let mut tokens = Vec::new();
+        for (i, t) in raw.tokens.into_iter().enumerate() {
+            if !is_project_name(&t.project) {
+                return Err(invalid(format!(
+                    "`tokens[{i}].project`: `{}` is not a valid project name (lower-case letters, digits, `-`, `_`, `.`)",
+                    t.project
+                )));
+            }
+            let token = match (t.token, t.token_env) {
+                (Some(token), None) => token,
+                (None, Some(var)) => env(&var).filter(|v| !v.is_empty()).ok_or_else(|| {
+                    invalid(format!(
+                        "`tokens[{i}].token_env`: the environment variable {var} is not set"
+                    ))
+                })?,
+                _ => {
+                    return Err(invalid(format!(
+                        "`tokens[{i}]`: give exactly one of `token` and `token_env`"
+                    )));
+                }
+            };
+            if token.len() < 16 {
+                return Err(invalid(format!(
+                    "`tokens[{i}]`: a token needs at least 16 characters"
+                )));
+            }
+            tokens.push(TokenEntry {
+                project: t.project,
+                token: Secret::new(token),
+            });
+        }
+        if let Some(registry) = &raw.registry {
+            imagespec_core::reference::check_registry(registry)
+                .map_err(|e| invalid(format!("`registry`: {e}")))?;
+        }
+        let workers = if raw.workers.is_empty() {
+            vec![WorkerConfig {
+                name: None,
+                endpoint: None,
+                slots: 1,
+            }]
+        } else {
+            raw.workers
+        };
+        if workers.iter().any(|w| w.slots == 0) || raw.concurrency == Some(0) {
+            return Err(invalid(
+                "`slots` and `concurrency` must be at least 1".into(),
+            ));
+        }
+        Ok(ServiceConfig {
+            listen,
+            data_dir: base.join(
+                raw.data_dir
+                    .unwrap_or_else(|| PathBuf::from("imagespec-service-data")),
+            ),
+            registry: raw.registry,
+            registry_credentials: raw.registry_credentials.map(|p| base.join(p)),
+            tokens,
+            workers,
+            concurrency: raw.concurrency,
+            limits: raw.limits,
+            keep_alive_seconds: raw.keep_alive_seconds.unwrap_or(10).max(1),
+            cancel_grace_seconds: raw.cancel_grace_seconds.unwrap_or(20),
+        })
+    }
+}
+
+/// Project names become directory names: keep them plain.
+pub fn is_project_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.bytes().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'_' | b'.')
+        })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    listen: Option<String>,
+    #[serde(default)]
+    allow_non_loopback: bool,
+    #[serde(default)]
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    registry: Option<String>,
+    #[serde(default)]
+    registry_credentials: Option<PathBuf>,
+    #[serde(default)]
+    tokens: Vec<RawToken>,
+    #[serde(default)]
+    workers: Vec<WorkerConfig>,
+    #[serde(default)]
+    concurrency: Option<usize>,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    keep_alive_seconds: Option<u64>,
+    #[serde(default)]
+    cancel_grace_seconds: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawToken {
+    project: String,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    token_env: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = "listen: 127.0.0.1:0\ndata_dir: data\nregistry: 127.0.0.1:5000/service\nregistry_credentials: auth.json\ntokens:\n  - {project: team-a, token: aaaaaaaaaaaaaaaaaaaa}\n  - {project: team-b, token_env: B_TOKEN}\nworkers:\n  - {name: docker, endpoint: 'unix:///var/run/docker.sock', slots: 2}\nconcurrency: 1\nlimits:\n  max_blob_bytes: 1024\n  requests_per_minute: 60\n";
+
+    #[test]
+    fn parses_every_key_and_hides_tokens() {
+        let env = |k: &str| (k == "B_TOKEN").then(|| "bbbbbbbbbbbbbbbbbbbb".to_string());
+        let c = ServiceConfig::parse(FULL, Path::new("/etc/svc/service.yaml"), env).expect("valid");
+        assert_eq!(c.data_dir, PathBuf::from("/etc/svc/data"));
+        assert_eq!(
+            c.registry_credentials,
+            Some(PathBuf::from("/etc/svc/auth.json"))
+        );
+        assert_eq!(c.tokens[1].project, "team-b");
+        assert_eq!(c.tokens[1].token.expose(), "bbbbbbbbbbbbbbbbbbbb");
+        assert_eq!(c.workers[0].slots, 2);
+        assert_eq!(c.limits.max_blob_bytes, 1024);
+        assert_eq!(c.limits.burst, Limits::default().burst);
+        assert!(!format!("{c:?}").contains("aaaaaaaa"));
+    }
+
+    #[test]
+    fn refuses_what_would_be_a_silent_mistake() {
+        let p = Path::new("s.yaml");
+        let none = |_: &str| None;
+        for (text, needle) in [
+            ("listen: 0.0.0.0:80\n", "loopback"),
+            ("listne: 127.0.0.1:1\n", "listne"),
+            ("tokens:\n  - {project: a, token_env: NOPE}\n", "NOPE"),
+            (
+                "tokens:\n  - {project: Bad/Name, token: aaaaaaaaaaaaaaaaaaaa}\n",
+                "project name",
+            ),
+            ("tokens:\n  - {project: a, token: short}\n", "16"),
+            ("registry: 'http://x'\n", "registry"),
+        ] {
+            let err = ServiceConfig::parse(text, p, none)
+                .expect_err(text)
+                .to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+        let c = ServiceConfig::parse("{}\n", p, none).expect("defaults");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.workers.len(), 1);
+    }
+}

@@ -1,0 +1,171 @@
+//! Running builds: the dispatcher hands queued builds to free workers, and each build runs
+//! through its worker's `ImageBuilder` with its events streamed into the store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use imagespec_builder_remote::protocol::{
+    BuildState, ErrorKind, SubmitBuild, WireBuildError, WireEvent,
+};
+use imagespec_core::build::{BuildError, BuildErrorKind, BuildOutput, BuildRequest};
+use imagespec_core::resolve_image;
+use imagespec_core::spec::{BaseImage, LoadedSpec};
+use tokio_util::sync::CancellationToken;
+
+use crate::events::LogWriter;
+use crate::ids::now;
+use crate::naming::qualify;
+use crate::scheduler::Assignment;
+use crate::state::Shared;
+use crate::workspace;
+
+/// Starts queued builds whenever a worker is free, until the service is killed.
+pub async fn dispatch(shared: Arc<Shared>) {
+    loop {
+        while let Some(job) = shared.scheduler.next() {
+            let s = shared.clone();
+            tokio::spawn(async move {
+                let (id, worker) = (job.build_id.clone(), job.worker);
+                tokio::select! {
+                    () = run(&s, job) => {}
+                    () = s.kill.cancelled() => {}
+                }
+                s.scheduler.done(&id, worker);
+            });
+        }
+        tokio::select! {
+            () = shared.scheduler.wake.notified() => {}
+            () = shared.kill.cancelled() => return,
+        }
+    }
+}
+
+async fn run(shared: &Shared, job: Assignment) {
+    let id = job.build_id.as_str();
+    let row = match shared.store.get(id, None).await {
+        Ok(Some(row)) if row.status == BuildState::Queued => row,
+        Ok(_) => return,
+        Err(e) => {
+            tracing::error!(build = id, "cannot read the build: {e}");
+            return;
+        }
+    };
+    let worker = &shared.workers[job.worker];
+    let writer = LogWriter::start(
+        shared.store.clone(),
+        shared.hub.clone(),
+        id.to_string(),
+        row.events,
+        shared.kill.clone(),
+    );
+    if let Err(e) = shared.store.set_running(id, &worker.name, now()).await {
+        tracing::error!(build = id, "cannot mark the build running: {e}");
+    }
+    writer.emit(WireEvent::Status {
+        message: format!("running on worker {}", worker.name),
+    });
+    shared.hub.bump(id);
+    let result = build(
+        shared,
+        &row.request,
+        &row.image,
+        id,
+        job.worker,
+        &writer,
+        &job.cancel,
+    )
+    .await;
+    let (status, digest, error) = match result {
+        Ok(out) => (BuildState::Succeeded, out.digest, None),
+        Err(_) if job.cancel.is_cancelled() && shared.is_stopping() => (
+            BuildState::Failed,
+            None,
+            Some(wire(
+                ErrorKind::Unavailable,
+                "the service stopped during the build",
+            )),
+        ),
+        Err(_) if job.cancel.is_cancelled() => (
+            BuildState::Cancelled,
+            None,
+            Some(wire(ErrorKind::Cancelled, "cancelled")),
+        ),
+        Err(e) => (BuildState::Failed, None, Some(WireBuildError::from(&e))),
+    };
+    writer.emit(WireEvent::Status {
+        message: match &error {
+            None => format!("built {}", row.image),
+            Some(e) => format!("build {}: {}", status.as_str(), e.message),
+        },
+    });
+    writer.flush().await;
+    if let Err(e) = shared.store.finish(id, status, digest, error, now()).await {
+        tracing::error!(build = id, "cannot record the end of the build: {e}");
+    }
+    shared.hub.bump(id);
+    shared.hub.forget(id);
+    workspace::remove(&shared.workspace(id));
+    tracing::info!(build = id, status = status.as_str(), image = %row.image, "build finished");
+}
+
+fn wire(kind: ErrorKind, message: &str) -> WireBuildError {
+    WireBuildError {
+        kind,
+        message: message.to_string(),
+        step: None,
+        log_tail: Vec::new(),
+    }
+}
+
+/// Loads the spec from the workspace and runs the worker's builder, honouring cancellation.
+async fn build(
+    shared: &Shared,
+    request: &str,
+    image: &str,
+    id: &str,
+    worker: usize,
+    writer: &LogWriter,
+    cancel: &CancellationToken,
+) -> Result<BuildOutput, BuildError> {
+    let internal = |m: String| BuildError::new(BuildErrorKind::Internal, m);
+    let submitted: SubmitBuild = serde_json::from_str(request)
+        .map_err(|e| internal(format!("stored request unreadable: {e}")))?;
+    let text = submitted.spec.to_string();
+    let loaded = LoadedSpec::from_text(&text, None, &shared.workspace(id))
+        .map_err(|e| internal(e.to_string()))?;
+    let mut resolved = resolve_image(&loaded).map_err(|e| internal(e.to_string()))?;
+    let registry = shared.config.registry.as_deref();
+    resolved.name = qualify(&resolved.name, registry)
+        .ok_or_else(|| internal("no registry for the image".into()))?;
+    let base_image =
+        submitted
+            .base_image
+            .clone()
+            .or_else(|| match (&loaded.spec.base_image, &resolved.base) {
+                (Some(BaseImage::Spec(_)), Some(base)) => {
+                    qualify(&base.name, registry).map(|n| n.to_string())
+                }
+                _ => resolved.base_reference(&loaded.spec),
+            });
+    debug_assert_eq!(resolved.name.to_string(), image);
+    let request = BuildRequest {
+        spec: loaded,
+        image: resolved,
+        base_image,
+        push: true,
+        events: writer.sink(),
+        cancel: cancel.clone(),
+    };
+    let builder = shared.workers[worker].builder.clone();
+    let grace = Duration::from_secs(shared.config.cancel_grace_seconds);
+    let fut = builder.build(request);
+    tokio::pin!(fut);
+    tokio::select! {
+        r = &mut fut => r,
+        // A cancelled builder gets a grace period to stop and clean up, then it is dropped.
+        () = cancel.cancelled() => match tokio::time::timeout(grace, &mut fut).await {
+            Ok(Ok(out)) => Ok(out),
+            _ => Err(BuildError::new(BuildErrorKind::Cancelled, "cancelled")),
+        },
+    }
+}

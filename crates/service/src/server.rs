@@ -1,0 +1,258 @@
+//! Starting and stopping the service.
+//!
+//! On start, builds that a previous process left `queued` or `running` are marked `failed`
+//! ("the service restarted during the build") rather than re-queued: the client that asked
+//! for them gets a clear outcome on its (resumed) log stream, and decides itself whether to
+//! build again; a silent re-run could push an image nobody waits for any more. Stale
+//! workspaces and partial uploads are removed.
+//!
+//! Connections are served by our own accept loop so that [`RunningService::crash`] can drop
+//! every connection and task at once, as a killed process would (the restart tests need it);
+//! [`RunningService::shutdown`] is the graceful way.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use imagespec_builder_local::{EngineChoice, LocalBuilder};
+use imagespec_registry::CredentialSources;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Auth;
+use crate::blobs::BlobStore;
+use crate::config::ServiceConfig;
+use crate::events::Hub;
+use crate::ids::now;
+use crate::scheduler::Scheduler;
+use crate::state::{Shared, Worker};
+use crate::store::{Store, StoreError};
+use crate::{api, runner};
+
+/// The message on builds interrupted by a restart.
+pub const RESTARTED: &str = "the service restarted during the build";
+/// The message on builds interrupted by a graceful shutdown.
+pub const STOPPED: &str = "the service stopped during the build";
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("cannot prepare the data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the service needs at least one worker")]
+    NoWorkers,
+}
+
+/// A service to start.
+pub struct Service {
+    config: ServiceConfig,
+    workers: Option<Vec<Worker>>,
+}
+
+impl Service {
+    pub fn new(config: ServiceConfig) -> Self {
+        Service {
+            config,
+            workers: None,
+        }
+    }
+
+    /// Uses these workers instead of the configured engines (tests plug in a `TestBuilder`).
+    #[must_use]
+    pub fn with_workers(mut self, workers: Vec<Worker>) -> Self {
+        self.workers = Some(workers);
+        self
+    }
+
+    /// Opens the state, recovers from a previous run, and starts serving.
+    pub async fn start(self) -> Result<RunningService, ServiceError> {
+        let config = self.config;
+        let data = &config.data_dir;
+        let dir_err = |path: &std::path::Path| {
+            let path = path.to_path_buf();
+            move |source| ServiceError::DataDir { path, source }
+        };
+        for sub in ["blobs", "tmp", "workspaces"] {
+            let p = data.join(sub);
+            if sub != "blobs" {
+                let _ = std::fs::remove_dir_all(&p);
+            }
+            std::fs::create_dir_all(&p).map_err(dir_err(&p))?;
+        }
+        let store = Store::open(&data.join("service.db"))?;
+        let interrupted = store.fail_interrupted(now(), RESTARTED).await?;
+        if !interrupted.is_empty() {
+            tracing::warn!(
+                count = interrupted.len(),
+                "marked builds interrupted by a restart as failed"
+            );
+        }
+        let workers = match self.workers {
+            Some(w) => w,
+            None => local_workers(&config),
+        };
+        if workers.is_empty() {
+            return Err(ServiceError::NoWorkers);
+        }
+        let slots: Vec<usize> = workers.iter().map(|w| w.slots).collect();
+        let concurrency = config.concurrency.unwrap_or_else(|| slots.iter().sum());
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServiceError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| ServiceError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let shared = Arc::new(Shared {
+            auth: Auth::new(&config.tokens, &config.limits),
+            blobs: BlobStore::new(data.join("blobs"), data.join("tmp")),
+            store,
+            hub: Arc::new(Hub::default()),
+            scheduler: Scheduler::new(slots, concurrency),
+            workers,
+            kill: CancellationToken::new(),
+            stopping: Default::default(),
+            submit_lock: tokio::sync::Mutex::new(()),
+            config,
+        });
+        tokio::spawn(runner::dispatch(shared.clone()));
+        let stop_accepting = CancellationToken::new();
+        let app = api::router(shared.clone());
+        tokio::spawn(accept(
+            listener,
+            app,
+            stop_accepting.clone(),
+            shared.kill.clone(),
+        ));
+        tracing::info!(%addr, "imagespec build service listening");
+        Ok(RunningService {
+            addr,
+            shared,
+            stop_accepting,
+        })
+    }
+}
+
+/// One `LocalBuilder` per configured engine, pushing with the configured credentials.
+fn local_workers(config: &ServiceConfig) -> Vec<Worker> {
+    let credentials = match &config.registry_credentials {
+        Some(file) => CredentialSources::none().with_explicit_file(file),
+        None => CredentialSources::from_env(),
+    };
+    config
+        .workers
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let builder = LocalBuilder::new(EngineChoice::Any, w.endpoint.clone())
+                .with_temp_dir(config.data_dir.join("tmp"))
+                .with_credentials(credentials.clone());
+            Worker::new(
+                w.name.clone().unwrap_or_else(|| format!("worker-{i}")),
+                Arc::new(builder),
+                w.slots,
+            )
+        })
+        .collect()
+}
+
+async fn accept(
+    listener: TcpListener,
+    app: Router,
+    stop: CancellationToken,
+    kill: CancellationToken,
+) {
+    loop {
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = stop.cancelled() => return,
+            () = kill.cancelled() => return,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let kill = kill.clone();
+        tokio::spawn(async move {
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                r = conn => if let Err(e) = r {
+                    tracing::debug!("connection ended: {e}");
+                },
+                () = kill.cancelled() => {}
+            }
+        });
+    }
+}
+
+/// A started service.
+pub struct RunningService {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop_accepting: CancellationToken,
+}
+
+impl RunningService {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops as a killed process would: every connection and build dropped at once, nothing
+    /// recorded. The next start marks the interrupted builds failed.
+    pub fn crash(self) {
+        self.stop_accepting.cancel();
+        self.shared.kill.cancel();
+    }
+
+    /// Stops accepting, cancels running builds (recorded as failed: "the service stopped
+    /// during the build"), fails queued ones, lets log streams send their final event, then
+    /// closes everything.
+    pub async fn shutdown(self) {
+        self.stop_accepting.cancel();
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.shared.scheduler.cancel_all_running();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.shared.scheduler.running() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        match self.shared.store.fail_interrupted(now(), STOPPED).await {
+            Ok(ids) => ids.iter().for_each(|id| self.shared.hub.bump(id)),
+            Err(e) => tracing::error!("cannot record the interrupted builds: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.shared.kill.cancel();
+    }
+}

@@ -1,0 +1,70 @@
+//! What every part of a running service shares.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use imagespec_core::build::ImageBuilder;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Auth;
+use crate::blobs::BlobStore;
+use crate::config::ServiceConfig;
+use crate::events::Hub;
+use crate::scheduler::Scheduler;
+use crate::store::Store;
+
+/// A builder that runs builds, with how many at once.
+#[derive(Clone)]
+pub struct Worker {
+    pub name: String,
+    pub builder: Arc<dyn ImageBuilder>,
+    pub slots: usize,
+}
+
+impl Worker {
+    pub fn new(name: impl Into<String>, builder: Arc<dyn ImageBuilder>, slots: usize) -> Self {
+        Worker {
+            name: name.into(),
+            builder,
+            slots: slots.max(1),
+        }
+    }
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("name", &self.name)
+            .field("builder", &self.builder.name())
+            .field("slots", &self.slots)
+            .finish()
+    }
+}
+
+pub struct Shared {
+    pub config: ServiceConfig,
+    pub store: Store,
+    pub blobs: BlobStore,
+    pub hub: Arc<Hub>,
+    pub scheduler: Scheduler,
+    pub workers: Vec<Worker>,
+    pub auth: Auth,
+    /// Fired to stop everything at once without recording anything (a crash, as far as the
+    /// stored state is concerned).
+    pub kill: CancellationToken,
+    /// Set during a graceful shutdown: interrupted builds are recorded as failed, not cancelled.
+    pub stopping: AtomicBool,
+    /// Serialises "is this image already being built? if not, queue it".
+    pub submit_lock: tokio::sync::Mutex<()>,
+}
+
+impl Shared {
+    pub fn workspace(&self, build_id: &str) -> PathBuf {
+        self.config.data_dir.join("workspaces").join(build_id)
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+}

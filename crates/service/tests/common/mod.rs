@@ -1,0 +1,210 @@
+//! Helpers for the service tests: an in-process service on 127.0.0.1:0 with test workers, a
+//! client for it, and small spec projects.
+#![allow(dead_code)]
+
+pub mod proxy;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use imagespec_builder_remote::{RemoteBuilder, RemoteConfig, RetryPolicy};
+use imagespec_core::build::testing::TestBuilder;
+use imagespec_core::build::{
+    BuildError, BuildErrorKind, BuildEvent, BuildOutput, BuildRequest, BuilderKind,
+    BuilderRegistry, Capabilities, Engine, EngineOptions, EventSink, Existence, ExistsQuery,
+    ImageBuilder,
+};
+use imagespec_core::config::Secret;
+use imagespec_core::hash::ImageName;
+use imagespec_core::spec::LoadedSpec;
+use imagespec_service::{RunningService, Service, ServiceConfig, Worker};
+
+pub const TOKEN_A: &str = "token-for-project-a-0123456789";
+pub const TOKEN_B: &str = "token-for-project-b-0123456789";
+pub const SERVICE_REGISTRY: &str = "127.0.0.1:5000/service";
+
+/// A service under test and its data directory.
+pub struct TestService {
+    pub data: tempfile::TempDir,
+    pub service: Option<RunningService>,
+    pub url: String,
+}
+
+pub fn config(data: &Path) -> ServiceConfig {
+    let mut config = ServiceConfig::new(data)
+        .with_token("project-a", TOKEN_A)
+        .with_token("project-b", TOKEN_B)
+        .with_registry(SERVICE_REGISTRY);
+    config.cancel_grace_seconds = 1;
+    config.keep_alive_seconds = 1;
+    config
+}
+
+impl TestService {
+    /// A service with one worker running `builder`.
+    pub async fn start(builder: Arc<dyn ImageBuilder>) -> TestService {
+        let data = tempfile::tempdir().expect("tmp");
+        Self::start_with(data, config(Path::new(".")), builder).await
+    }
+
+    pub async fn start_with(
+        data: tempfile::TempDir,
+        config: ServiceConfig,
+        builder: Arc<dyn ImageBuilder>,
+    ) -> TestService {
+        let config = ServiceConfig {
+            data_dir: data.path().to_path_buf(),
+            ..config
+        };
+        let service = Service::new(config)
+            .with_workers(vec![Worker::new("test-worker", builder, 1)])
+            .start()
+            .await
+            .expect("service starts");
+        let url = service.url();
+        TestService {
+            data,
+            service: Some(service),
+            url,
+        }
+    }
+
+    pub fn running(&self) -> &RunningService {
+        self.service.as_ref().expect("running")
+    }
+}
+
+/// A test builder that takes `delay` per build.
+pub fn test_builder(delay: Duration) -> Arc<TestBuilder> {
+    Arc::new(TestBuilder::new("test", BuilderKind::Local).with_build_delay(delay))
+}
+
+/// A fast retry policy so failure tests finish quickly.
+pub fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 8,
+        initial_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(400),
+        max_retry_after: Duration::from_secs(2),
+    }
+}
+
+pub fn remote(url: &str, token: &str) -> RemoteBuilder {
+    RemoteBuilder::new(RemoteConfig {
+        url: Some(url.to_string()),
+        token: Some(Secret::new(token)),
+    })
+    .with_retry(fast_retry())
+}
+
+/// An engine that knows only `builder` (as `union`/`remote`).
+pub fn engine(builder: RemoteBuilder) -> Engine {
+    let mut registry = BuilderRegistry::new();
+    registry.register(Arc::new(builder));
+    Engine::new(registry)
+}
+
+pub fn options() -> EngineOptions {
+    EngineOptions {
+        builder: Some("remote".into()),
+        ..EngineOptions::default()
+    }
+}
+
+/// Collects events for assertions.
+pub fn collecting_sink() -> (EventSink, Arc<std::sync::Mutex<Vec<BuildEvent>>>) {
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let e = events.clone();
+    (
+        EventSink::new(move |ev| e.lock().expect("lock").push(ev)),
+        events,
+    )
+}
+
+pub fn write(dir: &Path, rel: &str, text: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    std::fs::write(p, text).expect("write");
+}
+
+/// A small requirements project: `spec.yaml`, `requirements.txt`, `src/` with a few files.
+pub fn project(dir: &Path, name: &str) -> LoadedSpec {
+    write(dir, "requirements.txt", "six==1.17.0\n");
+    write(dir, "src/app/__init__.py", "");
+    write(dir, "src/app/main.py", "print('hello')\n");
+    write(dir, "src/app/data.txt", &"x".repeat(4096));
+    write(dir, "src/.gitignore", "*.log\n");
+    write(dir, "src/debug.log", "ignored\n");
+    let spec = format!(
+        "name: {name}\npython_version: '3.11'\nrequirements: requirements.txt\nsource_root: src\n"
+    );
+    write(dir, "spec.yaml", &spec);
+    LoadedSpec::from_file(&dir.join("spec.yaml"), dir).expect("valid spec")
+}
+
+/// Copies a directory tree (for examples).
+pub fn copy_tree(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A raw HTTP client for API-level tests.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+/// A builder that talks a lot, slowly: `lines` log lines, `pause` apart.
+pub struct ChattyBuilder {
+    pub lines: usize,
+    pub pause: Duration,
+}
+
+#[async_trait]
+impl ImageBuilder for ChattyBuilder {
+    fn name(&self) -> &str {
+        "chatty"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::full(BuilderKind::Local)
+    }
+
+    async fn exists(&self, _image: &ImageName, _query: &ExistsQuery) -> Existence {
+        Existence::Missing
+    }
+
+    async fn build(&self, request: BuildRequest) -> Result<BuildOutput, BuildError> {
+        request.events.emit(BuildEvent::Step {
+            index: 1,
+            name: "RUN talk".into(),
+        });
+        for i in 0..self.lines {
+            if request.cancel.is_cancelled() {
+                return Err(BuildError::new(BuildErrorKind::Cancelled, "cancelled"));
+            }
+            request.events.emit(BuildEvent::Log {
+                line: format!("line {i:04}"),
+            });
+            tokio::time::sleep(self.pause).await;
+        }
+        Ok(BuildOutput {
+            image: request.image.name.to_string(),
+            digest: Some("sha256:feed".into()),
+            pushed: true,
+        })
+    }
+}
