@@ -1,0 +1,125 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Turn a declarative ImageSpec into a content-addressed container image: build it only when it
+/// does not exist yet, and push it.
+#[derive(Debug, Parser)]
+#[command(name = "imagespec", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Output format: human text, or JSON for programs (JSON lines for `build`).
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Directory that relative paths in the spec resolve against [default: the current directory].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Configuration file [default: $IMAGESPEC_CONFIG, else ~/.config/imagespec/config.yaml].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// More log output (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a spec file and report every problem with its line and column.
+    Validate(SpecArgs),
+    /// Print the image name (registry/name:tag) a spec builds.
+    Tag(TagArgs),
+    /// List the builders and the default of the deployment variant.
+    Builders(VariantArgs),
+    /// Build and push the image unless it already exists.
+    Build(BuildArgs),
+    /// Print the Dockerfile generated for a spec.
+    Dockerfile(PlanArgs),
+    /// Write the build context (a reproducible tar) for a spec.
+    Context(ContextArgs),
+    /// Run the build service for the `union` (remote) builder: `imagespec serve --config service.yaml`.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {}
+
+#[derive(Debug, Args)]
+pub struct SpecArgs {
+    /// The spec file (YAML or JSON).
+    pub spec: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Push to this registry instead of the spec's `registry`.
+    #[arg(long)]
+    pub registry: Option<String>,
+    /// Also list every input of the hash.
+    #[arg(long)]
+    pub explain: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VariantArgs {
+    /// Deployment variant: flyte, serverless, byoc, byok, selfmanaged [env: IMAGESPEC_VARIANT].
+    #[arg(long)]
+    pub variant: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Builder to use, overriding the spec's `builder` (see `imagespec builders`).
+    #[arg(long)]
+    pub builder: Option<String>,
+    #[command(flatten)]
+    pub variant: VariantArgs,
+    /// Push to this registry instead of the spec's `registry`.
+    #[arg(long)]
+    pub registry: Option<String>,
+    /// Rebuild even if the image exists [env: FLYTE_FORCE_PUSH_IMAGE_SPEC].
+    #[arg(long)]
+    pub force: bool,
+    /// Show what would be done (builder, image, existence) without building.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Build into the local engine only; do not push.
+    #[arg(long)]
+    pub no_push: bool,
+    /// When existence cannot be determined: fail (default), build, or assume it exists.
+    #[arg(long, value_name = "POLICY")]
+    pub if_unknown: Option<String>,
+    /// Container engine endpoint for local builds (e.g. unix:///run/podman/podman.sock).
+    #[arg(long, value_name = "URL")]
+    pub engine: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Push to this registry instead of the spec's `registry` (changes a base spec's name).
+    #[arg(long)]
+    pub registry: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ContextArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Where to write the tar (`-` for standard output).
+    #[arg(short = 'o', long = "output-file", value_name = "FILE")]
+    pub output_file: PathBuf,
+}

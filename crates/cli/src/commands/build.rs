@@ -1,0 +1,78 @@
+//! `imagespec build SPEC`: build and push unless the image exists.
+
+use imagespec_core::build::{Action, Engine, EngineOptions, ExistencePolicy, Outcome};
+use tokio_util::sync::CancellationToken;
+
+use crate::args::{BuildArgs, OutputFormat};
+use crate::output;
+use crate::progress;
+use crate::setup::Setup;
+
+pub async fn run(setup: &Setup, args: &BuildArgs, format: OutputFormat) -> anyhow::Result<()> {
+    let loaded = setup.load_spec(&args.spec.spec, args.registry.as_deref())?;
+    let (variant, _) = setup.variant(args.variant.variant.as_deref())?;
+    let policy = match &args.if_unknown {
+        Some(p) => p.parse().map_err(anyhow::Error::msg)?,
+        None => setup.config.if_unknown.unwrap_or(ExistencePolicy::Fail),
+    };
+    let cancel = CancellationToken::new();
+    let (events, bar) = progress::sink(format);
+    let mut options = EngineOptions {
+        variant,
+        builder: args.builder.clone(),
+        policy,
+        force: args.force,
+        push: !args.no_push,
+        events,
+        cancel: cancel.clone(),
+    };
+    options.apply_env(|k| std::env::var(k).ok());
+    let engine = Engine::new(setup.builders(args.engine.as_deref()));
+
+    // Ctrl-C cancels the build; the builder stops and removes its temporary files.
+    let on_interrupt = cancel.clone();
+    let watcher = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_interrupt.cancel();
+        }
+    });
+    let result = if args.dry_run {
+        engine.dry_run(&loaded, &options).await
+    } else {
+        engine.ensure(&loaded, &options).await
+    };
+    watcher.abort();
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let outcome = result?;
+    report(&outcome, format);
+    Ok(())
+}
+
+fn report(outcome: &Outcome, format: OutputFormat) {
+    match format {
+        OutputFormat::Json => {
+            output::json_line(&serde_json::json!({ "event": "result", "outcome": outcome }))
+        }
+        OutputFormat::Text => {
+            if let Some(base) = &outcome.base {
+                eprintln!("base: {}", describe(base));
+            }
+            eprintln!("{}", describe(outcome));
+            // The image name alone on stdout, for scripts: IMAGE=$(imagespec build spec.yaml)
+            output::text_line(&outcome.image);
+        }
+    }
+}
+
+fn describe(o: &Outcome) -> String {
+    let what = match o.action {
+        Action::Built => "built",
+        Action::Exists => "exists, nothing to build",
+        Action::AssumedExists => "assumed to exist (existence unknown, policy `assume`)",
+        Action::Passthrough => "used as is (noop builder)",
+        Action::WouldBuild => "missing: would build (dry run)",
+    };
+    format!("{} [{}] {what}", o.image, o.builder)
+}

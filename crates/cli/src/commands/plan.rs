@@ -1,0 +1,63 @@
+//! `imagespec dockerfile SPEC` and `imagespec context SPEC -o FILE`.
+
+use std::io::Write;
+
+use anyhow::Context as _;
+use imagespec_core::hash::resolve_image;
+use imagespec_core::plan::BuildPlan;
+
+use crate::args::{ContextArgs, OutputFormat, PlanArgs};
+use crate::output;
+use crate::setup::Setup;
+
+fn plan(setup: &Setup, args: &PlanArgs) -> anyhow::Result<BuildPlan> {
+    let loaded = setup.load_spec(&args.spec.spec, args.registry.as_deref())?;
+    let resolved = resolve_image(&loaded)?;
+    let base = resolved.base.as_ref().map(|b| b.name.to_string());
+    Ok(BuildPlan::new(&loaded, &resolved, base.as_deref())?)
+}
+
+pub fn dockerfile(setup: &Setup, args: &PlanArgs, format: OutputFormat) -> anyhow::Result<()> {
+    let plan = plan(setup, args)?;
+    match format {
+        OutputFormat::Json => {
+            output::json_line(&serde_json::json!({ "dockerfile": plan.dockerfile() }))
+        }
+        OutputFormat::Text => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(plan.dockerfile().as_bytes());
+        }
+    }
+    Ok(())
+}
+
+pub fn context(setup: &Setup, args: &ContextArgs, format: OutputFormat) -> anyhow::Result<()> {
+    let plan = plan(setup, &args.plan)?;
+    let summary = if args.output_file.as_os_str() == "-" {
+        plan.write_context(std::io::stdout().lock())?
+    } else {
+        // Write next to the target and rename, so a failure never leaves half a tar behind.
+        let dir = args
+            .output_file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)
+            .with_context(|| format!("cannot write in {}", dir.display()))?;
+        let summary = plan.write_context(&mut tmp)?;
+        tmp.persist(&args.output_file)
+            .with_context(|| format!("cannot write {}", args.output_file.display()))?;
+        summary
+    };
+    if args.output_file.as_os_str() != "-" {
+        match format {
+            OutputFormat::Json => output::json_line(
+                &serde_json::json!({ "context": args.output_file, "summary": summary }),
+            ),
+            OutputFormat::Text => {
+                output::text_line(format!("wrote {}", args.output_file.display()))
+            }
+        }
+    }
+    Ok(())
+}

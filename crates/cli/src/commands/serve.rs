@@ -1,0 +1,62 @@
+//! `imagespec serve --config service.yaml`: run the build service that the `union` (remote)
+//! builder talks to, until Ctrl-C or SIGTERM; then stop gracefully (running builds are
+//! recorded as failed, log streams get their final event).
+
+use anyhow::Context as _;
+use imagespec_core::spec::{Diagnostic, DiagnosticKind, SpecError};
+use imagespec_service::{ConfigError, Service, ServiceConfig};
+
+use crate::args::{Cli, OutputFormat, ServeArgs};
+use crate::output;
+
+pub fn run(cli: &Cli, _args: &ServeArgs) -> anyhow::Result<()> {
+    let path = cli
+        .config
+        .as_deref()
+        .context("`imagespec serve` needs the service configuration: --config service.yaml")?;
+    // A bad configuration exits like an invalid spec (code 3), with the file named.
+    let config = ServiceConfig::load(path).map_err(|e| match e {
+        ConfigError::Invalid { path, message } => anyhow::Error::new(SpecError {
+            diagnostics: vec![Diagnostic {
+                file: Some(path),
+                ..Diagnostic::new(DiagnosticKind::InvalidValue, "", message)
+            }],
+        }),
+        other => anyhow::Error::new(other),
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let service = Service::new(config).start().await?;
+        match cli.output {
+            OutputFormat::Json => {
+                output::json_line(&serde_json::json!({"event": "listening", "url": service.url()}))
+            }
+            OutputFormat::Text => output::text_line(format!(
+                "imagespec build service listening on {}",
+                service.url()
+            )),
+        }
+        stop_signal().await;
+        eprintln!("stopping: running builds are recorded as failed");
+        service.shutdown().await;
+        Ok(())
+    })
+}
+
+/// Ctrl-C, or SIGTERM where there is one.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

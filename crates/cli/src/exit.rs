@@ -1,0 +1,58 @@
+//! Exit codes (documented in the README) and how errors map to them.
+
+use imagespec_core::build::{BuildErrorKind, EngineError, UnknownBuilder};
+use imagespec_core::spec::SpecError;
+
+/// Success.
+pub const OK: u8 = 0;
+/// An unexpected failure (I/O, a bug).
+pub const FAILURE: u8 = 1;
+/// Bad command-line usage (clap's code too).
+pub const USAGE: u8 = 2;
+/// The spec or the configuration file is invalid.
+pub const INVALID_SPEC: u8 = 3;
+/// The builder cannot be used for this spec (unknown, not allowed by the variant, missing
+/// registry, unsupported field).
+pub const BUILDER: u8 = 4;
+/// Whether the image exists could not be determined and the policy is `fail`.
+pub const EXISTENCE_UNKNOWN: u8 = 5;
+/// The build or push failed.
+pub const BUILD_FAILED: u8 = 6;
+/// Interrupted (Ctrl-C).
+pub const CANCELLED: u8 = 130;
+
+/// The exit code and a stable kind name for an error.
+pub fn classify(err: &anyhow::Error) -> (u8, &'static str) {
+    if err.downcast_ref::<SpecError>().is_some() {
+        return (INVALID_SPEC, "invalid_spec");
+    }
+    if err.downcast_ref::<UnknownBuilder>().is_some() {
+        return (BUILDER, "builder");
+    }
+    if err
+        .downcast_ref::<imagespec_core::build::variant::UnknownVariant>()
+        .is_some()
+    {
+        return (USAGE, "usage");
+    }
+    if let Some(e) = err.downcast_ref::<EngineError>() {
+        return classify_engine(e);
+    }
+    (FAILURE, "failure")
+}
+
+fn classify_engine(e: &EngineError) -> (u8, &'static str) {
+    match e {
+        EngineError::Base { source, .. } => classify_engine(source),
+        EngineError::ExistenceUnknown { .. } => (EXISTENCE_UNKNOWN, "existence_unknown"),
+        EngineError::Build { source, .. } if source.kind == BuildErrorKind::Cancelled => {
+            (CANCELLED, "cancelled")
+        }
+        EngineError::Build { .. } => (BUILD_FAILED, "build_failed"),
+        EngineError::Hash(_) => (FAILURE, "failure"),
+        EngineError::UnknownBuilder(_)
+        | EngineError::LocalBuildNotAllowed { .. }
+        | EngineError::RegistryRequired { .. }
+        | EngineError::Unsupported { .. } => (BUILDER, "builder"),
+    }
+}

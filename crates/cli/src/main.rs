@@ -1,0 +1,69 @@
+//! The `imagespec` command.
+
+mod args;
+mod commands;
+mod exit;
+mod output;
+mod progress;
+mod setup;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let format = cli.output;
+    // `serve` reads its own configuration file (--config), not the user's.
+    let result = match &cli.command {
+        Command::Serve(a) => commands::serve::run(&cli, a),
+        _ => setup::Setup::new(&cli).and_then(|setup| dispatch(&cli, &setup)),
+    };
+    match result {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(err) => {
+            let (code, kind) = exit::classify(&err);
+            output::error(format, kind, code, &err);
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn dispatch(cli: &Cli, setup: &setup::Setup) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Validate(a) => commands::validate::run(setup, a, cli.output),
+        Command::Tag(a) => commands::tag::run(setup, a, cli.output),
+        Command::Builders(a) => commands::builders::run(setup, a, cli.output),
+        Command::Dockerfile(a) => commands::plan::dockerfile(setup, a, cli.output),
+        Command::Context(a) => commands::plan::context(setup, a, cli.output),
+        Command::Serve(a) => commands::serve::run(cli, a),
+        Command::Build(a) => {
+            // Only `build` talks to engines and registries, so only it pays for a runtime.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(commands::build::run(setup, a, cli.output))
+        }
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` overrides the `-v` level.
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,imagespec=debug",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}

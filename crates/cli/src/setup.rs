@@ -1,0 +1,76 @@
+//! What every command needs: the root, the configuration, the variant, the builders, the spec.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use imagespec_builder_remote::{RemoteBuilder, RemoteConfig};
+use imagespec_core::build::{
+    BuilderRegistry, NoopBuilder, Variant, VariantSource, resolve_variant,
+};
+use imagespec_core::config::{Config, Secret};
+use imagespec_core::spec::LoadedSpec;
+
+use crate::args::Cli;
+
+/// The environment variable naming the deployment variant.
+pub const VARIANT_ENV: &str = "IMAGESPEC_VARIANT";
+
+pub struct Setup {
+    pub root: PathBuf,
+    pub config: Config,
+}
+
+impl Setup {
+    pub fn new(cli: &Cli) -> anyhow::Result<Setup> {
+        let root = match &cli.root {
+            Some(r) => r.clone(),
+            None => std::env::current_dir().context("cannot read the current directory")?,
+        };
+        let env = |k: &str| std::env::var(k).ok();
+        let config = match &cli.config {
+            Some(path) => Config::load(path, true)?,
+            None => match Config::default_path(env) {
+                Some(path) => Config::load(&path, false)?,
+                None => Config::default(),
+            },
+        };
+        Ok(Setup { root, config })
+    }
+
+    /// `--variant`, then `IMAGESPEC_VARIANT`, then the config file, then `flyte`.
+    pub fn variant(&self, flag: Option<&str>) -> anyhow::Result<(Variant, VariantSource)> {
+        let env = std::env::var(VARIANT_ENV).ok();
+        Ok(resolve_variant(flag, env.as_deref(), self.config.variant)?)
+    }
+
+    /// Loads a spec file, applying a `--registry` override.
+    pub fn load_spec(&self, path: &Path, registry: Option<&str>) -> anyhow::Result<LoadedSpec> {
+        let loaded = LoadedSpec::from_file(path, &self.root)?;
+        Ok(match registry {
+            Some(r) => loaded.with_registry(r)?,
+            None => loaded,
+        })
+    }
+
+    /// Every builder this program knows.
+    pub fn builders(&self, engine: Option<&str>) -> BuilderRegistry {
+        let mut registry = BuilderRegistry::new();
+        let endpoint = engine
+            .map(str::to_string)
+            .or_else(|| self.config.engine.clone());
+        imagespec_builder_local::register_local_builders(&mut registry, endpoint);
+        let remote = RemoteConfig {
+            url: std::env::var("IMAGESPEC_REMOTE_URL")
+                .ok()
+                .or_else(|| self.config.remote_url.clone()),
+            token: std::env::var("IMAGESPEC_REMOTE_TOKEN")
+                .ok()
+                .map(Secret::new)
+                .or_else(|| self.config.remote_token.clone()),
+        };
+        registry.register(Arc::new(RemoteBuilder::new(remote)));
+        registry.register(Arc::new(NoopBuilder));
+        registry
+    }
+}

@@ -1,0 +1,329 @@
+//! The `imagespec` binary on the bundled examples: output, JSON, exit codes, and a real build.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn example(name: &str) -> PathBuf {
+    repo().join("examples").join(name)
+}
+
+/// `imagespec` run in `dir`, isolated from the user's configuration and variant.
+fn imagespec(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("imagespec").expect("binary");
+    cmd.current_dir(dir)
+        .env("IMAGESPEC_CONFIG", "/nonexistent/imagespec-config.yaml")
+        .env_remove("IMAGESPEC_VARIANT")
+        .env_remove("FLYTE_FORCE_PUSH_IMAGE_SPEC")
+        .env_remove("FLYTE_IMG_FAST_FAIL");
+    cmd
+}
+
+fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+#[test]
+fn every_example_validates() {
+    for name in ["requirements", "uv-project", "base-spec"] {
+        imagespec(&example(name))
+            .args(["validate", "spec.yaml"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("valid"));
+    }
+}
+
+#[test]
+fn tag_is_deterministic_and_independent_of_the_working_directory() {
+    let here = stdout_of(imagespec(&example("requirements")).args(["tag", "spec.yaml"]));
+    let elsewhere = stdout_of(
+        imagespec(&repo())
+            .args(["--root", "examples/requirements", "tag"])
+            .arg(example("requirements").join("spec.yaml")),
+    );
+    assert_eq!(here, elsewhere);
+    let name = here.trim();
+    assert!(
+        name.starts_with("127.0.0.1:5000/examples/hello-requirements:"),
+        "{name}"
+    );
+    assert_eq!(name.rsplit(':').next().map(str::len), Some(32));
+}
+
+#[test]
+fn tag_json_and_explain() {
+    let json =
+        stdout_of(imagespec(&example("base-spec")).args(["--output", "json", "tag", "spec.yaml"]));
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let image = v["image"].as_str().expect("image");
+    assert!(image.starts_with("127.0.0.1:5000/examples/trainer:"));
+    let base = v["resolved"]["base"]["name"]["repository"].as_str();
+    assert_eq!(base, Some("trainer-base"));
+    let explain =
+        stdout_of(imagespec(&example("uv-project")).args(["tag", "--explain", "spec.yaml"]));
+    for field in ["requirements", "copy", "recipe", "imagespec-tag-v1"] {
+        assert!(explain.contains(field), "{field} missing from:\n{explain}");
+    }
+}
+
+#[test]
+fn registry_override_changes_only_the_registry() {
+    let plain = stdout_of(imagespec(&example("requirements")).args(["tag", "spec.yaml"]));
+    let moved = stdout_of(imagespec(&example("requirements")).args([
+        "tag",
+        "spec.yaml",
+        "--registry",
+        "https://ghcr.io/acme/",
+    ]));
+    let tag = |s: &str| s.trim().rsplit(':').next().map(str::to_string);
+    assert_eq!(tag(&plain), tag(&moved));
+    assert!(
+        moved.starts_with("ghcr.io/acme/hello-requirements:"),
+        "{moved}"
+    );
+}
+
+#[test]
+fn an_invalid_spec_exits_3_and_names_file_line_and_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "name: app\npackages: numpy\npackges: [x]\n",
+    )
+    .expect("write");
+    imagespec(dir.path())
+        .args(["validate", "bad.yaml"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("bad.yaml:2:11: `packages`"))
+        .stderr(predicate::str::contains("did you mean `packages`?"));
+    let out = imagespec(dir.path())
+        .args(["--output", "json", "validate", "bad.yaml"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json error on stdout");
+    assert_eq!(v["error"]["kind"], "invalid_spec");
+    assert_eq!(v["error"]["diagnostics"].as_array().map(Vec::len), Some(2));
+    assert_eq!(v["error"]["diagnostics"][0]["location"]["line"], 2);
+}
+
+#[test]
+fn builders_marks_the_variant_default() {
+    let text = stdout_of(imagespec(&repo()).args(["builders"]));
+    assert!(text.lines().any(|l| l.starts_with("* default")), "{text}");
+    let json = stdout_of(imagespec(&repo()).args([
+        "--output",
+        "json",
+        "builders",
+        "--variant",
+        "serverless",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["default_builder"], "union");
+    assert_eq!(v["local_builds_allowed"], false);
+    let from_env = stdout_of(
+        imagespec(&repo())
+            .env("IMAGESPEC_VARIANT", "byoc")
+            .args(["--output", "json", "builders"]),
+    );
+    let v: serde_json::Value = serde_json::from_str(&from_env).expect("json");
+    assert_eq!(
+        (v["variant"].as_str(), v["variant_source"].as_str()),
+        (Some("byoc"), Some("environment"))
+    );
+    imagespec(&repo())
+        .args(["builders", "--variant", "cloud"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn builder_problems_exit_4_before_any_work() {
+    let spec = example("requirements");
+    imagespec(&spec)
+        .args(["build", "spec.yaml", "--builder", "kaniko"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains(
+            "available builders: default, docker, noop, podman, union",
+        ));
+    imagespec(&spec)
+        .args([
+            "build",
+            "spec.yaml",
+            "--variant",
+            "serverless",
+            "--builder",
+            "default",
+        ])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("does not support local builds"));
+}
+
+#[test]
+fn dockerfile_and_context_are_reproducible() {
+    let spec = example("requirements");
+    let dockerfile = stdout_of(imagespec(&spec).args(["dockerfile", "spec.yaml"]));
+    assert!(dockerfile.starts_with("# Generated by imagespec"));
+    assert!(dockerfile.contains("FROM localhost/imagespec/python:3.11-bookworm"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["a.tar", "b.tar"] {
+        imagespec(&spec)
+            .args(["context", "spec.yaml", "-o"])
+            .arg(dir.path().join(name))
+            .assert()
+            .success();
+    }
+    let a = std::fs::read(dir.path().join("a.tar")).expect("a");
+    let b = std::fs::read(dir.path().join("b.tar")).expect("b");
+    assert_eq!(a, b);
+    assert!(
+        !a.windows(b"todo.txt".len()).any(|w| w == b"todo.txt"),
+        ".dockerignore'd file in the context"
+    );
+}
+
+/// The dev environment's registry credentials, or a failure that says how to get them.
+fn registry_env() -> Vec<(String, String)> {
+    let path = repo().join(".dev-env/registry.env");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run `bash scripts/dev-env.sh` first",
+            path.display()
+        )
+    });
+    text.lines()
+        .filter_map(|l| l.trim_start_matches("export ").split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .collect()
+}
+
+fn docker_config_with_registry_login() -> tempfile::TempDir {
+    use base64::Engine as _;
+    let env = registry_env();
+    let get = |k: &str| {
+        env.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        get("IMAGESPEC_REGISTRY_USER"),
+        get("IMAGESPEC_REGISTRY_PASSWORD")
+    ));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = serde_json::json!({"auths": {get("IMAGESPEC_REGISTRY"): {"auth": auth}}});
+    std::fs::write(dir.path().join("config.json"), config.to_string()).expect("write");
+    dir
+}
+
+#[test]
+fn build_pushes_then_is_a_no_op_and_reports_json() {
+    let config = docker_config_with_registry_login();
+    let namespace = format!("127.0.0.1:5000/cli-test-{}", std::process::id());
+    let spec = example("requirements");
+    let mut first = imagespec(&spec);
+    first.env("DOCKER_CONFIG", config.path()).args([
+        "build",
+        "spec.yaml",
+        "--registry",
+        &namespace,
+    ]);
+    let image = stdout_of(&mut first);
+    assert!(
+        image
+            .trim()
+            .starts_with(&format!("{namespace}/hello-requirements:")),
+        "{image}"
+    );
+
+    let out = imagespec(&spec)
+        .env("DOCKER_CONFIG", config.path())
+        .args([
+            "--output",
+            "json",
+            "build",
+            "spec.yaml",
+            "--registry",
+            &namespace,
+        ])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .map(str::to_string)
+        .unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&last).expect("json result line");
+    assert_eq!(v["event"], "result");
+    assert_eq!(v["outcome"]["action"], "exists");
+    assert_eq!(v["outcome"]["image"].as_str(), Some(image.trim()));
+}
+
+#[test]
+fn an_unreachable_registry_is_unknown_and_exits_5_unless_the_policy_says_otherwise() {
+    let spec = example("requirements");
+    imagespec(&spec)
+        .args(["build", "spec.yaml", "--registry", "127.0.0.1:1/nowhere"])
+        .assert()
+        .code(5)
+        .stderr(predicate::str::contains("cannot tell whether"))
+        .stderr(predicate::str::contains("--if-unknown"));
+    imagespec(&spec)
+        .args([
+            "build",
+            "spec.yaml",
+            "--registry",
+            "127.0.0.1:1/nowhere",
+            "--if-unknown",
+            "assume",
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("assumed to exist"));
+    imagespec(&spec)
+        .env("FLYTE_IMG_FAST_FAIL", "1")
+        .args([
+            "build",
+            "spec.yaml",
+            "--registry",
+            "127.0.0.1:1/nowhere",
+            "--if-unknown",
+            "assume",
+        ])
+        .assert()
+        .code(5);
+}
+
+#[test]
+fn dry_run_reports_without_building() {
+    let spec = example("requirements");
+    let config = docker_config_with_registry_login();
+    let namespace = format!("127.0.0.1:5000/cli-dry-{}", std::process::id());
+    imagespec(&spec)
+        .env("DOCKER_CONFIG", config.path())
+        .args(["build", "spec.yaml", "--dry-run", "--registry", &namespace])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("would build"));
+}
