@@ -79,6 +79,13 @@ fn step_name(vertex_name: &str) -> Option<&str> {
     (n.parse::<u32>().is_ok() && m.parse::<u32>().is_ok()).then_some(after)
 }
 
+/// Buildah's `--> Using cache <id>` and classic Docker's ` ---> Using cache`: the step's
+/// result came from the build cache.
+fn is_cache_hit_line(line: &str) -> bool {
+    let line = line.trim_start();
+    line.starts_with("--> Using cache") || line.starts_with("---> Using cache")
+}
+
 /// `Step 2/5 : RUN x` or `STEP 2/5: RUN x` -> `Some("RUN x")`.
 fn text_step(line: &str) -> Option<&str> {
     let rest = line
@@ -165,7 +172,11 @@ impl Progress {
             return;
         }
         push_tail(&mut self.step_tail, line.clone());
+        let cached = is_cache_hit_line(&line);
         self.events.emit(BuildEvent::Log { line });
+        if cached && self.current_step.is_some() {
+            self.events.emit(BuildEvent::cached());
+        }
     }
 
     fn trace(&mut self, trace: StatusResponse) {
@@ -182,9 +193,7 @@ impl Progress {
                         let step = step.to_string();
                         self.step(step);
                         if v.cached {
-                            self.events.emit(BuildEvent::Log {
-                                line: "CACHED".into(),
-                            });
+                            self.events.emit(BuildEvent::cached());
                         }
                     }
                     None => self.events.emit(BuildEvent::Status {
@@ -337,6 +346,35 @@ mod tests {
             name: "RUN echo hi && exit 3".into()
         }));
         assert!(!format!("{seen:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn buildah_cache_hits_are_reported_as_cached_steps() {
+        let (events, seen) = sink();
+        let mut p = Progress::new(events, Redactor::default());
+        for chunk in [
+            "STEP 1/3: FROM base\n",
+            "STEP 2/3: RUN make\n--> Using cache 0a1b2c\n",
+            "--> 0a1b2c\nSTEP 3/3: COPY source/ ./\n--> 9f8e7d\n",
+        ] {
+            p.handle(BuildMessage {
+                stream: Some(chunk.into()),
+                ..Default::default()
+            });
+        }
+        let seen = seen.lock().expect("lock");
+        let cached: Vec<(String, bool)> = imagespec_core::build::step_reports(&seen)
+            .into_iter()
+            .map(|s| (s.name, s.cached))
+            .collect();
+        assert_eq!(
+            cached,
+            [
+                ("FROM base".to_string(), false),
+                ("RUN make".to_string(), true),
+                ("COPY source/ ./".to_string(), false)
+            ]
+        );
     }
 
     #[test]

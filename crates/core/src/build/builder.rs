@@ -98,12 +98,54 @@ pub struct ExistsQuery {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum BuildEvent {
-    /// A build step started (`index` from 1).
+    /// A build step started (`index` from 1). A step the engine served from its build cache is
+    /// followed by the log line [`CACHED_LINE`] (see [`BuildEvent::cached`]).
     Step { index: usize, name: String },
     /// A line of build output.
     Log { line: String },
     /// A phase outside the steps (pushing, exporting, ...).
     Status { message: String },
+}
+
+/// The log line that marks the step before it as served from the engine's build cache.
+pub const CACHED_LINE: &str = "CACHED";
+
+impl BuildEvent {
+    /// The event a builder emits after a [`BuildEvent::Step`] the engine did not run because
+    /// its build cache already had the result.
+    pub fn cached() -> BuildEvent {
+        BuildEvent::Log {
+            line: CACHED_LINE.to_string(),
+        }
+    }
+}
+
+/// One step of a build as its events report it: the engine's cache report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepReport {
+    pub name: String,
+    /// Served from the build cache (the step did not run).
+    pub cached: bool,
+}
+
+/// The steps of one build, in order, each with whether the engine's cache served it.
+pub fn step_reports(events: &[BuildEvent]) -> Vec<StepReport> {
+    let mut steps: Vec<StepReport> = Vec::new();
+    for event in events {
+        match event {
+            BuildEvent::Step { name, .. } => steps.push(StepReport {
+                name: name.clone(),
+                cached: false,
+            }),
+            BuildEvent::Log { line } if line == CACHED_LINE => {
+                if let Some(last) = steps.last_mut() {
+                    last.cached = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    steps
 }
 
 /// Where a builder sends its events; cheap to clone.
@@ -257,4 +299,33 @@ pub trait ImageBuilder: Send + Sync {
 
     /// Builds (and, if asked, pushes) the image.
     async fn build(&self, request: BuildRequest) -> Result<BuildOutput, BuildError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_reports_mark_the_step_each_cached_line_follows() {
+        let log = |line: &str| BuildEvent::Log { line: line.into() };
+        let step = |index, name: &str| BuildEvent::Step {
+            index,
+            name: name.into(),
+        };
+        let events = [
+            log(CACHED_LINE), // before any step: belongs to none
+            step(1, "FROM base"),
+            step(2, "RUN apt-get install"),
+            BuildEvent::cached(),
+            step(3, "COPY source/ ./"),
+            log("copying"),
+            BuildEvent::Status {
+                message: "pushing".into(),
+            },
+        ];
+        let reports = step_reports(&events);
+        let cached: Vec<bool> = reports.iter().map(|r| r.cached).collect();
+        assert_eq!(cached, [false, true, false]);
+        assert_eq!(reports[2].name, "COPY source/ ./");
+    }
 }

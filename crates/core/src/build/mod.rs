@@ -8,8 +8,9 @@ pub mod testing;
 pub mod variant;
 
 pub use builder::{
-    BuildError, BuildErrorKind, BuildEvent, BuildOutput, BuildRequest, BuilderKind, Capabilities,
-    EventSink, Existence, ExistsQuery, ImageBuilder, Located,
+    BuildError, BuildErrorKind, BuildEvent, BuildOutput, BuildRequest, BuilderKind, CACHED_LINE,
+    Capabilities, EventSink, Existence, ExistsQuery, ImageBuilder, Located, StepReport,
+    step_reports,
 };
 pub use engine::{Action, Engine, EngineError, EngineOptions, ExistencePolicy, Outcome, Planned};
 pub use noop::NoopBuilder;
