@@ -20,7 +20,7 @@ use futures::TryStreamExt;
 use http::Method;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use imagespec_core::build::{BuildError, BuildEvent, EventSink};
+use imagespec_core::build::{BuildError, BuildErrorKind, BuildEvent, EventSink};
 use tokio_util::io::ReaderStream;
 use tokio_util::sync::CancellationToken;
 
@@ -149,15 +149,12 @@ pub(crate) async fn run(
         r = write => r.map_err(|e| LocalError::Context { reason: e.to_string() })?
             .map_err(|reason| LocalError::Context { reason: redactor.redact(&reason) })?,
     };
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| LocalError::Context {
-            reason: format!("cannot open {}: {e}", path.display()),
-        })?;
+    let file = std::fs::File::open(&path).map_err(|e| LocalError::Context {
+        reason: format!("cannot open {}: {e}", path.display()),
+    })?;
     // Unlink now: the open handle keeps the bytes for the upload, and nothing stays on disk.
     drop(dir);
     tracing::debug!(size, %tag, engine = %engine.kind, "build context written");
-    let body = StreamBody::new(ReaderStream::new(file).map_ok(Frame::data)).boxed();
 
     // 2. The request.
     let labels_json = serde_json::to_string(&labels).map_err(|e| LocalError::Context {
@@ -196,6 +193,13 @@ pub(crate) async fn run(
                 ("rm", "true".to_string()),
                 ("forcerm", "true".into()),
                 ("layers", "true".into()),
+                // Without an explicit format, Podman 4's libpod endpoint never finds its
+                // cached layers (every step runs again); OCI is what `podman build` uses, so
+                // the two share one cache.
+                (
+                    "outputformat",
+                    "application/vnd.oci.image.manifest.v1+json".into(),
+                ),
             ]);
             if !podman_secrets.is_empty() {
                 let list: Vec<String> = podman_secrets
@@ -217,7 +221,87 @@ pub(crate) async fn run(
         message: format!("building {tag} on {} {}", engine.kind, engine.version),
     });
 
-    // 3. The answer, streamed.
+    // 3. The answer, streamed; on Podman, again after a race with a concurrent image removal.
+    let mut attempt = 1;
+    loop {
+        let body = context_body(&file)?;
+        let result = send_and_follow(engine, &uri, body, &events, &redactor, &cancel).await;
+        match result {
+            Err(e)
+                if engine.kind == EngineKind::Podman
+                    && attempt < PODMAN_ATTEMPTS
+                    && is_podman_store_race(&e) =>
+            {
+                tracing::debug!(attempt, error = %e, "podman store race; building again");
+                events.emit(BuildEvent::Status {
+                    message: format!(
+                        "Podman lost an image while looking up its build cache ({}); building again",
+                        e.message
+                    ),
+                });
+                tokio::time::sleep(Duration::from_millis(300 * attempt)).await;
+                attempt += 1;
+            }
+            Err(e) if e.kind == BuildErrorKind::Cancelled => {
+                if engine.kind == EngineKind::Docker {
+                    cancel_docker_build(engine, &build_id).await;
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+            Ok(mut image_id) => {
+                if image_id.is_none() {
+                    // Podman's libpod endpoint does not send the id; the store knows it.
+                    image_id = engine
+                        .docker
+                        .inspect_image(&tag)
+                        .await
+                        .ok()
+                        .and_then(|i| i.id);
+                }
+                return Ok(BuiltImage { tag, image_id });
+            }
+        }
+    }
+}
+
+/// How often a Podman build is tried when it loses a race with a concurrent image removal.
+const PODMAN_ATTEMPTS: u64 = 3;
+
+/// Buildah looks up its layer cache by walking the store's images; when another client removes
+/// an image meanwhile (`podman rmi`, `image prune`, another build's clean-up), the build fails
+/// before running any step with `layer not known` / `image not known`. Nothing was built, so
+/// building again is safe.
+fn is_podman_store_race(e: &BuildError) -> bool {
+    let m = &e.message;
+    m.contains("checking if cached image exists")
+        && (m.contains("layer not known") || m.contains("image not known"))
+}
+
+/// A fresh body over the context file (from its start), for one request.
+fn context_body(file: &std::fs::File) -> Result<api::Body, BuildError> {
+    use std::io::{Seek, SeekFrom};
+    let mut copy = file.try_clone().map_err(|e| LocalError::Context {
+        reason: format!("cannot reopen the build context: {e}"),
+    })?;
+    copy.seek(SeekFrom::Start(0))
+        .map_err(|e| LocalError::Context {
+            reason: format!("cannot rewind the build context: {e}"),
+        })?;
+    let file = tokio::fs::File::from_std(copy);
+    Ok(StreamBody::new(ReaderStream::new(file).map_ok(Frame::data)).boxed())
+}
+
+/// Sends the build request and follows its output to the end; the image id when the engine
+/// reported one.
+async fn send_and_follow(
+    engine: &ConnectedEngine,
+    uri: &str,
+    body: api::Body,
+    events: &EventSink,
+    redactor: &Redactor,
+    cancel: &CancellationToken,
+) -> Result<Option<String>, BuildError> {
     let mut progress = Progress::new(events.clone(), redactor.clone());
     let stream = async {
         let response = engine
@@ -225,12 +309,12 @@ pub(crate) async fn run(
             .send(
                 "the build request",
                 Method::POST,
-                &uri,
+                uri,
                 &[("Content-Type", "application/x-tar".into())],
                 body,
             )
             .await
-            .map_err(|e| redact_error(e.into(), &redactor))?;
+            .map_err(|e| redact_error(e.into(), redactor))?;
         let mut messages = JsonStream::new(response);
         while let Some(message) = messages.next::<BuildMessage>().await {
             match message {
@@ -240,31 +324,9 @@ pub(crate) async fn run(
         }
         Ok::<_, BuildError>(())
     };
-    let streamed = tokio::select! {
-        _ = cancel.cancelled() => None,
-        r = stream => Some(r),
-    };
-    match streamed {
-        None => {
-            if engine.kind == EngineKind::Docker {
-                cancel_docker_build(engine, &build_id).await;
-            }
-            Err(cancelled())
-        }
-        Some(Err(e)) => Err(e),
-        Some(Ok(())) => {
-            let mut image_id = progress.finish()?;
-            if image_id.is_none() {
-                // Podman's libpod endpoint does not send the id; the store knows it.
-                image_id = engine
-                    .docker
-                    .inspect_image(&tag)
-                    .await
-                    .ok()
-                    .and_then(|i| i.id);
-            }
-            Ok(BuiltImage { tag, image_id })
-        }
+    tokio::select! {
+        _ = cancel.cancelled() => Err(cancelled()),
+        r = stream => r.and_then(|()| progress.finish()),
     }
 }
 
@@ -300,11 +362,16 @@ fn redact_error(mut e: BuildError, redactor: &Redactor) -> BuildError {
 /// its secrets read now (a missing file or variable fails before any work), its platform.
 pub(crate) fn job_from_request(
     req: &imagespec_core::build::BuildRequest,
+    kind: EngineKind,
     labels: BTreeMap<String, String>,
 ) -> Result<BuildJob, BuildError> {
-    use imagespec_core::plan::{BuildPlan, SecretSource as PlanSource};
+    use imagespec_core::plan::{BuildPlan, EngineTraits, SecretSource as PlanSource};
 
-    let plan = BuildPlan::new(&req.spec, &req.image, req.base_image.as_deref())
+    let traits = EngineTraits {
+        // Podman 4 (Buildah 1.28) deadlocks on contended `sharing=locked` cache mounts.
+        locked_cache_mounts: kind == EngineKind::Docker,
+    };
+    let plan = BuildPlan::for_engine(&req.spec, &req.image, req.base_image.as_deref(), traits)
         .map_err(|e| LocalError::Plan(e.to_string()))?;
     let secrets = plan
         .secrets()

@@ -16,8 +16,12 @@ use bollard::Docker;
 use crate::engine_http::EngineHttp;
 use crate::error::LocalError;
 
-/// How long one candidate may take to answer `/_ping` and `/version`.
+/// How long one candidate may take to answer `/_ping`: whether anything listens at all.
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an engine that answered `/_ping` may take to answer `/version`. Longer: a busy
+/// Podman answers it only once its image store is free, which can take a while when it
+/// commits layers for several builds.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Timeout of the bollard client's requests (inspect, version); builds and pushes go through
 /// [`EngineHttp`], which has no overall timeout (they are bounded by cancellation instead).
@@ -255,11 +259,11 @@ pub async fn try_connect(endpoint: &str) -> Result<ConnectedEngine, String> {
         }
     }
     .map_err(|e| format!("cannot create a client: {e}"))?;
+    tokio::time::timeout(PING_TIMEOUT, docker.ping())
+        .await
+        .map_err(|_| format!("no answer within {}s", PING_TIMEOUT.as_secs()))?
+        .map_err(|e| format!("no answer to /_ping: {e}"))?;
     let probe = async {
-        docker
-            .ping()
-            .await
-            .map_err(|e| format!("no answer to /_ping: {e}"))?;
         let version = docker
             .version()
             .await
@@ -271,9 +275,14 @@ pub async fn try_connect(endpoint: &str) -> Result<ConnectedEngine, String> {
             .map_err(|e| format!("API version negotiation failed: {e}"))?;
         Ok::<_, String>((version, docker))
     };
-    let (version, docker) = tokio::time::timeout(PING_TIMEOUT, probe)
+    let (version, docker) = tokio::time::timeout(VERSION_TIMEOUT, probe)
         .await
-        .map_err(|_| format!("no answer within {}s", PING_TIMEOUT.as_secs()))??;
+        .map_err(|_| {
+            format!(
+                "answered /_ping but not /version within {}s",
+                VERSION_TIMEOUT.as_secs()
+            )
+        })??;
     let components = version.components.unwrap_or_default();
     let podman = components
         .iter()

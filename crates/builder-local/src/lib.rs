@@ -245,7 +245,8 @@ impl ImageBuilder for LocalBuilder {
             ));
         }
         // The plan labels the image itself (spec hash and hash inputs).
-        let job = build::job_from_request(&req, BTreeMap::new())?;
+        let kind = self.engine().await?.kind;
+        let job = build::job_from_request(&req, kind, BTreeMap::new())?;
         let built = self.build_job(job).await?;
         tracing::info!(image = %built.tag, id = ?built.image_id, "built");
         if !req.push {

@@ -6,7 +6,7 @@ mod support;
 
 use imagespec_core::plan::cuda::cuda_base_image;
 use imagespec_core::plan::{
-    BuildPlan, DEFAULT_BASE_IMAGE, Instruction, LABEL_INPUTS, PlanError, SecretSource,
+    BuildPlan, DEFAULT_BASE_IMAGE, EngineTraits, Instruction, LABEL_INPUTS, PlanError, SecretSource,
 };
 use imagespec_core::resolve_image;
 use support::{load, plan, plan_error, plan_with_base, project, redacted};
@@ -28,6 +28,30 @@ fn plan_apt_packages() {
     snapshot(
         "apt_packages",
         "name: apt\napt_packages: [git, curl, 'libpq5=15.*']\n",
+    );
+}
+
+/// Podman's Buildah cannot be trusted with `sharing=locked`: the same packages, no cache
+/// mounts, lists and archives removed in the step.
+#[test]
+fn plan_apt_packages_without_locked_cache_mounts() {
+    let dir = project();
+    let spec = load(dir.path(), "name: apt\napt_packages: [git, curl]\n");
+    let image = resolve_image(&spec).unwrap();
+    let traits = EngineTraits {
+        locked_cache_mounts: false,
+    };
+    let plan = BuildPlan::for_engine(&spec, &image, None, traits).unwrap();
+    let dockerfile = plan.dockerfile();
+    assert!(!dockerfile.contains("sharing=locked"), "{dockerfile}");
+    insta::assert_snapshot!("apt_packages_unlocked", redacted(&plan, &image));
+    assert_eq!(
+        BuildPlan::new(&spec, &image, None)
+            .unwrap()
+            .instructions()
+            .len(),
+        plan.instructions().len(),
+        "the same steps either way"
     );
 }
 

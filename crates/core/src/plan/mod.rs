@@ -79,6 +79,24 @@ pub struct BuildPlan {
     options: PlanOptions,
 }
 
+/// What the engine that runs a plan can be trusted with, where that changes the Dockerfile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineTraits {
+    /// `RUN --mount=type=cache,sharing=locked` works: a second build waits for the first to
+    /// release the cache. BuildKit: yes. Podman 4's Buildah: no; a build waiting for a locked
+    /// cache never wakes up and the lock stays taken until the service restarts. Without it,
+    /// apt runs without cache mounts and removes its lists in the same layer.
+    pub locked_cache_mounts: bool,
+}
+
+impl Default for EngineTraits {
+    fn default() -> Self {
+        EngineTraits {
+            locked_cache_mounts: true,
+        }
+    }
+}
+
 impl BuildPlan {
     /// Plans the build of `spec`, whose computed name is `image`.
     ///
@@ -92,6 +110,17 @@ impl BuildPlan {
         spec: &LoadedSpec,
         image: &ResolvedImage,
         base_image: Option<&str>,
+    ) -> Result<BuildPlan, PlanError> {
+        Self::for_engine(spec, image, base_image, EngineTraits::default())
+    }
+
+    /// [`BuildPlan::new`] for an engine with `traits` (see [`EngineTraits`]): the image's
+    /// contents are the same, only how the steps get there differs.
+    pub fn for_engine(
+        spec: &LoadedSpec,
+        image: &ResolvedImage,
+        base_image: Option<&str>,
+        traits: EngineTraits,
     ) -> Result<BuildPlan, PlanError> {
         let s = &spec.spec;
         let options = PlanOptions::from_builder_options(&s.builder_options)?;
@@ -128,7 +157,7 @@ impl BuildPlan {
             // A base image may end with a non-root USER (one built by imagespec does).
             Instruction::User("0".into()),
         ];
-        instructions.extend(system::apt(&s.apt_packages)?);
+        instructions.extend(system::apt(&s.apt_packages, traits.locked_cache_mounts)?);
         instructions.extend(system::workdir_and_user(
             &options.workdir,
             options.non_root_user,

@@ -15,18 +15,42 @@ const DOCKER_CLEAN_ASIDE: &str = "/etc/apt/docker-clean.imagespec";
 
 /// `apt_packages`, in one `RUN`.
 ///
-/// `/var/cache/apt` and `/var/lib/apt` are cache mounts (`sharing=locked`, as apt takes locks in
-/// them): downloaded lists and archives are reused across builds and are never part of the image,
-/// so no clean-up step is needed. Debian and Ubuntu images ship `docker-clean`, an apt hook that
-/// deletes downloaded archives, which would defeat the cache; it is moved aside for this step
-/// and put back, so later `apt-get` calls in `commands` (without a cache mount) still clean up.
+/// With `cache_mounts`, `/var/cache/apt` and `/var/lib/apt` are cache mounts (`sharing=locked`,
+/// as apt takes locks in them): downloaded lists and archives are reused across builds and are
+/// never part of the image, so no clean-up step is needed. Debian and Ubuntu images ship
+/// `docker-clean`, an apt hook that deletes downloaded archives, which would defeat the cache;
+/// it is moved aside for this step and put back, so later `apt-get` calls in `commands` (without
+/// a cache mount) still clean up.
+///
+/// Without (an engine whose locked cache mounts cannot be trusted, see
+/// [`super::EngineTraits`]), apt downloads afresh and removes its lists and archives in the
+/// same step, so they are not part of the image either.
+///
 /// `DEBIAN_FRONTEND=noninteractive` is set for the install command only, not baked into the image.
-pub(crate) fn apt(packages: &[String]) -> Result<Vec<Instruction>, PlanError> {
+pub(crate) fn apt(packages: &[String], cache_mounts: bool) -> Result<Vec<Instruction>, PlanError> {
     if packages.is_empty() {
         return Ok(Vec::new());
     }
     for (i, p) in packages.iter().enumerate() {
         check_line(&format!("apt_packages[{i}]"), p)?;
+    }
+    let install = format!(
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {}",
+        join(packages)
+    );
+    if !cache_mounts {
+        return Ok(vec![
+            Instruction::Comment("System packages (apt lists and archives removed)".into()),
+            Instruction::Run(Run::shell(
+                Vec::new(),
+                [
+                    "apt-get update".to_string(),
+                    install,
+                    "apt-get clean".to_string(),
+                    "rm -rf /var/lib/apt/lists/*".to_string(),
+                ],
+            )),
+        ]);
     }
     let cache = |target: &str| Mount::Cache {
         target: target.into(),
@@ -43,10 +67,7 @@ pub(crate) fn apt(packages: &[String]) -> Result<Vec<Instruction>, PlanError> {
                     "if [ -f {DOCKER_CLEAN} ]; then mv {DOCKER_CLEAN} {DOCKER_CLEAN_ASIDE}; fi"
                 ),
                 "apt-get update".to_string(),
-                format!(
-                    "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {}",
-                    join(packages)
-                ),
+                install,
                 format!(
                     "if [ -f {DOCKER_CLEAN_ASIDE} ]; then mv {DOCKER_CLEAN_ASIDE} {DOCKER_CLEAN}; fi"
                 ),
