@@ -1,0 +1,161 @@
+//! What a spec puts into an image besides dependencies: `env`, `commands`, `copy`,
+//! `source_root` (after ignore files) and `entrypoint`.
+
+use anyhow::{Result, ensure};
+
+use super::expect_output;
+use crate::backend::Backend;
+use crate::case::Case;
+
+/// `env`: values with spaces, `$`, quotes and a backslash arrive verbatim (no expansion).
+pub async fn env_values(backend: &Backend) -> Result<()> {
+    let case = Case::new(backend, "env_values")?;
+    let vars = [
+        ("CONF_SPACES", "  two  spaces,  leading and trailing  "),
+        (
+            "CONF_DOLLAR",
+            "$HOME ${PATH} $$ 100% 'single' \"double\" back\\slash",
+        ),
+    ];
+    let image = case.build(case.spec("").with_env(vars)).await?;
+    let out = case
+        .runner()
+        .exec(
+            &image,
+            "python",
+            &["-c", "import os, json; print(json.dumps([os.environ.get(k) for k in ('CONF_SPACES', 'CONF_DOLLAR')]))"],
+        )
+        .await?;
+    let got: Vec<Option<String>> = serde_json::from_str(out.trim())?;
+    let want: Vec<Option<String>> = vars.iter().map(|(_, v)| Some(v.to_string())).collect();
+    ensure!(
+        got == want,
+        "env values changed on the way into the image:\n  want {want:?}\n  got  {got:?}"
+    );
+    Ok(())
+}
+
+/// `commands`: each runs, in order, as its own step, and sees `env`.
+pub async fn commands_in_order(backend: &Backend) -> Result<()> {
+    let case = Case::new(backend, "commands_in_order")?;
+    let spec = case.spec("").with_env([("CONF_MARK", "third")]).with_commands([
+        "mkdir -p /opt/conformance && echo first > /opt/conformance/1 && echo first >> /opt/conformance/order",
+        "test -f /opt/conformance/1 && echo second > /opt/conformance/2 && echo second >> /opt/conformance/order",
+        "test -f /opt/conformance/2 && echo \"$CONF_MARK\" > /opt/conformance/3 && echo \"$CONF_MARK\" >> /opt/conformance/order",
+    ]);
+    let image = case.build(spec).await?;
+    let out = case
+        .runner()
+        .sh(
+            &image,
+            "cat /opt/conformance/order /opt/conformance/1 /opt/conformance/2 /opt/conformance/3",
+        )
+        .await?;
+    expect_output(
+        "the commands' files",
+        &out,
+        "first\nsecond\nthird\nfirst\nsecond\nthird",
+    )
+}
+
+/// `copy`: a file and a directory (with a subdirectory) land at their relative paths under the
+/// working directory; a file not listed does not.
+pub async fn copy_paths(backend: &Backend) -> Result<()> {
+    let case = Case::new(backend, "copy_paths")?;
+    case.write("config/settings.toml", "mode = \"conformance\"\n")?;
+    case.write("data/a.txt", "a\n")?;
+    case.write("data/sub/b.txt", "b\n")?;
+    case.write("other.txt", "not copied\n")?;
+    let image = case
+        .build(case.spec("").with_copy(["config/settings.toml", "data"]))
+        .await?;
+    let out = case
+        .runner()
+        .sh(
+            &image,
+            "cat config/settings.toml data/a.txt data/sub/b.txt; \
+             if [ -e other.txt ] || [ -e config/other.txt ]; then echo other-present; else echo other-absent; fi",
+        )
+        .await?;
+    expect_output(
+        "the copied files",
+        &out,
+        "mode = \"conformance\"\na\nb\nother-absent",
+    )
+}
+
+/// `source_root`: `.gitignore` (also a nested one) and `.dockerignore` decide which files are
+/// copied; the others arrive at their paths.
+pub async fn source_root_filtering(backend: &Backend) -> Result<()> {
+    let case = Case::new(backend, "source_root_filtering")?;
+    case.write("src/.gitignore", "*.log\nbuild/\n")?;
+    case.write("src/.dockerignore", "secret.txt\ndocs/\n")?;
+    case.write("src/app/.gitignore", "cache.tmp\n")?;
+    case.write("src/app/main.py", "print('main')\n")?;
+    case.write("src/keep.txt", "kept\n")?;
+    for ignored in [
+        "app/debug.log",
+        "build/out.bin",
+        "secret.txt",
+        "docs/readme.md",
+        "app/cache.tmp",
+    ] {
+        case.write(&format!("src/{ignored}"), "must not be copied\n")?;
+    }
+    let image = case.build(case.spec("").with_source_root("src")).await?;
+    let paths = "app/main.py keep.txt app/debug.log build/out.bin build secret.txt docs/readme.md docs app/cache.tmp";
+    let out = case
+        .runner()
+        .sh(&image, &format!("for p in {paths}; do if [ -e \"$p\" ]; then echo \"present $p\"; else echo \"absent $p\"; fi; done"))
+        .await?;
+    let want = "present app/main.py\npresent keep.txt\nabsent app/debug.log\nabsent build/out.bin\nabsent build\n\
+                absent secret.txt\nabsent docs/readme.md\nabsent docs\nabsent app/cache.tmp";
+    expect_output("the filtered source tree", &out, want)?;
+    let main = case
+        .runner()
+        .exec(&image, "python", &["app/main.py"])
+        .await?;
+    expect_output("a source file", &main, "main")
+}
+
+/// `entrypoint`: a set entrypoint is what a plain `run` runs; `[]` clears the one a base image
+/// (here a base spec) set, so the run's arguments are the command.
+pub async fn entrypoint(backend: &Backend) -> Result<()> {
+    let case = Case::new(backend, "entrypoint")?;
+    let base =
+        case.spec("set")
+            .with_entrypoint(["python", "-c", "print('conformance entrypoint')"]);
+    let cleared = case
+        .spec("cleared")
+        .with_base_spec(base)
+        .with_entrypoint(Vec::<String>::new());
+    let outcome = case.ensure(cleared).await?;
+    let base_image = outcome
+        .base
+        .as_ref()
+        .map(|b| b.image.clone())
+        .unwrap_or_default();
+    case.fetch(&base_image).await?;
+    case.fetch(&outcome.image).await?;
+    let out = case.runner().run(&base_image, &[]).await?;
+    expect_output("the entrypoint", &out, "conformance entrypoint")?;
+    let out = case
+        .runner()
+        .run(&outcome.image, &["echo", "cleared"])
+        .await?;
+    expect_output(
+        "a run of the image whose entrypoint was cleared",
+        &out,
+        "cleared",
+    )?;
+    let inspect = case.runner().inspect(&outcome.image).await?;
+    let entry = inspect
+        .pointer("/Config/Entrypoint")
+        .cloned()
+        .unwrap_or_default();
+    ensure!(
+        entry.is_null() || entry.as_array().is_some_and(Vec::is_empty),
+        "the cleared entrypoint is {entry}"
+    );
+    Ok(())
+}
