@@ -358,14 +358,35 @@ fn redact_error(mut e: BuildError, redactor: &Redactor) -> BuildError {
     e
 }
 
-/// Turns a build request into a job through the build plan: the plan's Dockerfile and context,
-/// its secrets read now (a missing file or variable fails before any work), its platform.
+/// Reads the secrets of `pip_secret_mounts` now: a missing file or variable is bad input, and
+/// fails before any engine is contacted.
+pub(crate) fn load_secrets(
+    req: &imagespec_core::build::BuildRequest,
+) -> Result<Vec<BuildSecret>, BuildError> {
+    use imagespec_core::plan::{SecretSource as PlanSource, secrets};
+
+    secrets::from_spec(&req.spec)
+        .map_err(|e| LocalError::Plan(e.to_string()))?
+        .iter()
+        .map(|s| {
+            let source = match &s.source {
+                PlanSource::File(p) => SecretSource::File(p.clone()),
+                PlanSource::Env(v) => SecretSource::Env(v.clone()),
+            };
+            BuildSecret::load(&s.id, &source, &req.spec.root).map_err(BuildError::from)
+        })
+        .collect()
+}
+
+/// Turns a build request into a job through the build plan for an engine of `kind`: the
+/// plan's Dockerfile and context, the secrets [`load_secrets`] read, its platform.
 pub(crate) fn job_from_request(
     req: &imagespec_core::build::BuildRequest,
     kind: EngineKind,
+    secrets: Vec<BuildSecret>,
     labels: BTreeMap<String, String>,
 ) -> Result<BuildJob, BuildError> {
-    use imagespec_core::plan::{BuildPlan, EngineTraits, SecretSource as PlanSource};
+    use imagespec_core::plan::{BuildPlan, EngineTraits};
 
     let traits = EngineTraits {
         // Podman 4 (Buildah 1.28) deadlocks on contended `sharing=locked` cache mounts.
@@ -373,17 +394,14 @@ pub(crate) fn job_from_request(
     };
     let plan = BuildPlan::for_engine(&req.spec, &req.image, req.base_image.as_deref(), traits)
         .map_err(|e| LocalError::Plan(e.to_string()))?;
-    let secrets = plan
-        .secrets()
-        .iter()
-        .map(|s| {
-            let source = match &s.source {
-                PlanSource::File(p) => SecretSource::File(p.clone()),
-                PlanSource::Env(v) => SecretSource::Env(v.clone()),
-            };
-            BuildSecret::load(&s.id, &source, &req.spec.root)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let planned: Vec<&str> = plan.secrets().iter().map(|s| s.id.as_str()).collect();
+    let loaded: Vec<&str> = secrets.iter().map(|s| s.id.as_str()).collect();
+    if planned != loaded {
+        return Err(LocalError::Plan(format!(
+            "the plan mounts secrets {planned:?} but {loaded:?} were read"
+        ))
+        .into());
+    }
     let platform = match plan.platforms() {
         [] => None,
         [one] => Some(one.clone()),

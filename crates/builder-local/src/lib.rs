@@ -245,8 +245,9 @@ impl ImageBuilder for LocalBuilder {
             ));
         }
         // The plan labels the image itself (spec hash and hash inputs).
+        let secrets = build::load_secrets(&req)?;
         let kind = self.engine().await?.kind;
-        let job = build::job_from_request(&req, kind, BTreeMap::new())?;
+        let job = build::job_from_request(&req, kind, secrets, BTreeMap::new())?;
         let built = self.build_job(job).await?;
         tracing::info!(image = %built.tag, id = ?built.image_id, "built");
         if !req.push {

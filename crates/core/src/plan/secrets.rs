@@ -33,8 +33,9 @@ pub struct SecretRef {
     pub target: String,
 }
 
-/// The secrets of `pip_secret_mounts`, in order.
-pub(crate) fn from_spec(loaded: &LoadedSpec) -> Result<Vec<SecretRef>, PlanError> {
+/// The secrets of `pip_secret_mounts`, in order (what [`super::BuildPlan::secrets`] returns,
+/// without planning: builders read them before contacting an engine).
+pub fn from_spec(loaded: &LoadedSpec) -> Result<Vec<SecretRef>, PlanError> {
     loaded
         .spec
         .pip_secret_mounts
