@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use imagespec_builder_local::{EngineChoice, LocalBuilder};
 
 use crate::backend::Backend;
-use crate::devenv::{DOCKER_ENDPOINT, HINT, PODMAN_ENDPOINT, PYTHON_IMAGE, UV_IMAGE};
+use crate::devenv::{DOCKER_ENDPOINT, HINT, PODMAN_ENDPOINT};
 use crate::registry::DevRegistry;
 use crate::runner::Runner;
 
@@ -31,10 +31,7 @@ pub async fn local(choice: EngineChoice, endpoint: &str, runner: Runner) -> Resu
         .engine()
         .await
         .with_context(|| format!("{choice:?} is not answering at {endpoint}; {HINT}"))?;
-    runner.check().await?;
-    for image in [PYTHON_IMAGE, UV_IMAGE] {
-        runner.require_image(image).await?;
-    }
+    runner.require_dev_images().await?;
     let name = format!("{choice:?}").to_ascii_lowercase();
     Ok(Backend::new(name, Arc::new(builder), runner)
         .pushing_to(registry.namespace())

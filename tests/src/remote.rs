@@ -13,7 +13,7 @@ use imagespec_service::config::WorkerConfig;
 use imagespec_service::{Service, ServiceConfig};
 
 use crate::backend::Backend;
-use crate::devenv::{DOCKER_ENDPOINT, HINT, NAMESPACE, PYTHON_IMAGE, UV_IMAGE};
+use crate::devenv::{DOCKER_ENDPOINT, HINT, NAMESPACE};
 use crate::names::unique;
 use crate::registry::DevRegistry;
 use crate::runner::Runner;
@@ -25,10 +25,7 @@ const PROJECT: &str = "conformance";
 pub async fn remote() -> Result<Backend> {
     let registry = DevRegistry::from_dev_env()?;
     let runner = Runner::docker().pulling(&registry);
-    runner.check().await?;
-    for image in [PYTHON_IMAGE, UV_IMAGE] {
-        runner.require_image(image).await?;
-    }
+    runner.require_dev_images().await?;
 
     let data = tempfile::Builder::new()
         .prefix("imagespec-conformance-service-")

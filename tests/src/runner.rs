@@ -134,6 +134,16 @@ impl Runner {
             .with_context(|| format!("the {:?} CLI cannot reach its engine; {HINT}", self.cli))
     }
 
+    /// [`Runner::check`], then [`Runner::require_image`] for the dev environment's base and
+    /// helper images that every scenario builds from.
+    pub async fn require_dev_images(&self) -> Result<()> {
+        self.check().await?;
+        for image in [crate::devenv::PYTHON_IMAGE, crate::devenv::UV_IMAGE] {
+            self.require_image(image).await?;
+        }
+        Ok(())
+    }
+
     /// Fails, pointing at `scripts/dev-env.sh`, when `image` is not in the engine.
     pub async fn require_image(&self, image: &str) -> Result<()> {
         self.cmd(&["image", "inspect", image])

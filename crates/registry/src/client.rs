@@ -114,11 +114,13 @@ impl RegistryClient {
         Endpoint::new(reference, &self.insecure)
     }
 
-    /// `HEAD` the manifest: its digest, or [`RegistryError::NotFound`].
-    pub async fn manifest_digest(
+    /// Sends `method` for the manifest of `reference`, accepting every manifest and index type;
+    /// returns the endpoint, what was asked for (for errors) and the successful response.
+    async fn request_manifest(
         &self,
         reference: &ImageReference,
-    ) -> Result<String, RegistryError> {
+        method: Method,
+    ) -> Result<(Endpoint, String, reqwest::Response), RegistryError> {
         let endpoint = self.endpoint(reference)?;
         let target = Target {
             endpoint: &endpoint,
@@ -128,12 +130,21 @@ impl RegistryClient {
         let url = manifest_url(&endpoint, reference)?;
         let sent = self
             .transport
-            .send(&target, Method::HEAD, &url, |b| {
+            .send(&target, method, &url, |b| {
                 b.header(ACCEPT, media_types::MANIFEST_ACCEPT)
             })
             .await?;
         let what = format!("manifest `{reference}`");
         let response = expect_success(&endpoint, &what, sent).await?;
+        Ok((endpoint, what, response))
+    }
+
+    /// `HEAD` the manifest: its digest, or [`RegistryError::NotFound`].
+    pub async fn manifest_digest(
+        &self,
+        reference: &ImageReference,
+    ) -> Result<String, RegistryError> {
+        let (_, _, response) = self.request_manifest(reference, Method::HEAD).await?;
         let header = response
             .headers()
             .get(DIGEST_HEADER)
@@ -152,21 +163,7 @@ impl RegistryClient {
         &self,
         reference: &ImageReference,
     ) -> Result<Manifest, RegistryError> {
-        let endpoint = self.endpoint(reference)?;
-        let target = Target {
-            endpoint: &endpoint,
-            repository: &reference.repository,
-            push: false,
-        };
-        let url = manifest_url(&endpoint, reference)?;
-        let sent = self
-            .transport
-            .send(&target, Method::GET, &url, |b| {
-                b.header(ACCEPT, media_types::MANIFEST_ACCEPT)
-            })
-            .await?;
-        let what = format!("manifest `{reference}`");
-        let response = expect_success(&endpoint, &what, sent).await?;
+        let (endpoint, what, response) = self.request_manifest(reference, Method::GET).await?;
         let media_type = response
             .headers()
             .get(CONTENT_TYPE)
