@@ -1,6 +1,7 @@
 //! Exit codes (documented in the README) and how errors map to them.
 
 use imagespec_core::build::{BuildErrorKind, EngineError, UnknownBuilder};
+use imagespec_core::hash::HashError;
 use imagespec_core::spec::SpecError;
 
 /// Success.
@@ -9,7 +10,7 @@ pub const OK: u8 = 0;
 pub const FAILURE: u8 = 1;
 /// Bad command-line usage (clap's code too).
 pub const USAGE: u8 = 2;
-/// The spec or the configuration file is invalid.
+/// The spec, a file it names, or the configuration file is invalid.
 pub const INVALID_SPEC: u8 = 3;
 /// The builder cannot be used for this spec (unknown, not allowed by the variant, missing
 /// registry, unsupported field).
@@ -23,7 +24,9 @@ pub const CANCELLED: u8 = 130;
 
 /// The exit code and a stable kind name for an error.
 pub fn classify(err: &anyhow::Error) -> (u8, &'static str) {
-    if err.downcast_ref::<SpecError>().is_some() {
+    // A hash error is a problem with the spec's inputs: a file that cannot be read, an ignore
+    // file pointing outside the tree, a `tag_format` whose result is no valid tag.
+    if err.downcast_ref::<SpecError>().is_some() || err.downcast_ref::<HashError>().is_some() {
         return (INVALID_SPEC, "invalid_spec");
     }
     if err.downcast_ref::<UnknownBuilder>().is_some() {
@@ -49,7 +52,7 @@ fn classify_engine(e: &EngineError) -> (u8, &'static str) {
             (CANCELLED, "cancelled")
         }
         EngineError::Build { .. } => (BUILD_FAILED, "build_failed"),
-        EngineError::Hash(_) => (FAILURE, "failure"),
+        EngineError::Hash(_) => (INVALID_SPEC, "invalid_spec"),
         EngineError::UnknownBuilder(_)
         | EngineError::LocalBuildNotAllowed { .. }
         | EngineError::RegistryRequired { .. }

@@ -32,14 +32,67 @@ pub fn error(format: OutputFormat, kind: &str, code: u8, err: &anyhow::Error) {
                 "error": {
                     "kind": kind,
                     "exit_code": code,
-                    "message": format!("{err:#}"),
+                    "message": message(err),
                     "diagnostics": diagnostics,
                 }
             }));
         }
         OutputFormat::Text => {
             let mut e = std::io::stderr().lock();
-            let _ = writeln!(e, "error: {err:#}");
+            let _ = writeln!(e, "error: {}", message(err));
         }
+    }
+}
+
+/// The error and its causes on one line, `outer: cause: root`. Many library errors already
+/// print their cause in their own message (so `{}` alone is useful to a library user); such a
+/// cause is not repeated.
+fn message(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Prints its cause in its own message, as many library errors do.
+    #[derive(Debug)]
+    struct Outer {
+        source: std::io::Error,
+    }
+
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot hash `src`: {}", self.source)
+        }
+    }
+
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let err = anyhow::Error::new(Outer {
+            source: std::io::Error::other("disk on fire"),
+        });
+        assert_eq!(message(&err), "cannot hash `src`: disk on fire");
+        let wrapped = err.context("tag failed");
+        assert_eq!(
+            message(&wrapped),
+            "tag failed: cannot hash `src`: disk on fire"
+        );
     }
 }

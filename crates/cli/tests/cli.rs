@@ -121,6 +121,40 @@ fn an_invalid_spec_exits_3_and_names_file_line_and_field() {
 }
 
 #[test]
+fn a_source_tree_problem_is_found_by_validate_and_exits_3_with_one_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outside = tempfile::tempdir().expect("tempdir");
+    std::fs::write(outside.path().join("rules"), "*.log\n").expect("write");
+    std::fs::create_dir(dir.path().join("src")).expect("mkdir");
+    std::fs::write(dir.path().join("src/app.py"), "print(1)\n").expect("write");
+    // Rules from a file outside the tree would select files by content that is not hashed.
+    std::os::unix::fs::symlink(
+        outside.path().join("rules"),
+        dir.path().join("src/.gitignore"),
+    )
+    .expect("symlink");
+    std::fs::write(
+        dir.path().join("spec.yaml"),
+        "name: app\nsource_root: src\n",
+    )
+    .expect("write");
+    for command in ["validate", "tag"] {
+        let out = imagespec(dir.path())
+            .args([command, "spec.yaml"])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(3), "{command}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("`source_root`"), "{command}: {stderr}");
+        let first_line = stderr.lines().next().unwrap_or_default();
+        let words: Vec<&str> = first_line.split(": ").collect();
+        let mut unique = words.clone();
+        unique.dedup();
+        assert_eq!(words, unique, "a cause is printed twice: {first_line}");
+    }
+}
+
+#[test]
 fn builders_marks_the_variant_default() {
     let text = stdout_of(imagespec(&repo()).args(["builders"]));
     assert!(text.lines().any(|l| l.starts_with("* default")), "{text}");

@@ -61,7 +61,7 @@ pub fn is_tag(s: &str) -> bool {
 pub fn is_registry_host(s: &str) -> bool {
     let (host, port) = split_host_port(s);
     if let Some(port) = port
-        && (port.is_empty() || port.len() > 5 || !port.bytes().all(|c| c.is_ascii_digit()))
+        && (!port.bytes().all(|c| c.is_ascii_digit()) || !matches!(port.parse::<u16>(), Ok(1..)))
     {
         return false;
     }
@@ -200,6 +200,7 @@ mod tests {
             "127.0.0.1:5000",
             "localhost:5000/a/b",
             "[::1]:5000",
+            "host:65535",
         ] {
             assert!(check_registry(ok).is_ok(), "{ok}");
         }
@@ -208,6 +209,8 @@ mod tests {
             "gh cr.io",
             "ghcr.io/Org",
             "host:99999999",
+            "ghcr.io:99999",
+            "ghcr.io:0",
             "-a.io",
         ] {
             assert!(check_registry(bad).is_err(), "{bad}");

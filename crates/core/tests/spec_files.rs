@@ -293,9 +293,12 @@ fn nested_base_spec_errors_carry_the_nested_path_and_position() {
 }
 
 #[test]
-fn missing_name_is_reported_with_a_fix() {
+fn a_missing_name_is_flytekits_default_and_an_empty_one_is_reported_with_a_fix() {
     let dir = project();
-    let err = errors(dir.path(), "packages: [numpy]\n");
+    let loaded = LoadedSpec::from_text("packages: [numpy]\n", None, dir.path()).expect("valid");
+    assert_eq!(loaded.spec.name, imagespec_core::spec::DEFAULT_NAME);
+    assert_eq!(loaded.spec.name, "flytekit");
+    let err = errors(dir.path(), "name: \"\"\npackages: [numpy]\n");
     assert!(err.has(DiagnosticKind::MissingField));
     assert!(err.to_string().contains("name: my-image"), "{err}");
 }

@@ -187,6 +187,38 @@ fn every_hashed_field_changes_the_tag() {
     let mut s = full_spec();
     s.builder_options.insert("k".into(), serde_json::json!(1));
     assert_ne!(tag_of(dir.path(), s), base, "builder_options");
+    let mut s = full_spec();
+    s.pip_extra_index_url = vec!["https://extra.example/simple".into()];
+    assert_ne!(tag_of(dir.path(), s), base, "pip_extra_index_url");
+    let mut s = full_spec();
+    s.python_exec = Some("/usr/bin/python3".into());
+    assert_ne!(tag_of(dir.path(), s), base, "python_exec");
+    let mut s = full_spec();
+    s.conda_packages = vec!["pytorch".into()];
+    let with_conda = tag_of(dir.path(), s.clone());
+    assert_ne!(with_conda, base, "conda_packages");
+    s.conda_channels = vec!["conda-forge".into()];
+    assert_ne!(tag_of(dir.path(), s), with_conda, "conda_channels");
+    let mut s = full_spec();
+    s.cuda = Some("12.4".into());
+    let with_cuda = tag_of(dir.path(), s.clone());
+    s.cudnn = Some("9".into());
+    assert_ne!(tag_of(dir.path(), s), with_cuda, "cudnn");
+    let mut s = full_spec();
+    s.source_copy_mode = Some(imagespec_core::spec::SourceCopyMode::None);
+    assert_ne!(tag_of(dir.path(), s), base, "source_copy_mode: none");
+}
+
+#[test]
+fn spellings_of_the_same_copy_path_give_the_same_tag() {
+    let dir = project();
+    let tag = |entry: &str| tag_of(dir.path(), ImageSpec::new("a").with_copy([entry]));
+    let plain = tag("src/pkg/a.py");
+    for spelling in ["./src/pkg/a.py", "src//pkg/a.py", "src/./pkg/a.py"] {
+        assert_eq!(tag(spelling), plain, "{spelling}");
+    }
+    assert_eq!(tag("src/"), tag("src"));
+    assert_eq!(tag("./"), tag("."));
 }
 
 #[test]
@@ -252,6 +284,33 @@ fn ignored_files_do_not_change_the_tag_but_ignore_rules_that_change_the_set_do()
         before,
         tag_of(dir.path(), full_spec()),
         "a changed selection must change the tag"
+    );
+}
+
+#[test]
+fn a_dockerignore_that_changes_the_selection_changes_the_tag() {
+    let dir = project();
+    let before = tag_of(dir.path(), full_spec());
+    // Ignore files are ordinary (hashed) files unless they exclude themselves.
+    fs::write(
+        dir.path().join("src/.dockerignore"),
+        "*.md\n.dockerignore\n",
+    )
+    .expect("write");
+    assert_eq!(
+        before,
+        tag_of(dir.path(), full_spec()),
+        "the rule selects nothing new, yet the tag changed"
+    );
+    fs::write(
+        dir.path().join("src/.dockerignore"),
+        "pkg/\n.dockerignore\n",
+    )
+    .expect("write");
+    assert_ne!(
+        before,
+        tag_of(dir.path(), full_spec()),
+        "excluding pkg/ must change the tag"
     );
 }
 

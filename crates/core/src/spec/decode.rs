@@ -13,7 +13,7 @@ use marked_yaml::loader::{LoadError, LoaderOptions, parse_yaml_with_options};
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode, Node};
 
 use super::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Location};
-use super::model::{BaseImage, ImageSpec, SecretMount, SourceCopyMode, SpecField};
+use super::model::{BaseImage, DEFAULT_NAME, ImageSpec, SecretMount, SourceCopyMode, SpecField};
 
 /// Where each field path of a decoded spec starts in its file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -415,19 +415,9 @@ fn decode_mapping(
         }
     }
     if !saw_name {
-        let field = join(prefix, "name");
-        diags.push(
-            Diagnostic::new(
-                DiagnosticKind::MissingField,
-                field,
-                "the image needs a `name`",
-            )
-            .at(map.span().start().map(|m| Location {
-                line: m.line(),
-                column: m.column(),
-            }))
-            .with_help("add `name: my-image` (lower-case letters, digits, `-`, `_`, `.`)"),
-        );
+        // flytekit's `ImageSpec.name` defaults to "flytekit"; a flytekit spec file without a
+        // name must load unchanged and name the same image.
+        spec.name = DEFAULT_NAME.to_string();
     }
     spec
 }

@@ -12,6 +12,8 @@ pub mod validate;
 pub use decode::{Decoded, FieldLocations, decode_spec};
 pub use diagnostic::{Diagnostic, DiagnosticKind, Location, SpecError};
 pub use loaded::LoadedSpec;
-pub use model::{BaseImage, DEFAULT_PLATFORM, ImageSpec, SecretMount, SourceCopyMode, SpecField};
+pub use model::{
+    BaseImage, DEFAULT_NAME, DEFAULT_PLATFORM, ImageSpec, SecretMount, SourceCopyMode, SpecField,
+};
 pub use normalize::normalize;
 pub use requirements::RequirementsKind;

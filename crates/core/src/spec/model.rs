@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 /// The platform used when a spec does not name one (flytekit's default).
 pub const DEFAULT_PLATFORM: &str = "linux/amd64";
 
+/// The name of a spec file that gives none (flytekit's default).
+pub const DEFAULT_NAME: &str = "flytekit";
+
 /// A declarative description of a container image.
 ///
 /// Paths (`requirements`, `copy`, `source_root`, `registry_config`) are relative to a root
