@@ -38,7 +38,8 @@ use imagespec_core::build::{
     BuilderRegistry, Capabilities, EventSink, Existence, ExistsQuery, ImageBuilder,
 };
 use imagespec_core::hash::ImageName;
-use imagespec_core::spec::SpecField;
+use imagespec_core::plan::{BuildPlan, PlanError};
+use imagespec_core::spec::{LoadedSpec, SpecField};
 use imagespec_registry::CredentialSources;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
@@ -199,6 +200,10 @@ impl ImageBuilder for LocalBuilder {
             EngineChoice::Docker => "builds with the local Docker engine (BuildKit)",
             EngineChoice::Podman => "builds with the local Podman engine (Buildah)",
         }
+    }
+
+    fn preflight(&self, spec: &LoadedSpec) -> Result<(), PlanError> {
+        BuildPlan::check(spec)
     }
 
     fn capabilities(&self) -> Capabilities {

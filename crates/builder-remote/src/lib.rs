@@ -33,6 +33,8 @@ use imagespec_core::build::{
 };
 use imagespec_core::config::Secret;
 use imagespec_core::hash::ImageName;
+use imagespec_core::plan::{BuildPlan, PlanError};
+use imagespec_core::spec::LoadedSpec;
 use reqwest::Method;
 
 pub use error::RemoteError;
@@ -233,6 +235,10 @@ impl ImageBuilder for RemoteBuilder {
 
     fn description(&self) -> &str {
         "builds in an imagespec build service, which stores the image in its own registry"
+    }
+
+    fn preflight(&self, spec: &LoadedSpec) -> Result<(), PlanError> {
+        BuildPlan::check(spec)
     }
 
     fn capabilities(&self) -> Capabilities {

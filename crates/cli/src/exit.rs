@@ -2,6 +2,7 @@
 
 use imagespec_core::build::{BuildErrorKind, EngineError, UnknownBuilder};
 use imagespec_core::hash::HashError;
+use imagespec_core::plan::PlanError;
 use imagespec_core::spec::SpecError;
 
 /// Success.
@@ -24,9 +25,13 @@ pub const CANCELLED: u8 = 130;
 
 /// The exit code and a stable kind name for an error.
 pub fn classify(err: &anyhow::Error) -> (u8, &'static str) {
-    // A hash error is a problem with the spec's inputs: a file that cannot be read, an ignore
-    // file pointing outside the tree, a `tag_format` whose result is no valid tag.
-    if err.downcast_ref::<SpecError>().is_some() || err.downcast_ref::<HashError>().is_some() {
+    // A hash or plan error is a problem with the spec or its inputs: a file that cannot be read,
+    // an ignore file pointing outside the tree, a CUDA version with no image, an unknown
+    // `builder_options` key.
+    if err.downcast_ref::<SpecError>().is_some()
+        || err.downcast_ref::<HashError>().is_some()
+        || err.downcast_ref::<PlanError>().is_some()
+    {
         return (INVALID_SPEC, "invalid_spec");
     }
     if err.downcast_ref::<UnknownBuilder>().is_some() {
@@ -52,7 +57,7 @@ fn classify_engine(e: &EngineError) -> (u8, &'static str) {
             (CANCELLED, "cancelled")
         }
         EngineError::Build { .. } => (BUILD_FAILED, "build_failed"),
-        EngineError::Hash(_) => (INVALID_SPEC, "invalid_spec"),
+        EngineError::Hash(_) | EngineError::Plan { .. } => (INVALID_SPEC, "invalid_spec"),
         EngineError::UnknownBuilder(_)
         | EngineError::LocalBuildNotAllowed { .. }
         | EngineError::RegistryRequired { .. }

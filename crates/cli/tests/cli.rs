@@ -155,6 +155,26 @@ fn a_source_tree_problem_is_found_by_validate_and_exits_3_with_one_message() {
 }
 
 #[test]
+fn what_planning_refuses_is_refused_by_validate_and_dry_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("spec.yaml"),
+        "name: app\nregistry: 127.0.0.1:5000\nbase_image:\n  name: base\n  cuda: \"12.0\"\n",
+    )
+    .expect("write");
+    for args in [
+        &["validate", "spec.yaml"][..],
+        &["build", "spec.yaml", "--dry-run"],
+    ] {
+        imagespec(dir.path())
+            .args(args)
+            .assert()
+            .code(3)
+            .stderr(predicate::str::contains("12.0"));
+    }
+}
+
+#[test]
 fn builders_marks_the_variant_default() {
     let text = stdout_of(imagespec(&repo()).args(["builders"]));
     assert!(text.lines().any(|l| l.starts_with("* default")), "{text}");

@@ -434,6 +434,69 @@ async fn capabilities_are_checked_before_any_work() {
 }
 
 #[tokio::test]
+async fn a_builder_that_cannot_push_is_refused_when_pushing_is_asked() {
+    let mut caps = Capabilities::full(BuilderKind::Local);
+    caps.push = false;
+    let f = fixture_with(TestBuilder::new("default", BuilderKind::Local).with_capabilities(caps));
+    let err = f
+        .engine
+        .ensure(&f.load(spec()), &EngineOptions::default())
+        .await
+        .expect_err("push");
+    assert!(
+        matches!(
+            err,
+            EngineError::Unsupported {
+                field: SpecField::Registry,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(f.local.checks(), 0, "nothing was checked or built");
+    let local_only = EngineOptions {
+        push: false,
+        ..EngineOptions::default()
+    };
+    f.engine
+        .ensure(&f.load(spec()), &local_only)
+        .await
+        .expect("a build that does not push");
+}
+
+/// A spec the builder cannot plan (an unknown builder option, an impossible CUDA version) fails
+/// before anything is checked or built, not after a long base build.
+#[tokio::test]
+async fn a_child_that_cannot_be_planned_fails_before_its_base_is_built() {
+    let f = fixture();
+    let mut child = spec().with_base_spec(ImageSpec::new("base").with_apt_packages(["git"]));
+    child
+        .builder_options
+        .insert("no_such_option".into(), serde_json::json!(true));
+    let err = f
+        .engine
+        .ensure(&f.load(child), &EngineOptions::default())
+        .await
+        .expect_err("unplannable child");
+    assert!(matches!(err, EngineError::Plan { .. }), "{err}");
+    assert!(err.to_string().contains("no_such_option"), "{err}");
+    let mut base = ImageSpec::new("base");
+    base.cuda = Some("12.0".into());
+    let err = f
+        .engine
+        .ensure(
+            &f.load(spec().with_base_spec(base)),
+            &EngineOptions::default(),
+        )
+        .await
+        .expect_err("unplannable base");
+    assert!(matches!(err, EngineError::Base { .. }), "{err}");
+    assert!(err.to_string().contains("12.0"), "{err}");
+    assert_eq!(f.local.checks(), 0, "nothing was checked");
+    assert!(f.local.builds().is_empty(), "nothing was built");
+}
+
+#[tokio::test]
 async fn noop_uses_the_base_image_as_is() {
     let f = fixture();
     let loaded = f.load(

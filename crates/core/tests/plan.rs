@@ -543,11 +543,26 @@ fn plan_python_exec_and_conda_conflict() {
 
 #[test]
 fn plan_values_that_cannot_be_one_line_are_rejected() {
+    // Validation refuses these already (`spec_files.rs`); the plan refuses them again for a
+    // library user who edits a loaded spec.
     let dir = project();
-    let msg = plan_error(dir.path(), "name: e\nenv:\n  MULTI: \"a\\nb\"\n");
+    let edited = |edit: &dyn Fn(&mut imagespec_core::ImageSpec)| {
+        let mut spec = load(dir.path(), "name: e\nrequirements: requirements.txt\n");
+        edit(&mut spec.spec);
+        let image = resolve_image(&spec).unwrap();
+        match BuildPlan::new(&spec, &image, None) {
+            Ok(plan) => panic!("planned:\n{}", plan.dockerfile()),
+            Err(e) => e.to_string(),
+        }
+    };
+    let msg = edited(&|s| {
+        s.env.insert("MULTI".into(), "a\nRUN echo injected".into());
+    });
     assert!(msg.contains("`env.MULTI`"), "{msg}");
-    let msg = plan_error(dir.path(), "name: e\npackages: [\"a\\nb\"]\n");
+    let msg = edited(&|s| s.packages = vec!["a\nRUN echo injected".into()]);
     assert!(msg.contains("`packages[0]`"), "{msg}");
+    let msg = edited(&|s| s.python_exec = Some("/usr/bin/python3\nRUN echo injected".into()));
+    assert!(msg.contains("`python_exec`"), "{msg}");
 }
 
 #[test]

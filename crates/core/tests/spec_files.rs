@@ -407,3 +407,24 @@ fn from_file_reports_an_unreadable_file() {
     assert_eq!(err.diagnostics[0].kind, DiagnosticKind::MissingFile);
     assert!(err.to_string().contains("nope.yaml"));
 }
+
+/// A line break inside a value that lands in one Dockerfile line would start an instruction of
+/// the spec author's choosing (e.g. a `RUN --network=host` on the build service).
+#[test]
+fn line_breaks_are_refused_wherever_they_would_reach_a_dockerfile_line() {
+    let dir = project();
+    let text = r#"
+name: app
+python_exec: "/usr/bin/python3\nRUN --network=host echo injected"
+packages: ["numpy\nRUN echo injected"]
+env: {A: "1\nRUN echo injected"}
+commands: ["echo one\necho two"]
+"#;
+    let err = errors(dir.path(), text);
+    let fields: Vec<&str> = err.diagnostics.iter().map(|d| d.field.as_str()).collect();
+    assert_eq!(fields, ["python_exec", "packages[0]", "env.A"], "{err}");
+    assert!(
+        err.to_string().contains("write the value on one line"),
+        "{err}"
+    );
+}

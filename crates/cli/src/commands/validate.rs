@@ -1,6 +1,8 @@
 //! `imagespec validate SPEC`.
 
+use anyhow::Context;
 use imagespec_core::hash::resolve_image;
+use imagespec_core::plan::BuildPlan;
 
 use crate::args::{OutputFormat, SpecArgs};
 use crate::output;
@@ -12,6 +14,13 @@ pub fn run(setup: &Setup, args: &SpecArgs, format: OutputFormat) -> anyhow::Resu
     // tree), so a problem there (an unreadable file, an ignore file pointing outside the tree, a
     // `tag_format` giving an invalid tag) is found by `validate` too, not first by `build`.
     let resolved = resolve_image(&loaded)?;
+    // What planning can refuse without files (an impossible CUDA version, an unknown
+    // `builder_options` key, ...), for the spec and each base spec.
+    let mut current = Some(loaded.clone());
+    while let Some(spec) = current {
+        BuildPlan::check(&spec).with_context(|| format!("spec `{}`", spec.spec.name))?;
+        current = spec.base();
+    }
     match format {
         OutputFormat::Json => output::json_line(&serde_json::json!({
             "valid": true,

@@ -297,6 +297,17 @@ pub trait ImageBuilder: Send + Sync {
         Located::at_requested_name(self.exists(image, query).await)
     }
 
+    /// Checks, without reading files or contacting anything, that this builder can build
+    /// `spec`. The engine calls it for a spec and each of its base specs before any existence
+    /// check or build, so a child spec that cannot be built fails before its base is built.
+    ///
+    /// Builders that build from a [`crate::plan::BuildPlan`] return
+    /// [`crate::plan::BuildPlan::check`]; the default accepts everything.
+    fn preflight(&self, spec: &LoadedSpec) -> Result<(), crate::plan::PlanError> {
+        let _ = spec;
+        Ok(())
+    }
+
     /// Builds (and, if asked, pushes) the image.
     async fn build(&self, request: BuildRequest) -> Result<BuildOutput, BuildError>;
 }

@@ -15,6 +15,7 @@ use super::builder::{
 use super::registry::{BuilderRegistry, UnknownBuilder};
 use super::variant::Variant;
 use crate::hash::{HashError, ResolvedImage, resolve_image};
+use crate::plan::PlanError;
 use crate::spec::{BaseImage, LoadedSpec, SpecField};
 
 /// What to do when an image's existence cannot be determined.
@@ -148,6 +149,12 @@ pub enum EngineError {
     },
     #[error(transparent)]
     Hash(Arc<HashError>),
+    #[error("builder `{builder}` cannot build this spec: {source}")]
+    Plan {
+        builder: String,
+        #[source]
+        source: Arc<PlanError>,
+    },
     #[error(
         "cannot tell whether {image} exists: {reason}\n  the existence policy is `fail`; fix the cause, or pass --if-unknown build (build anyway) or --if-unknown assume (use it as is)"
     )]
@@ -263,6 +270,13 @@ impl Engine {
                 "it cannot build several platforms at once; build one platform per spec",
             ));
         }
+        // A pass-through builder makes no image, so it has nothing to push.
+        if options.push && !caps.push && caps.kind != BuilderKind::Passthrough {
+            return Err(unsupported(
+                SpecField::Registry,
+                "it cannot push images; pass --no-push (EngineOptions::push = false) or choose another builder",
+            ));
+        }
         if !spec.spec.pip_secret_mounts.is_empty() && !caps.secrets {
             return Err(unsupported(
                 SpecField::PipSecretMounts,
@@ -300,6 +314,10 @@ impl Engine {
         };
         let builder = self.select(spec, options)?;
         Self::check_capabilities(builder.as_ref(), spec, options)?;
+        builder.preflight(spec).map_err(|e| EngineError::Plan {
+            builder: builder.name().to_string(),
+            source: Arc::new(e),
+        })?;
         let resolved = resolve_image(spec).map_err(|e| EngineError::Hash(Arc::new(e)))?;
         Ok(Planned {
             spec: spec.clone(),

@@ -143,6 +143,11 @@ impl ImageBuilder for TestBuilder {
         }
     }
 
+    /// Stands in for the Dockerfile builders, so it refuses what they refuse.
+    fn preflight(&self, spec: &crate::spec::LoadedSpec) -> Result<(), crate::plan::PlanError> {
+        crate::plan::BuildPlan::check(spec)
+    }
+
     async fn build(&self, request: BuildRequest) -> Result<BuildOutput, BuildError> {
         let image = request.image.name.to_string();
         request.events.emit(BuildEvent::Step {

@@ -123,7 +123,7 @@ impl BuildPlan {
         traits: EngineTraits,
     ) -> Result<BuildPlan, PlanError> {
         let s = &spec.spec;
-        let options = PlanOptions::from_builder_options(&s.builder_options)?;
+        let steps = Steps::of(spec, traits)?;
         let base = match base_image
             .map(str::to_string)
             .or_else(|| image.base_reference(s))
@@ -134,8 +134,16 @@ impl BuildPlan {
                 None => DEFAULT_BASE_IMAGE.to_string(),
             },
         };
-        let python = PythonEnv::of(s)?;
-        let secrets = secrets::from_spec(spec)?;
+        let Steps {
+            options,
+            python,
+            secrets,
+            apt,
+            environment,
+            dependencies,
+            env,
+            commands,
+        } = steps;
 
         // Select first, then recompute the hash inputs: a change between the two shows as drift,
         // a change after both is caught while the context is streamed.
@@ -157,14 +165,14 @@ impl BuildPlan {
             // A base image may end with a non-root USER (one built by imagespec does).
             Instruction::User("0".into()),
         ];
-        instructions.extend(system::apt(&s.apt_packages, traits.locked_cache_mounts)?);
+        instructions.extend(apt);
         instructions.extend(system::workdir_and_user(
             &options.workdir,
             options.non_root_user,
         ));
-        instructions.extend(python::environment(s, &python, &options.workdir)?);
-        instructions.extend(python::dependencies(s, &python, &secrets)?);
-        instructions.extend(user_env(s)?);
+        instructions.extend(environment);
+        instructions.extend(dependencies);
+        instructions.extend(env);
         let chown = options
             .non_root_user
             .then(|| system::RUNTIME_UID.to_string());
@@ -175,7 +183,7 @@ impl BuildPlan {
             instructions.push(Instruction::Comment("Files of `copy`".into()));
             instructions.push(copy_dir(context::COPY_DIR, &chown));
         }
-        instructions.extend(commands(&s.commands)?);
+        instructions.extend(commands);
         if files
             .iter()
             .any(|f| f.path.starts_with(&format!("{}/", context::SOURCE_DIR)))
@@ -208,6 +216,22 @@ impl BuildPlan {
             python,
             options,
         })
+    }
+
+    /// Everything planning can refuse without reading a file or contacting anything:
+    /// `builder_options`, the CUDA combination, the Python environment, the secret mounts, and
+    /// the values of every step. [`crate::build::Engine`] runs it (through
+    /// [`crate::build::ImageBuilder::preflight`]) for a spec and each of its base specs before
+    /// any existence check or build, so a spec that cannot be built fails before its base is
+    /// built; `imagespec validate` runs it too.
+    pub fn check(spec: &LoadedSpec) -> Result<(), PlanError> {
+        let s = &spec.spec;
+        if s.base_image.is_none()
+            && let Some(version) = &s.cuda
+        {
+            cuda::cuda_base_image(version, s.cudnn.as_deref())?;
+        }
+        Steps::of(spec, EngineTraits::default()).map(drop)
     }
 
     /// The Dockerfile text.
@@ -259,6 +283,37 @@ impl BuildPlan {
     /// The settings taken from `builder_options`.
     pub fn options(&self) -> &PlanOptions {
         &self.options
+    }
+}
+
+/// The steps that depend only on the spec (not on its files), in Dockerfile order.
+struct Steps {
+    options: PlanOptions,
+    python: PythonEnv,
+    secrets: Vec<SecretRef>,
+    apt: Vec<Instruction>,
+    environment: Vec<Instruction>,
+    dependencies: Vec<Instruction>,
+    env: Vec<Instruction>,
+    commands: Vec<Instruction>,
+}
+
+impl Steps {
+    fn of(spec: &LoadedSpec, traits: EngineTraits) -> Result<Steps, PlanError> {
+        let s = &spec.spec;
+        let options = PlanOptions::from_builder_options(&s.builder_options)?;
+        let python = PythonEnv::of(s)?;
+        let secrets = secrets::from_spec(spec)?;
+        Ok(Steps {
+            apt: system::apt(&s.apt_packages, traits.locked_cache_mounts)?,
+            environment: python::environment(s, &python, &options.workdir)?,
+            dependencies: python::dependencies(s, &python, &secrets)?,
+            env: user_env(s)?,
+            commands: commands(&s.commands)?,
+            options,
+            python,
+            secrets,
+        })
     }
 }
 

@@ -96,7 +96,10 @@ impl PythonEnv {
                 },
                 help: "conda packages need micromamba's own Python; remove `python_exec`, or install the packages with `packages`",
             }),
-            (Some(exec), false) => Ok(PythonEnv::Exec(exec.clone())),
+            (Some(exec), false) => {
+                check_line("python_exec", exec)?;
+                Ok(PythonEnv::Exec(exec.clone()))
+            }
             (None, true) => Ok(PythonEnv::Conda),
             (None, false) => Ok(PythonEnv::Venv),
         }
@@ -323,6 +326,7 @@ pub(crate) fn dependencies(
                 sources: vec![format!("{}/", super::context::DEPS_DIR)],
                 dest: format!("{DEPS_IN_IMAGE}/"),
             }));
+            check_line("requirements", req)?;
             let file_name = std::path::Path::new(req)
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())

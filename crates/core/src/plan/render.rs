@@ -32,7 +32,8 @@ pub fn render(instructions: &[Instruction]) -> String {
 /// Renders one instruction (possibly over several lines, without the final newline).
 pub fn render_one(instruction: &Instruction) -> String {
     match instruction {
-        Instruction::Comment(text) => format!("# {text}"),
+        // A comment may quote a user value; a line break in it must not end the comment.
+        Instruction::Comment(text) => format!("# {}", text.replace(char::is_control, " ")),
         Instruction::From { image } => format!("FROM {image}"),
         Instruction::User(user) => format!("USER {user}"),
         Instruction::Workdir(dir) => format!("WORKDIR {dir}"),

@@ -33,6 +33,7 @@ pub fn validate(spec: &ImageSpec, root: &Path, prefix: &str) -> Vec<Diagnostic> 
         prefix,
         out: Vec::new(),
     };
+    v.single_lines(spec);
     v.name(spec);
     v.registry(spec);
     v.platform(spec);
@@ -70,6 +71,61 @@ impl Validator<'_> {
         let field = self.field(key);
         self.out
             .push(Diagnostic::new(kind, field, message).with_help(help));
+    }
+
+    /// Every value that ends up inside one Dockerfile line (a path, a package, a URL, an env
+    /// value) must be one line: a line break there would start a new instruction of the user's
+    /// choosing. Only `commands` (run in exec form) and `entrypoint` (a JSON array) may hold one.
+    fn single_lines(&mut self, spec: &ImageSpec) {
+        let mut values: Vec<(String, &str)> = Vec::new();
+        let optional = [
+            ("python_version", &spec.python_version),
+            ("python_exec", &spec.python_exec),
+            ("source_root", &spec.source_root),
+            ("requirements", &spec.requirements),
+            ("registry_config", &spec.registry_config),
+            ("cuda", &spec.cuda),
+            ("cudnn", &spec.cudnn),
+            ("pip_index", &spec.pip_index),
+            ("pip_extra_args", &spec.pip_extra_args),
+            ("tag_format", &spec.tag_format),
+        ];
+        for (key, value) in optional {
+            if let Some(value) = value {
+                values.push((key.to_string(), value));
+            }
+        }
+        let lists = [
+            ("packages", &spec.packages),
+            ("apt_packages", &spec.apt_packages),
+            ("conda_packages", &spec.conda_packages),
+            ("conda_channels", &spec.conda_channels),
+            ("pip_extra_index_url", &spec.pip_extra_index_url),
+            ("copy", &spec.copy),
+            ("runtime_packages", &spec.runtime_packages),
+        ];
+        for (key, list) in lists {
+            for (i, value) in list.iter().enumerate() {
+                values.push((format!("{key}[{i}]"), value));
+            }
+        }
+        for (key, value) in &spec.env {
+            values.push((format!("env.{key}"), value));
+        }
+        for (i, mount) in spec.pip_secret_mounts.iter().enumerate() {
+            values.push((format!("pip_secret_mounts[{i}]"), &mount.src));
+            values.push((format!("pip_secret_mounts[{i}]"), &mount.dst));
+        }
+        for (key, value) in values {
+            if value.chars().any(char::is_control) {
+                self.push(
+                    DiagnosticKind::InvalidValue,
+                    &key,
+                    format!("`{key}` contains a line break or another control character"),
+                    "write the value on one line (only `commands` entries may span lines)",
+                );
+            }
+        }
     }
 
     fn name(&mut self, spec: &ImageSpec) {
