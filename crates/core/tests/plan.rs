@@ -6,7 +6,8 @@ mod support;
 
 use imagespec_core::plan::cuda::cuda_base_image;
 use imagespec_core::plan::{
-    BuildPlan, DEFAULT_BASE_IMAGE, EngineTraits, Instruction, LABEL_INPUTS, PlanError, SecretSource,
+    BuildPlan, DEFAULT_BASE_IMAGE, EngineTraits, Instruction, LABEL_INPUTS, PlanError, PythonEnv,
+    SecretSource,
 };
 use imagespec_core::resolve_image;
 use support::{load, plan, plan_error, plan_with_base, project, redacted};
@@ -201,6 +202,7 @@ commands:
     touch /data/ready
   - '[ -d /data ] && echo ok'
   - --weird
+  - cat <<EOF > /motd
 "#,
     );
 }
@@ -275,6 +277,63 @@ fn plan_base_image_from_a_base_spec() {
     assert_eq!(given.base_image(), "registry.example/base:abc");
     let text = redacted(&given, &image);
     insta::assert_snapshot!("base_spec", text);
+}
+
+/// A child spec installs into its base spec's environment: a conda base's interpreter, a
+/// `python_exec` base's interpreter, or the same venv; never a fresh venv that hides the base's
+/// packages.
+#[test]
+fn plan_a_child_extends_its_base_specs_python_environment() {
+    let dir = project();
+    let child = |base: &str| {
+        let yaml = format!("name: child\npackages: [six]\nbase_image:\n  name: base\n{base}");
+        plan(dir.path(), &yaml).2
+    };
+    let conda = child("  python_version: \"3.11\"\n  conda_packages: [numpy]\n");
+    assert_eq!(
+        conda.python(),
+        &PythonEnv::Exec("/opt/conda/bin/python".into())
+    );
+    let text = conda.dockerfile();
+    assert!(
+        !text.contains("uv venv"),
+        "a venv would hide numpy:\n{text}"
+    );
+    assert!(
+        text.contains("uv pip install --python /opt/conda/bin/python"),
+        "{text}"
+    );
+    let exec = child("  python_exec: /usr/local/bin/python3\n");
+    assert_eq!(
+        exec.python(),
+        &PythonEnv::Exec("/usr/local/bin/python3".into())
+    );
+    let venv = child("  packages: [numpy]\n");
+    assert_eq!(venv.python(), &PythonEnv::Venv);
+    // A grandchild inherits through the chain.
+    let (_, _, grandchild) = plan(
+        dir.path(),
+        "name: gc\nbase_image:\n  name: child\n  base_image:\n    name: base\n    conda_packages: [numpy]\n",
+    );
+    assert_eq!(
+        grandchild.python(),
+        &PythonEnv::Exec("/opt/conda/bin/python".into())
+    );
+}
+
+#[test]
+fn plan_a_python_version_other_than_the_base_specs_is_refused() {
+    let dir = project();
+    let msg = plan_error(
+        dir.path(),
+        "name: child\npython_version: \"3.12\"\nbase_image:\n  name: base\n  python_version: \"3.11\"\n",
+    );
+    assert!(msg.contains("differs from the base spec's 3.11"), "{msg}");
+    // A more precise version of the same Python is fine.
+    plan(
+        dir.path(),
+        "name: child\npython_version: \"3.11.9\"\nbase_image:\n  name: base\n  python_version: \"3.11\"\n",
+    );
 }
 
 #[test]
@@ -609,4 +668,32 @@ fn plan_a_resolved_image_of_another_spec_is_drift() {
         matches!(&e, PlanError::Drift { fields } if fields == &["packages".to_string()]),
         "{e}"
     );
+}
+
+// ---- the bundled examples ---------------------------------------------------------------------
+
+/// The Dockerfiles of `examples/`, as `imagespec dockerfile` prints them (for a spec-valued base,
+/// the child is planned FROM the base's name; its hash is redacted like the spec hash).
+#[test]
+fn plan_examples() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    for name in ["requirements", "uv-project", "base-spec"] {
+        let root = examples.join(name);
+        let spec = imagespec_core::LoadedSpec::from_file(&root.join("spec.yaml"), &root)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let image = resolve_image(&spec).unwrap();
+        let mut plans = vec![(name.to_string(), spec.clone(), image.clone())];
+        if let (Some(base_spec), Some(base_image)) = (spec.base(), image.base.as_deref()) {
+            plans.push((format!("{name}_base"), base_spec, base_image.clone()));
+        }
+        for (snapshot_name, spec, image) in plans {
+            let base = image.base.as_ref().map(|b| b.name.to_string());
+            let plan = BuildPlan::new(&spec, &image, base.as_deref()).unwrap();
+            let mut text = redacted(&plan, &image);
+            if let Some(b) = &image.base {
+                text = text.replace(&b.spec_hash, "<base-spec-hash>");
+            }
+            insta::assert_snapshot!(format!("example_{snapshot_name}"), text);
+        }
+    }
 }

@@ -37,6 +37,12 @@ pub enum PlanError {
         help: &'static str,
     },
 
+    /// A spec on a base spec asks for another Python than the base's environment has.
+    #[error(
+        "`python_version` {version} differs from the base spec's {base}: the base's packages are installed for Python {base}; use `python_version: \"{base}\"` (or leave it out), or change the base spec"
+    )]
+    BasePythonVersion { version: String, base: String },
+
     /// A `builder_options` key the plan does not know.
     #[error(
         "unknown `builder_options` key `{key}`; known keys: {known}. Remove it (nothing is silently ignored)"

@@ -54,7 +54,7 @@ pub const DEFAULT_BASE_IMAGE: &str = "debian:bookworm-slim";
 /// Version of the recipe this module turns specs into. Bumped whenever the same spec would
 /// render a different Dockerfile (a new default helper image, a changed install command), so a
 /// tool can tell images built by different recipes apart; it is an input of the image name's hash.
-pub const PLAN_VERSION: &str = "1";
+pub const PLAN_VERSION: &str = "2";
 
 /// Label carrying [`PLAN_VERSION`].
 pub const LABEL_PLAN_VERSION: &str = "dev.imagespec.plan-version";
@@ -354,8 +354,10 @@ fn commands(commands: &[String]) -> Result<Vec<Instruction>, PlanError> {
             return Err(PlanError::EmptyCommand { index });
         }
         // Shell form keeps the Dockerfile readable; exec form carries anything else verbatim
-        // (several lines, a leading `[` that would read as JSON, a leading `-` read as a flag).
+        // (several lines, a leading `[` that would read as JSON, a leading `-` read as a flag,
+        // a `<<WORD` that BuildKit would read as the start of a heredoc).
         let shell_form = !command.chars().any(char::is_control)
+            && !command.contains("<<")
             && !trimmed.starts_with('[')
             && !trimmed.starts_with('-')
             && !trimmed.ends_with('\\');

@@ -84,9 +84,35 @@ pub enum PythonEnv {
 
 impl PythonEnv {
     /// The spec's environment.
+    ///
+    /// A spec built on a base spec extends the base's environment: unless it asks for its own
+    /// (`python_exec`, conda packages), it installs into the base's interpreter (a conda or
+    /// `python_exec` base: that interpreter, as if `python_exec` named it; a venv base: the same
+    /// `/opt/venv`). A `python_version` that differs from the base spec's is refused, because the
+    /// base's packages live in an environment of the base's version.
     pub fn of(spec: &ImageSpec) -> Result<PythonEnv, PlanError> {
-        let conda = !spec.conda_packages.is_empty() || !spec.conda_channels.is_empty();
-        match (&spec.python_exec, conda) {
+        if let (Some(want), Some(base)) = (&spec.python_version, base_python_version(spec))
+            && !same_version(want, base)
+        {
+            return Err(PlanError::BasePythonVersion {
+                version: want.clone(),
+                base: base.to_string(),
+            });
+        }
+        let own = Self::own(spec)?;
+        if own != PythonEnv::Venv {
+            return Ok(own);
+        }
+        Ok(match spec.base_spec().map(PythonEnv::of).transpose()? {
+            Some(PythonEnv::Conda) => PythonEnv::Exec(format!("{CONDA_PREFIX}/bin/python")),
+            Some(PythonEnv::Exec(exec)) => PythonEnv::Exec(exec),
+            _ => PythonEnv::Venv,
+        })
+    }
+
+    /// The environment the spec's own fields ask for.
+    fn own(spec: &ImageSpec) -> Result<PythonEnv, PlanError> {
+        match (&spec.python_exec, !conda_free(spec)) {
             (Some(_), true) => Err(PlanError::Conflict {
                 field: "python_exec",
                 other: if spec.conda_packages.is_empty() {
@@ -124,6 +150,27 @@ impl PythonEnv {
             }
         }
     }
+}
+
+fn conda_free(spec: &ImageSpec) -> bool {
+    spec.conda_packages.is_empty() && spec.conda_channels.is_empty()
+}
+
+/// The `python_version` of the nearest base spec that sets one.
+fn base_python_version(spec: &ImageSpec) -> Option<&str> {
+    let mut base = spec.base_spec();
+    while let Some(b) = base {
+        if let Some(v) = &b.python_version {
+            return Some(v);
+        }
+        base = b.base_spec();
+    }
+    None
+}
+
+/// `3.11` and `3.11.4` agree (as far as both go); `3.11` and `3.12` do not.
+fn same_version(a: &str, b: &str) -> bool {
+    a.split('.').zip(b.split('.')).all(|(x, y)| x == y)
 }
 
 /// Helper images from `builder_config`.
