@@ -237,6 +237,10 @@ impl ImageBuilder for RemoteBuilder {
         "builds in an imagespec build service, which stores the image in its own registry"
     }
 
+    fn configured(&self) -> Result<(), String> {
+        self.api().map(drop).map_err(|e| e.to_string())
+    }
+
     fn preflight(&self, spec: &LoadedSpec) -> Result<(), PlanError> {
         BuildPlan::check(spec)
     }

@@ -99,7 +99,11 @@ pub struct BuildArgs {
     #[arg(long)]
     pub no_push: bool,
     /// When existence cannot be determined: fail (default), build, or assume it exists.
-    #[arg(long, value_name = "POLICY")]
+    #[arg(
+        long,
+        value_name = "POLICY",
+        value_parser = clap::builder::PossibleValuesParser::new(["fail", "build", "assume"])
+    )]
     pub if_unknown: Option<String>,
     /// Container engine endpoint for local builds (e.g. unix:///run/podman/podman.sock).
     #[arg(long, value_name = "URL")]

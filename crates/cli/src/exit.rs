@@ -13,8 +13,8 @@ pub const FAILURE: u8 = 1;
 pub const USAGE: u8 = 2;
 /// The spec, a file it names, or the configuration file is invalid.
 pub const INVALID_SPEC: u8 = 3;
-/// The builder cannot be used for this spec (unknown, not allowed by the variant, missing
-/// registry, unsupported field).
+/// The builder cannot be used for this spec (unknown, not set up, not allowed by the variant,
+/// missing registry, unsupported field).
 pub const BUILDER: u8 = 4;
 /// Whether the image exists could not be determined and the policy is `fail`.
 pub const EXISTENCE_UNKNOWN: u8 = 5;
@@ -59,6 +59,7 @@ fn classify_engine(e: &EngineError) -> (u8, &'static str) {
         EngineError::Build { .. } => (BUILD_FAILED, "build_failed"),
         EngineError::Hash(_) | EngineError::Plan { .. } => (INVALID_SPEC, "invalid_spec"),
         EngineError::UnknownBuilder(_)
+        | EngineError::Unconfigured { .. }
         | EngineError::LocalBuildNotAllowed { .. }
         | EngineError::RegistryRequired { .. }
         | EngineError::Unsupported { .. } => (BUILDER, "builder"),

@@ -202,6 +202,11 @@ fn builders_marks_the_variant_default() {
         .args(["builders", "--variant", "cloud"])
         .assert()
         .code(2);
+    imagespec(&example("requirements"))
+        .args(["build", "spec.yaml", "--dry-run", "--if-unknown", "maybe"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("fail, build, assume"));
 }
 
 #[test]
@@ -226,6 +231,14 @@ fn builder_problems_exit_4_before_any_work() {
         .assert()
         .code(4)
         .stderr(predicate::str::contains("does not support local builds"));
+    // Serverless's default builder without a build service: what to set, not "unknown".
+    imagespec(&spec)
+        .env_remove("IMAGESPEC_REMOTE_URL")
+        .env_remove("IMAGESPEC_REMOTE_TOKEN")
+        .args(["build", "spec.yaml", "--variant", "serverless"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("IMAGESPEC_REMOTE_URL"));
 }
 
 #[test]

@@ -428,3 +428,17 @@ commands: ["echo one\necho two"]
         "{err}"
     );
 }
+
+#[test]
+fn a_copy_entry_through_a_link_that_leaves_the_root_is_refused() {
+    let dir = project();
+    let outside = tempfile::tempdir().expect("tempdir");
+    fs::write(outside.path().join("hostname"), "host\n").expect("write");
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("esc")).expect("symlink");
+    let err = errors(dir.path(), "name: app\ncopy: [esc/hostname]\n");
+    assert_eq!(err.diagnostics[0].field, "copy[0]", "{err}");
+    assert!(err.to_string().contains("outside the root"), "{err}");
+    // A link that stays inside the root is fine.
+    std::os::unix::fs::symlink(dir.path().join("src"), dir.path().join("inside")).expect("symlink");
+    load(dir.path(), "name: app\ncopy: [inside/app.py]\n").expect("a link inside the root");
+}

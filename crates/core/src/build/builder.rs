@@ -297,6 +297,13 @@ pub trait ImageBuilder: Send + Sync {
         Located::at_requested_name(self.exists(image, query).await)
     }
 
+    /// Whether this builder is set up to work at all (a build service's URL and token, say),
+    /// answered without contacting anything. The engine asks before any existence check, so an
+    /// unconfigured builder says what to set instead of "cannot tell whether the image exists".
+    fn configured(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Checks, without reading files or contacting anything, that this builder can build
     /// `spec`. The engine calls it for a spec and each of its base specs before any existence
     /// check or build, so a child spec that cannot be built fails before its base is built.

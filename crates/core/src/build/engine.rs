@@ -141,6 +141,8 @@ pub enum EngineError {
         "builder `{builder}` builds locally and pushes, so the spec needs a `registry`; add `registry: <host>/<namespace>` (e.g. ghcr.io/my-org), pass --registry, or use --no-push"
     )]
     RegistryRequired { builder: String },
+    #[error("builder `{builder}` is not set up: {reason}")]
+    Unconfigured { builder: String, reason: String },
     #[error("builder `{builder}` cannot honour `{field}`: {reason}")]
     Unsupported {
         builder: String,
@@ -313,6 +315,12 @@ impl Engine {
             None => None,
         };
         let builder = self.select(spec, options)?;
+        builder
+            .configured()
+            .map_err(|reason| EngineError::Unconfigured {
+                builder: builder.name().to_string(),
+                reason,
+            })?;
         Self::check_capabilities(builder.as_ref(), spec, options)?;
         builder.preflight(spec).map_err(|e| EngineError::Plan {
             builder: builder.name().to_string(),

@@ -277,6 +277,16 @@ impl Validator<'_> {
                     format!("`{}` does not exist", self.root.join(p).display()),
                     "paths are relative to the directory the command runs in (or `--root`)",
                 );
+            } else if let Some(target) = escapes_root(self.root, p) {
+                self.push(
+                    DiagnosticKind::InvalidValue,
+                    &key,
+                    format!(
+                        "`{entry}` leads outside the root through a symbolic link (to `{}`)",
+                        target.display()
+                    ),
+                    "copy only files below the root; copy the link's target into the project, or run from (or pass `--root`) a directory that contains it",
+                );
             }
         }
     }
@@ -479,6 +489,13 @@ impl Validator<'_> {
             None => {}
         }
     }
+}
+
+/// Where `rel` really is, when a symbolic link on the way takes it outside `root`.
+fn escapes_root(root: &Path, rel: &Path) -> Option<PathBuf> {
+    let real_root = root.canonicalize().ok()?;
+    let target = root.join(rel).canonicalize().ok()?;
+    (!target.starts_with(&real_root)).then_some(target)
 }
 
 fn is_env_name(s: &str) -> bool {
