@@ -347,6 +347,35 @@ fn build_pushes_then_is_a_no_op_and_reports_json() {
     assert_eq!(v["outcome"]["image"].as_str(), Some(image.trim()));
 }
 
+/// A real build whose command fails: exit 6, the failing step and its last output lines named.
+#[test]
+fn a_failing_command_exits_6_and_names_the_step() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("spec.yaml"),
+        "name: failing-step\n\
+         base_image: localhost/imagespec/python:3.11-bookworm\n\
+         builder_config: {uv_image: localhost/imagespec/uv:latest}\n\
+         commands:\n  - echo about to fail\n  - 'echo no such luck >&2 && exit 7'\n",
+    )
+    .expect("write");
+    let out = imagespec(dir.path())
+        .args(["build", "spec.yaml", "--builder", "docker", "--no-push"])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(
+        stderr.contains("exit 7"),
+        "the failing step is named: {stderr}"
+    );
+    assert!(
+        stderr.contains("no such luck"),
+        "its output is shown: {stderr}"
+    );
+    assert!(out.stdout.is_empty(), "no image name on stdout");
+}
+
 #[test]
 fn an_unreachable_registry_is_unknown_and_exits_5_unless_the_policy_says_otherwise() {
     let spec = example("requirements");
