@@ -12,6 +12,12 @@ bash scripts/dev-env.sh
 # shellcheck disable=SC1091
 source "${IMAGESPEC_DEV_DIR:-$repo/.dev-env}/env"
 
+# The machine image ships cargo-nextest; a machine without it gets it from crates.io.
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "== installing cargo-nextest"
+    cargo install --locked cargo-nextest
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
