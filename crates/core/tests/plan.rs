@@ -172,7 +172,7 @@ fn plan_uv_lock_into_python_exec() {
 }
 
 #[test]
-fn plan_env_values_are_quoted_literally() {
+fn plan_env_values_are_quoted_and_expand_like_docker_env() {
     snapshot(
         "env",
         r#"
@@ -181,6 +181,8 @@ env:
   GREETING: hello world
   QUOTED: say "hi"
   DOLLAR: $HOME/${USER}
+  LITERAL_DOLLAR: costs \$5
+  PATH: /opt/tools/bin:$PATH
   BACKSLASH: C:\temp\
   EMPTY: ""
   EQUALS: a=b

@@ -7,15 +7,17 @@ use super::expect_output;
 use crate::backend::Backend;
 use crate::case::Case;
 
-/// `env`: values with spaces, `$`, quotes and a backslash arrive verbatim (no expansion).
+/// `env`: spaces, quotes and backslashes arrive verbatim; `$NAME` and `${NAME:-default}` expand
+/// against the image's environment as a Dockerfile `ENV` does (flytekit's behaviour, so
+/// `PATH: /x/bin:$PATH` extends PATH); `\$` is a literal `$`.
 pub async fn env_values(backend: &Backend) -> Result<()> {
     let case = Case::new(backend, "env_values")?;
+    let verbatim = "  two  spaces, 100% 'single' \"double\" back\\slash C:\\dir\\  ";
     let vars = [
-        ("CONF_SPACES", "  two  spaces,  leading and trailing  "),
-        (
-            "CONF_DOLLAR",
-            "$HOME ${PATH} $$ 100% 'single' \"double\" back\\slash",
-        ),
+        ("CONF_VERBATIM", verbatim),
+        ("CONF_LITERAL_DOLLAR", "\\$HOME costs \\${PATH}"),
+        ("CONF_DEFAULT", "${CONF_UNSET_ANYWHERE:-fallback}"),
+        ("PATH", "/opt/conf-tools/bin:$PATH"),
     ];
     let image = case.build(case.spec("").with_env(vars)).await?;
     let out = case
@@ -23,14 +25,27 @@ pub async fn env_values(backend: &Backend) -> Result<()> {
         .exec(
             &image,
             "python",
-            &["-c", "import os, json; print(json.dumps([os.environ.get(k) for k in ('CONF_SPACES', 'CONF_DOLLAR')]))"],
+            &["-c", "import os, json; print(json.dumps([os.environ.get(k) for k in ('CONF_VERBATIM', 'CONF_LITERAL_DOLLAR', 'CONF_DEFAULT', 'PATH')]))"],
         )
         .await?;
     let got: Vec<Option<String>> = serde_json::from_str(out.trim())?;
-    let want: Vec<Option<String>> = vars.iter().map(|(_, v)| Some(v.to_string())).collect();
+    ensure!(got.len() == 4, "unexpected output {out}");
+    let want_fixed = [
+        Some(verbatim.to_string()),
+        Some("$HOME costs ${PATH}".to_string()),
+        Some("fallback".to_string()),
+    ];
     ensure!(
-        got == want,
-        "env values changed on the way into the image:\n  want {want:?}\n  got  {got:?}"
+        got[..3] == want_fixed,
+        "env values changed on the way into the image:\n  want {want_fixed:?}\n  got  {:?}",
+        &got[..3]
+    );
+    // PATH was extended, not replaced: the venv's bin (set by the Python step) is still on it,
+    // so `python` above was found.
+    let path = got[3].clone().unwrap_or_default();
+    ensure!(
+        path.starts_with("/opt/conf-tools/bin:") && path.len() > "/opt/conf-tools/bin:".len(),
+        "PATH should be /opt/conf-tools/bin: followed by the image's PATH, got {path:?}"
     );
     Ok(())
 }

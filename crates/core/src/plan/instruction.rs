@@ -32,8 +32,13 @@ pub enum Instruction {
 /// The value of an `ENV` variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnvValue {
-    /// Taken verbatim: `$`, quotes and backslashes are escaped (user values).
+    /// Taken verbatim: `$`, quotes and backslashes are escaped.
     Literal(String),
+    /// A spec's `env` value, expanded as a Dockerfile's `ENV` expands it (flytekit writes `env`
+    /// into `ENV` unquoted, so `PATH: /x/bin:$PATH` extends the image's PATH there):
+    /// `$NAME` and `${NAME}` (with `:-`/`:+`) refer to the image's environment at that point;
+    /// `\$` is a literal `$`; quotes, spaces and other backslashes are kept.
+    Docker(String),
     /// A value in which `$NAME` refers to the image's current environment, e.g. `/opt/venv/bin:$PATH`.
     /// Only the plan writes these; the text must not contain `"` or `\`.
     Expand(String),

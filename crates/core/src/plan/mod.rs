@@ -326,7 +326,7 @@ fn copy_dir(dir: &str, chown: &Option<String>) -> Instruction {
     })
 }
 
-/// `env`, as literal values (a `$` in a value stays a `$`).
+/// `env`, expanded as Docker expands `ENV` (see [`EnvValue::Docker`]).
 fn user_env(spec: &crate::ImageSpec) -> Result<Vec<Instruction>, PlanError> {
     if spec.env.is_empty() {
         return Ok(Vec::new());
@@ -334,7 +334,7 @@ fn user_env(spec: &crate::ImageSpec) -> Result<Vec<Instruction>, PlanError> {
     let mut vars = Vec::with_capacity(spec.env.len());
     for (key, value) in &spec.env {
         python::check_line(&format!("env.{key}"), value)?;
-        vars.push((key.clone(), EnvValue::Literal(value.clone())));
+        vars.push((key.clone(), EnvValue::Docker(value.clone())));
     }
     Ok(vec![
         Instruction::Comment("Environment (`env`)".into()),

@@ -1,9 +1,12 @@
 //! Renders typed instructions as Dockerfile text.
 //!
 //! The only place that knows Dockerfile syntax. Values are quoted here:
-//! - `ENV`/`LABEL` values are double-quoted with `\`, `"` and `$` escaped, which is exactly the set
-//!   the Dockerfile word lexer (BuildKit's and Buildah's, the same code) treats as escapable inside
-//!   double quotes, so the value reaches the image byte for byte and `$` is never expanded;
+//! - `LABEL` values and imagespec's own `ENV` values are double-quoted with `\`, `"` and `$`
+//!   escaped, which is exactly the set the Dockerfile word lexer (BuildKit's and Buildah's, the
+//!   same code) treats as escapable inside double quotes, so the value reaches the image byte for
+//!   byte and `$` is never expanded;
+//! - the spec's `env` values are double-quoted with `\` and `"` escaped but `$` left to the
+//!   lexer, so `$PATH` expands as it does in flytekit's Dockerfile (`\$` stays a literal `$`);
 //! - `ENTRYPOINT` and exec-form `RUN` are JSON arrays (no variable expansion applies to them);
 //! - shell-form `RUN` lines are written by the plan, which quotes user values with
 //!   [`super::shell::quote`] and never lets a line break through.
@@ -42,6 +45,7 @@ pub fn render_one(instruction: &Instruction) -> String {
             vars.iter().map(|(k, v)| {
                 let value = match v {
                     EnvValue::Literal(s) => quoted(s),
+                    EnvValue::Docker(s) => quoted_expanding(s),
                     EnvValue::Expand(s) => format!("\"{s}\""),
                 };
                 format!("{k}={value}")
@@ -63,6 +67,22 @@ pub fn quoted(value: &str) -> String {
     out.push('"');
     for c in value.chars() {
         if matches!(c, '\\' | '"' | '$') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// A Dockerfile double-quoted word in which `$` references expand: `"` and `\` are escaped,
+/// except a `\` right before `$`, which stays and makes that `$` literal.
+pub fn quoted_expanding(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '"' || (c == '\\' && chars.peek() != Some(&'$')) {
             out.push('\\');
         }
         out.push(c);
@@ -137,6 +157,14 @@ mod tests {
     fn quoted_escapes_exactly_the_lexer_escapes() {
         assert_eq!(quoted(r#"a "b" $HOME \n"#), r#""a \"b\" \$HOME \\n""#);
         assert_eq!(quoted("x y"), "\"x y\"");
+    }
+
+    #[test]
+    fn quoted_expanding_leaves_references_to_the_lexer() {
+        assert_eq!(
+            quoted_expanding(r#"/x/bin:$PATH ${A:-b} \$HOME say "hi" C:\t\"#),
+            r#""/x/bin:$PATH ${A:-b} \$HOME say \"hi\" C:\\t\\""#
+        );
     }
 
     #[test]
