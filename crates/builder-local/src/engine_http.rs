@@ -117,19 +117,28 @@ impl EngineHttp {
         body: Body,
     ) -> Result<Response<Incoming>, LocalError> {
         let request = self.request(method, path, headers, body)?;
-        let mut sender = self.connect().await?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| LocalError::Transport {
-                what: what.to_string(),
-                reason: e.to_string(),
-            })?;
+        let response = self.exchange(what, request).await?;
         if response.status().is_success() {
             Ok(response)
         } else {
             Err(status_error(what, response).await)
         }
+    }
+
+    /// One request on a new connection; any answer (whatever its status) is returned.
+    async fn exchange(
+        &self,
+        what: &str,
+        request: Request<Body>,
+    ) -> Result<Response<Incoming>, LocalError> {
+        let mut sender = self.connect().await?;
+        sender
+            .send_request(request)
+            .await
+            .map_err(|e| LocalError::Transport {
+                what: what.to_string(),
+                reason: e.to_string(),
+            })
     }
 
     /// Sends an upgrade request (`Connection: Upgrade`) and returns the upgraded connection.
@@ -140,14 +149,7 @@ impl EngineHttp {
         headers: &[(&str, String)],
     ) -> Result<TokioIo<hyper::upgrade::Upgraded>, LocalError> {
         let request = self.request(Method::POST, path, headers, empty())?;
-        let mut sender = self.connect().await?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| LocalError::Transport {
-                what: what.to_string(),
-                reason: e.to_string(),
-            })?;
+        let response = self.exchange(what, request).await?;
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
             return Err(status_error(what, response).await);
         }

@@ -122,11 +122,7 @@ impl RegistryClient {
         method: Method,
     ) -> Result<(Endpoint, String, reqwest::Response), RegistryError> {
         let endpoint = self.endpoint(reference)?;
-        let target = Target {
-            endpoint: &endpoint,
-            repository: &reference.repository,
-            push: false,
-        };
+        let target = Target::pull(&endpoint, &reference.repository);
         let url = manifest_url(&endpoint, reference)?;
         let sent = self
             .transport
@@ -204,11 +200,7 @@ impl RegistryClient {
             what: what.clone(),
             reason: "the digest is malformed".to_string(),
         })?;
-        let target = Target {
-            endpoint: &endpoint,
-            repository: &reference.repository,
-            push: false,
-        };
+        let target = Target::pull(&endpoint, &reference.repository);
         let url = endpoint.url(&format!("v2/{}/blobs/{digest}", reference.repository))?;
         let sent = self
             .transport

@@ -22,11 +22,7 @@ impl RegistryClient {
         data: Vec<u8>,
     ) -> Result<String, RegistryError> {
         let endpoint = self.endpoint(reference)?;
-        let target = Target {
-            endpoint: &endpoint,
-            repository: &reference.repository,
-            push: true,
-        };
+        let target = Target::push(&endpoint, &reference.repository);
         let digest = sha256_digest(&data);
         let what = format!("blob `{digest}` of `{}`", reference.name());
         let blob_url = endpoint.url(&format!("v2/{}/blobs/{digest}", reference.repository))?;
@@ -89,11 +85,7 @@ impl RegistryClient {
         body: Vec<u8>,
     ) -> Result<String, RegistryError> {
         let endpoint = self.endpoint(reference)?;
-        let target = Target {
-            endpoint: &endpoint,
-            repository: &reference.repository,
-            push: true,
-        };
+        let target = Target::push(&endpoint, &reference.repository);
         let digest = sha256_digest(&body);
         let name = reference.tag.as_deref().unwrap_or(&digest);
         let url = endpoint.url(&format!("v2/{}/manifests/{name}", reference.repository))?;

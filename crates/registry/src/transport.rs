@@ -30,7 +30,25 @@ pub(crate) struct Target<'a> {
     pub push: bool,
 }
 
-impl Target<'_> {
+impl<'a> Target<'a> {
+    /// Reading `repository`.
+    pub fn pull(endpoint: &'a Endpoint, repository: &'a str) -> Self {
+        Target {
+            endpoint,
+            repository,
+            push: false,
+        }
+    }
+
+    /// Writing to `repository` (token scope `pull,push`).
+    pub fn push(endpoint: &'a Endpoint, repository: &'a str) -> Self {
+        Target {
+            endpoint,
+            repository,
+            push: true,
+        }
+    }
+
     fn scope(&self) -> String {
         let actions = if self.push { "pull,push" } else { "pull" };
         format!("repository:{}:{actions}", self.repository)

@@ -148,20 +148,10 @@ async fn bad_requests_get_problem_json_that_says_what_to_fix() {
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(p.detail.contains("md5:abc"));
-    let (s, _) = problem(
-        http()
-            .get(format!("{url}/v1/nothing-here"))
-            .bearer_auth(TOKEN_A)
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (s, _) = problem(get(url, "/v1/nothing-here", TOKEN_A).await).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _) = problem(
-        http()
-            .delete(format!("{url}/v1/builds"))
-            .bearer_auth(TOKEN_A)
+        authed(reqwest::Method::DELETE, url, "/v1/builds", TOKEN_A)
             .send()
             .await
             .expect("send"),
@@ -267,25 +257,9 @@ async fn bad_requests_get_problem_json_that_says_what_to_fix() {
     );
 
     // Bad offsets and ids.
-    let (s, _) = problem(
-        http()
-            .get(format!("{url}/v1/builds/zzz/logs"))
-            .bearer_auth(TOKEN_A)
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (s, _) = problem(get(url, "/v1/builds/zzz/logs", TOKEN_A).await).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _) = problem(
-        http()
-            .get(format!("{url}/v1/images/exists?image=Not%20An%20Image"))
-            .bearer_auth(TOKEN_A)
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (s, _) = problem(get(url, "/v1/images/exists?image=Not%20An%20Image", TOKEN_A).await).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     // The good one still works.
     assert_eq!(
@@ -539,23 +513,4 @@ async fn a_service_needs_a_worker() {
         .start()
         .await;
     assert!(result.is_err());
-}
-
-pub async fn wait_finished(url: &str, token: &str, id: &str) -> BuildInfo {
-    for _ in 0..200 {
-        let info: BuildInfo = http()
-            .get(format!("{url}/v1/builds/{id}"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("send")
-            .json()
-            .await
-            .expect("json");
-        if info.status.is_terminal() {
-            return info;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("build {id} did not finish");
 }

@@ -201,7 +201,7 @@ async fn cancelling_the_client_cancels_the_remote_build() {
         "the 30 s build was not waited for"
     );
     assert_eq!(build_error(&err).kind, BuildErrorKind::Cancelled, "{err}");
-    let info = wait_status(&svc.url, &id).await;
+    let info = wait_finished(&svc.url, TOKEN_A, &id).await;
     assert_eq!(info.status.as_str(), "cancelled");
 }
 
@@ -344,23 +344,4 @@ async fn wait_for_running(events: &std::sync::Mutex<Vec<BuildEvent>>) -> String 
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("the build never started");
-}
-
-async fn wait_status(url: &str, id: &str) -> imagespec_builder_remote::protocol::BuildInfo {
-    for _ in 0..200 {
-        let info: imagespec_builder_remote::protocol::BuildInfo = http()
-            .get(format!("{url}/v1/builds/{id}"))
-            .bearer_auth(TOKEN_A)
-            .send()
-            .await
-            .expect("send")
-            .json()
-            .await
-            .expect("json");
-        if info.status.is_terminal() {
-            return info;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("build {id} did not finish");
 }

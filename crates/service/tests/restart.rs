@@ -8,9 +8,31 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use imagespec_builder_remote::protocol::{BuildInfo, BuildState};
-use imagespec_core::build::{BuildErrorKind, BuildEvent, EngineError, EngineOptions};
+use imagespec_builder_remote::protocol::BuildState;
+use imagespec_core::build::{BuildErrorKind, BuildEvent, EngineError, EngineOptions, Outcome};
 use imagespec_service::{RESTARTED, Service, Worker};
+
+type Events = Arc<std::sync::Mutex<Vec<BuildEvent>>>;
+
+/// Starts `Engine::ensure` of a small project against the service, collecting its events.
+fn ensure_in_background(
+    url: &str,
+    dir: &std::path::Path,
+    name: &str,
+) -> (
+    tokio::task::JoinHandle<Result<Outcome, EngineError>>,
+    Events,
+) {
+    let loaded = project(dir, name);
+    let engine = engine(remote(url, TOKEN_A));
+    let (sink, events) = collecting_sink();
+    let opts = EngineOptions {
+        events: sink,
+        ..options()
+    };
+    let task = tokio::spawn(async move { engine.ensure(&loaded, &opts).await });
+    (task, events)
+}
 
 #[tokio::test]
 async fn a_restart_mid_build_fails_the_build_clearly_and_keeps_the_rest() {
@@ -18,17 +40,7 @@ async fn a_restart_mid_build_fails_the_build_clearly_and_keeps_the_rest() {
     let mut svc = TestService::start(builder).await;
     let addr = svc.running().addr();
     let dir = tempfile::tempdir().expect("tmp");
-    let loaded = project(dir.path(), "restart");
-    let engine = Arc::new(engine(remote(&svc.url, TOKEN_A)));
-    let (sink, events) = collecting_sink();
-    let opts = EngineOptions {
-        events: sink,
-        ..options()
-    };
-    let task = tokio::spawn({
-        let engine = engine.clone();
-        async move { engine.ensure(&loaded, &opts).await }
-    });
+    let (task, events) = ensure_in_background(&svc.url, dir.path(), "restart");
     // Wait until the build runs on the worker.
     let mut id = None;
     for _ in 0..200 {
@@ -92,15 +104,7 @@ async fn a_restart_mid_build_fails_the_build_clearly_and_keeps_the_rest() {
     assert_eq!(steps, 1, "nothing replayed twice: {evs:?}");
 
     // The stored state survived: the build, its log, and the blobs (nothing to upload again).
-    let info: BuildInfo = http()
-        .get(format!("{}/v1/builds/{id}", restarted.url()))
-        .bearer_auth(TOKEN_A)
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let info = build_info(&restarted.url(), TOKEN_A, &id).await;
     assert_eq!(info.status, BuildState::Failed);
     assert_eq!(info.error.expect("error").message, RESTARTED);
     let client = remote(&restarted.url(), TOKEN_A);
@@ -121,17 +125,7 @@ async fn a_restart_mid_build_fails_the_build_clearly_and_keeps_the_rest() {
 async fn a_graceful_shutdown_ends_streams_with_a_failed_build() {
     let svc = TestService::start(test_builder(Duration::from_secs(60))).await;
     let dir = tempfile::tempdir().expect("tmp");
-    let loaded = project(dir.path(), "shutdown");
-    let engine = Arc::new(engine(remote(&svc.url, TOKEN_A)));
-    let (sink, events) = collecting_sink();
-    let opts = EngineOptions {
-        events: sink,
-        ..options()
-    };
-    let task = tokio::spawn({
-        let engine = engine.clone();
-        async move { engine.ensure(&loaded, &opts).await }
-    });
+    let (task, events) = ensure_in_background(&svc.url, dir.path(), "shutdown");
     for _ in 0..200 {
         let running = events.lock().expect("lock").iter().any(
             |e| matches!(e, BuildEvent::Status { message } if message.starts_with("running on")),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use imagespec_builder_remote::protocol::BuildInfo;
 use imagespec_builder_remote::{RemoteBuilder, RemoteConfig, RetryPolicy};
 use imagespec_core::build::testing::TestBuilder;
 use imagespec_core::build::{
@@ -165,6 +166,47 @@ pub fn repo_root() -> PathBuf {
 /// A raw HTTP client for API-level tests.
 pub fn http() -> reqwest::Client {
     reqwest::Client::new()
+}
+
+/// An authenticated request to `url` + `path` (e.g. `/v1/builds/{id}`) as `token`'s project.
+pub fn authed(
+    method: reqwest::Method,
+    url: &str,
+    path: &str,
+    token: &str,
+) -> reqwest::RequestBuilder {
+    http()
+        .request(method, format!("{url}{path}"))
+        .bearer_auth(token)
+}
+
+/// `GET` [`authed`], sent.
+pub async fn get(url: &str, path: &str, token: &str) -> reqwest::Response {
+    authed(reqwest::Method::GET, url, path, token)
+        .send()
+        .await
+        .expect("send")
+}
+
+/// A build's status as `token`'s project sees it.
+pub async fn build_info(url: &str, token: &str, id: &str) -> BuildInfo {
+    get(url, &format!("/v1/builds/{id}"), token)
+        .await
+        .json()
+        .await
+        .expect("json")
+}
+
+/// Polls a build until it reaches a terminal state.
+pub async fn wait_finished(url: &str, token: &str, id: &str) -> BuildInfo {
+    for _ in 0..200 {
+        let info = build_info(url, token, id).await;
+        if info.status.is_terminal() {
+            return info;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("build {id} did not finish");
 }
 
 /// A builder that talks a lot, slowly: `lines` log lines, `pause` apart.
