@@ -91,6 +91,6 @@ impl LocalError {
 
 impl From<LocalError> for BuildError {
     fn from(e: LocalError) -> Self {
-        BuildError::new(e.kind(), e.to_string())
+        BuildError::new(e.kind(), e.to_string()).with_source(e)
     }
 }

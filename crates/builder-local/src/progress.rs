@@ -269,10 +269,12 @@ impl Progress {
                         || message.contains("exit code"));
                 Err(match failed.filter(|_| is_step) {
                     Some((step, log_tail)) => BuildError {
-                        kind: BuildErrorKind::StepFailed,
-                        message: format!("the build failed: {message}"),
                         step: Some(step),
                         log_tail,
+                        ..BuildError::new(
+                            BuildErrorKind::StepFailed,
+                            format!("the build failed: {message}"),
+                        )
                     },
                     None => BuildError::new(
                         BuildErrorKind::StepFailed,

@@ -126,12 +126,11 @@ impl From<RemoteError> for BuildError {
         let mut out = BuildError::new(e.kind(), e.to_string());
         if let RemoteError::Failed {
             error: Some(wire), ..
-        } = e
+        } = &e
         {
-            let wire = *wire;
-            out.step = wire.step;
-            out.log_tail = wire.log_tail;
+            out.step = wire.step.clone();
+            out.log_tail = wire.log_tail.clone();
         }
-        out
+        out.with_source(e)
     }
 }

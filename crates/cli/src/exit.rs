@@ -56,6 +56,15 @@ fn classify_engine(e: &EngineError) -> (u8, &'static str) {
         EngineError::Build { source, .. } if source.kind == BuildErrorKind::Cancelled => {
             (CANCELLED, "cancelled")
         }
+        // No engine answered, or the build service is unreachable or refuses the token: the
+        // builder cannot be used, which is not the same as a build that ran and failed.
+        EngineError::Build { source, .. } if source.kind == BuildErrorKind::Unavailable => {
+            (BUILDER, "builder")
+        }
+        // Refused credentials (a registry's, the build service's token) are set-up problems too.
+        EngineError::Build { source, .. } if source.kind == BuildErrorKind::Auth => {
+            (BUILDER, "auth")
+        }
         EngineError::Build { .. } => (BUILD_FAILED, "build_failed"),
         EngineError::Hash(_) | EngineError::Plan { .. } => (INVALID_SPEC, "invalid_spec"),
         EngineError::UnknownBuilder(_)

@@ -219,8 +219,16 @@ pub enum BuildErrorKind {
     Internal,
 }
 
+/// The error a [`BuildError`] was made from, shared so the error stays cheap to clone.
+pub type BuildErrorSource = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
 /// A build failure: what failed, which step, and the tail of its log.
-#[derive(Debug, Clone, thiserror::Error, Serialize)]
+///
+/// A backend keeps its own error as the [`std::error::Error::source`] (set with
+/// [`BuildError::with_source`]), so a caller can walk the chain down to the I/O or HTTP error
+/// that started it, or downcast to the backend's error type. The `message` says what failed in
+/// this backend's words; the chain says why.
+#[derive(Debug, Clone, Serialize)]
 pub struct BuildError {
     pub kind: BuildErrorKind,
     pub message: String,
@@ -230,6 +238,9 @@ pub struct BuildError {
     /// The last lines of the failing step's output.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub log_tail: Vec<String>,
+    /// The backend error behind this one.
+    #[serde(skip)]
+    pub source: Option<BuildErrorSource>,
 }
 
 impl BuildError {
@@ -239,7 +250,36 @@ impl BuildError {
             message: message.into(),
             step: None,
             log_tail: Vec::new(),
+            source: None,
         }
+    }
+
+    /// Keeps `source` as the cause of this error.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// The first error in this error's source chain that is an `E` (the backend's own error
+    /// type, an `std::io::Error`, ...).
+    pub fn find_source<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        let mut next: Option<&(dyn std::error::Error + 'static)> =
+            self.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static));
+        while let Some(err) = next {
+            if let Some(found) = err.downcast_ref::<E>() {
+                return Some(found);
+            }
+            next = err.source();
+        }
+        None
+    }
+}
+
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
     }
 }
 
