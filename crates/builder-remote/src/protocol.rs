@@ -193,10 +193,9 @@ impl From<&BuildError> for WireBuildError {
 impl From<WireBuildError> for BuildError {
     fn from(e: WireBuildError) -> Self {
         BuildError {
-            kind: e.kind.into(),
-            message: e.message,
             step: e.step,
             log_tail: e.log_tail,
+            ..BuildError::new(e.kind.into(), e.message)
         }
     }
 }

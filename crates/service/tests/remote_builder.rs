@@ -209,10 +209,12 @@ async fn cancelling_the_client_cancels_the_remote_build() {
 async fn a_failed_remote_build_keeps_its_step_and_log_tail() {
     let builder = test_builder(Duration::ZERO);
     builder.fail_builds(Some(BuildError {
-        kind: BuildErrorKind::StepFailed,
-        message: "RUN pip install failed with exit code 1".into(),
         step: Some("RUN pip install -r requirements.txt".into()),
         log_tail: vec!["ERROR: No matching distribution found for six==99".into()],
+        ..BuildError::new(
+            BuildErrorKind::StepFailed,
+            "RUN pip install failed with exit code 1",
+        )
     }));
     let svc = TestService::start(builder).await;
     let dir = tempfile::tempdir().expect("tmp");
