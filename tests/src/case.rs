@@ -89,6 +89,17 @@ impl<'b> Case<'b> {
         std::fs::write(&path, contents).with_context(|| format!("cannot write {}", path.display()))
     }
 
+    /// Makes `link` (relative to the root) a symlink to `target`, written as given.
+    pub fn symlink(&self, target: &str, link: &str) -> Result<()> {
+        let path = self.root().join(link);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        std::os::unix::fs::symlink(target, &path)
+            .with_context(|| format!("cannot link {} to {target}", path.display()))
+    }
+
     /// A spec named `<scenario>[-<part>]-<id>`, from the backend's Python image with its uv
     /// image, pushed to the backend's registry (if any).
     pub fn spec(&self, part: &str) -> ImageSpec {

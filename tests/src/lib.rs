@@ -70,6 +70,7 @@ macro_rules! conformance {
             commands_in_order,
             copy_paths,
             source_root_filtering,
+            symlinks,
             entrypoint,
             base_spec,
             secret_mounts,

@@ -38,6 +38,9 @@ pub enum RemoteError {
     },
     #[error("cannot select the files to send: {0}")]
     Selection(String),
+    /// The spec's files could not be selected (they changed since the name was computed).
+    #[error("cannot select the files to send: {0}")]
+    Inputs(#[source] imagespec_core::hash::HashError),
     #[error("cannot read {path}: {source}")]
     Read {
         path: std::path::PathBuf,
@@ -104,6 +107,7 @@ impl RemoteError {
                 .map_or(BuildErrorKind::Internal, |e| e.kind.into()),
             RemoteError::Rejected { .. }
             | RemoteError::Selection(_)
+            | RemoteError::Inputs(_)
             | RemoteError::Read { .. }
             | RemoteError::Protocol(_) => BuildErrorKind::Internal,
         }

@@ -1,10 +1,11 @@
 //! Which files a remote build needs: exactly the ones the image name was hashed from.
 //!
 //! The service rebuilds the spec in a fresh directory from these files and recomputes the name,
-//! so the selection follows the hash's rules (`imagespec_core::hash`) and uses the same
-//! [`digest_tree`](imagespec_core::tree::digest_tree) call for directories: the requirements file and the `pyproject.toml` beside a
-//! lock file, every `copy` entry, the `source_root` tree after ignore-file filtering, for the
-//! spec and every base spec nested in it.
+//! so the files are [`imagespec_core::inputs::select`]'s, the selection the name is hashed from:
+//! the requirements file and the `pyproject.toml` beside a lock file, every `copy` entry, the
+//! `source_root` tree after ignore-file filtering, for the spec and every base spec nested in
+//! it. A symlink inside a tree is sent as a link (its target, no blob), as the build context
+//! holds it.
 //!
 //! Paths that leave the root (absolute, or with `..`) are allowed for `requirements` and
 //! `source_root` locally; the hash counts only their bytes (and the requirements file's name),
@@ -15,8 +16,9 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use imagespec_core::spec::{BaseImage, ImageSpec, LoadedSpec, RequirementsKind, SourceCopyMode};
-use imagespec_core::tree::{self, TreeOptions};
+use imagespec_core::inputs::{FileInput, PathFile, PathInput};
+use imagespec_core::spec::{BaseImage, ImageSpec, LoadedSpec};
+use sha2::{Digest, Sha256};
 
 use crate::error::RemoteError;
 
@@ -27,9 +29,25 @@ pub const OUTSIDE_DIR: &str = ".imagespec-remote";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalFile {
     pub source: PathBuf,
+    /// SHA-256 of the bytes (of the target's text for a link).
     pub digest: [u8; 32],
     pub executable: bool,
     pub size: u64,
+    /// A symlink inside a tree, sent as its target (no blob is uploaded for it).
+    pub symlink: Option<String>,
+}
+
+impl LocalFile {
+    /// A dependency file: data, whatever its mode on disk.
+    fn data(file: &FileInput) -> LocalFile {
+        LocalFile {
+            source: file.fs_path.clone(),
+            digest: file.digest,
+            executable: false,
+            size: file.size,
+            symlink: None,
+        }
+    }
 }
 
 /// The spec as sent and the files it needs, by workspace-relative path.
@@ -49,59 +67,54 @@ impl Selection {
 /// Selects the files of `loaded` (and its base specs) and rewrites the spec for the service.
 pub fn select(loaded: &LoadedSpec) -> Result<Selection, RemoteError> {
     let mut files = BTreeMap::new();
-    let spec = rewrite(&loaded.spec, &loaded.root, 0, &mut files)?;
+    let spec = rewrite(loaded, 0, &mut files)?;
     Ok(Selection { spec, files })
 }
 
 fn rewrite(
-    spec: &ImageSpec,
-    root: &Path,
+    loaded: &LoadedSpec,
     depth: usize,
     files: &mut BTreeMap<String, LocalFile>,
 ) -> Result<ImageSpec, RemoteError> {
+    let spec = &loaded.spec;
+    // The one selection of the spec's files, as the image name was hashed from.
+    let inputs = imagespec_core::inputs::select(loaded).map_err(RemoteError::Inputs)?;
     let mut out = spec.clone();
     out.registry_config = None;
     let outside = |what: &str| format!("{OUTSIDE_DIR}/{depth}/{what}");
-    if let Some(req) = &spec.requirements {
-        let kind = RequirementsKind::of(req);
-        let file_name = Path::new(req)
+    if let Some(req) = &inputs.requirements {
+        let file_name = Path::new(&req.spec_path)
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let (sent, dir) = match inside(req) {
-            Some(rel) => (req.clone(), parent(&rel)),
+        let (sent, dir) = match inside(&req.spec_path) {
+            Some(rel) => (req.spec_path.clone(), parent(&rel)),
             None => {
                 let dir = outside("requirements");
                 (format!("{dir}/{file_name}"), dir)
             }
         };
-        add_file(
-            files,
-            &join(&dir, &file_name),
-            &resolve(root, req),
-            Some(false),
-        )?;
-        if let Some(pp) = kind.companion_pyproject(req) {
-            add_file(
+        insert(files, join(&dir, &file_name), LocalFile::data(&req.file))?;
+        if let Some(pyproject) = &req.companion {
+            insert(
                 files,
-                &join(&dir, "pyproject.toml"),
-                &resolve(root, &pp.to_string_lossy()),
-                Some(false),
+                join(&dir, "pyproject.toml"),
+                LocalFile::data(pyproject),
             )?;
         }
         out.requirements = Some(sent);
     }
-    for entry in &spec.copy {
-        let rel = inside(entry).ok_or_else(|| {
-            RemoteError::Selection(format!("`copy` entry `{entry}` leaves the root"))
+    for entry in &inputs.copy {
+        let rel = inside(&entry.spec_path).ok_or_else(|| {
+            RemoteError::Selection(format!(
+                "`copy` entry `{}` leaves the root",
+                entry.spec_path
+            ))
         })?;
-        add_path(files, &rel, &resolve(root, entry))?;
+        add_path(files, &rel, entry)?;
     }
-    let mode = spec.source_copy_mode.unwrap_or(SourceCopyMode::All);
-    if let Some(src) = &spec.source_root
-        && mode != SourceCopyMode::None
-    {
-        let rel = match inside(src) {
+    if let Some(src) = &inputs.source_root {
+        let rel = match inside(&src.spec_path) {
             Some(rel) => rel,
             None => {
                 let dir = outside("source_root");
@@ -109,72 +122,56 @@ fn rewrite(
                 dir
             }
         };
-        add_path(files, &rel, &resolve(root, src))?;
+        add_path(files, &rel, src)?;
     }
-    if let Some(BaseImage::Spec(base)) = &spec.base_image {
-        out.base_image = Some(BaseImage::Spec(Box::new(rewrite(
-            base,
-            root,
-            depth + 1,
-            files,
-        )?)));
+    if let Some(base) = loaded.base() {
+        out.base_image = Some(BaseImage::Spec(Box::new(rewrite(&base, depth + 1, files)?)));
     }
     Ok(out)
 }
 
-/// A file at `rel`, or a directory's filtered tree below it (the hash's `path_digest` rule).
+/// A `copy` entry or `source_root` at `rel`: a file, or a directory's selected files and links.
 fn add_path(
     files: &mut BTreeMap<String, LocalFile>,
     rel: &str,
-    path: &Path,
+    entry: &PathInput,
 ) -> Result<(), RemoteError> {
-    if path.is_dir() {
-        let selection = tree::digest_tree(path, &TreeOptions::default())
-            .map_err(|e| RemoteError::Selection(format!("cannot read {}: {e}", path.display())))?;
-        for entry in selection.entries {
-            let entry_rel = entry.path.replace(std::path::MAIN_SEPARATOR, "/");
-            let source = path.join(&entry.path);
-            let size = std::fs::metadata(&source)
-                .map(|m| m.len())
-                .unwrap_or(entry.size);
-            insert(
-                files,
-                join(rel, &entry_rel),
-                LocalFile {
-                    source,
-                    digest: entry.digest,
-                    executable: entry.executable,
-                    size,
-                },
-            )?;
-        }
-        Ok(())
-    } else {
-        add_file(files, rel, path, None)
+    for file in entry.files() {
+        let symlink = if file.symlink {
+            Some(link_target(&file)?)
+        } else {
+            None
+        };
+        insert(
+            files,
+            join(rel, &file.rel),
+            LocalFile {
+                source: file.source,
+                digest: file.digest,
+                executable: file.executable,
+                size: if symlink.is_some() { 0 } else { file.size },
+                symlink,
+            },
+        )?;
     }
+    Ok(())
 }
 
-fn add_file(
-    files: &mut BTreeMap<String, LocalFile>,
-    rel: &str,
-    path: &Path,
-    executable: Option<bool>,
-) -> Result<(), RemoteError> {
-    let read_err = |e: &dyn std::fmt::Display| {
-        RemoteError::Selection(format!("cannot read {}: {e}", path.display()))
-    };
-    let metadata = std::fs::metadata(path).map_err(|e| read_err(&e))?;
-    let digest = tree::digest_file(path).map_err(|e| read_err(&e))?;
-    insert(
-        files,
-        rel.to_string(),
-        LocalFile {
-            source: path.to_path_buf(),
-            digest,
-            executable: executable.unwrap_or_else(|| is_executable(&metadata)),
-            size: metadata.len(),
-        },
-    )
+/// The target of a selected link, checked against the digest it was selected with.
+fn link_target(file: &PathFile) -> Result<String, RemoteError> {
+    let target = std::fs::read_link(&file.source).map_err(|source| RemoteError::Read {
+        path: file.source.clone(),
+        source,
+    })?;
+    let target = target.to_string_lossy().into_owned();
+    let digest: [u8; 32] = Sha256::digest(target.as_bytes()).into();
+    if digest != file.digest {
+        return Err(RemoteError::Selection(format!(
+            "{} changed while the build was being prepared; run the build again",
+            file.source.display()
+        )));
+    }
+    Ok(target)
 }
 
 /// Two spec fields may name the same file (a `copy` entry inside `source_root`): fine when the
@@ -186,7 +183,9 @@ fn insert(
 ) -> Result<(), RemoteError> {
     match files.get(&rel) {
         Some(existing)
-            if existing.digest != file.digest || existing.executable != file.executable =>
+            if existing.digest != file.digest
+                || existing.executable != file.executable
+                || existing.symlink != file.symlink =>
         {
             Err(RemoteError::Selection(format!(
                 "`{rel}` is selected twice with different content or mode"
@@ -226,21 +225,6 @@ fn join(dir: &str, name: &str) -> String {
         (_, true) => dir.to_string(),
         _ => format!("{dir}/{name}"),
     }
-}
-
-fn resolve(root: &Path, path: &str) -> PathBuf {
-    imagespec_core::spec::validate::resolve(root, path)
-}
-
-#[cfg(unix)]
-fn is_executable(metadata: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    metadata.permissions().mode() & 0o111 != 0
-}
-
-#[cfg(not(unix))]
-fn is_executable(_metadata: &std::fs::Metadata) -> bool {
-    false
 }
 
 #[cfg(test)]
@@ -299,5 +283,21 @@ mod tests {
             resolve_image(&again).expect("hash").name,
             resolve_image(&loaded).expect("hash").name
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_inside_the_tree_is_sent_as_a_link_without_a_blob() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let root = tmp.path();
+        write(root, "src/app/main.py", "print(1)\n");
+        std::os::unix::fs::symlink("app/main.py", root.join("src/run.py")).expect("link");
+        let loaded =
+            LoadedSpec::from_spec(ImageSpec::new("app").with_source_root("src"), root).expect("ok");
+        let sel = select(&loaded).expect("select");
+        let link = &sel.files["src/run.py"];
+        assert_eq!(link.symlink.as_deref(), Some("app/main.py"));
+        assert_eq!(link.size, 0, "no bytes are uploaded for a link");
+        assert_eq!(sel.files["src/app/main.py"].symlink, None);
     }
 }

@@ -144,6 +144,7 @@ impl RemoteBuilder {
                         FileEntry {
                             digest: blob_digest(&f.digest),
                             executable: f.executable,
+                            symlink: f.symlink.clone(),
                         },
                     )
                 })

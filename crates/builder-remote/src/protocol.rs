@@ -54,10 +54,14 @@ pub struct BlobStored {
 /// One file of a build's workspace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
-    /// `sha256:<hex>` of the file's bytes; the blob must have been uploaded.
+    /// `sha256:<hex>` of the file's bytes; the blob must have been uploaded. For a symlink,
+    /// of the target's text (no blob).
     pub digest: String,
     #[serde(default)]
     pub executable: bool,
+    /// The entry is a symlink to this target: relative, and inside the tree it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symlink: Option<String>,
 }
 
 /// `POST /v1/builds`.

@@ -40,7 +40,8 @@ pub async fn sync_blobs(
     cancel: &CancellationToken,
 ) -> Result<UploadStats, RemoteError> {
     let mut by_digest: BTreeMap<String, &LocalFile> = BTreeMap::new();
-    for file in selection.files.values() {
+    // A link is sent as its target in the manifest; it has no blob.
+    for file in selection.files.values().filter(|f| f.symlink.is_none()) {
         by_digest.entry(blob_digest(&file.digest)).or_insert(file);
     }
     let request = serde_json::to_value(MissingBlobsRequest {

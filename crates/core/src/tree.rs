@@ -29,6 +29,7 @@
 
 mod encode;
 mod error;
+pub mod filesystem;
 mod hash;
 mod select;
 #[cfg(test)]
@@ -45,8 +46,8 @@ pub use select::select_files;
 /// What kind of filesystem object an entry is.
 ///
 /// Directories are never entries (see the module docs); special files
-/// (FIFOs, sockets, devices) are skipped with a warning because reading a FIFO
-/// would block forever and none of them can be copied into an image anyway.
+/// (FIFOs, sockets, devices) are refused, because reading a FIFO would block
+/// forever and none of them can be copied into an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EntryKind {
     /// A regular file; its content is hashed.

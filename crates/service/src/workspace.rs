@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use imagespec_builder_remote::protocol::FileEntry;
+use imagespec_core::tree::filesystem::link_stays_inside;
+use sha2::{Digest, Sha256};
 
 use crate::blobs::BlobStore;
 
@@ -20,6 +22,10 @@ pub enum WorkspaceError {
     BadPath(String),
     #[error("`{0}` is both a file and a directory in the manifest")]
     Conflict(String),
+    #[error(
+        "`{path}` is a symlink to `{target}`, which leaves the workspace, or whose digest is not that of its target"
+    )]
+    BadLink { path: String, target: String },
     #[error("cannot write the workspace: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -40,6 +46,26 @@ pub fn check_path(path: &str) -> Result<(), WorkspaceError> {
     }
 }
 
+/// Checks a manifest symlink: its target stays inside the workspace (the client's selection
+/// refuses links that leave their tree: the rule is core's, `link_stays_inside`), and its digest
+/// is that of the target's text, as the image name was hashed from.
+pub fn check_link(path: &str, entry: &FileEntry) -> Result<(), WorkspaceError> {
+    let Some(target) = &entry.symlink else {
+        return Ok(());
+    };
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(target.as_bytes())));
+    if target.contains('\0')
+        || digest != entry.digest
+        || !link_stays_inside(path, Path::new(target))
+    {
+        return Err(WorkspaceError::BadLink {
+            path: path.to_string(),
+            target: target.clone(),
+        });
+    }
+    Ok(())
+}
+
 /// Writes every manifest file from the blob store into `dir` (created fresh).
 pub fn materialise(
     blobs: &BlobStore,
@@ -47,8 +73,9 @@ pub fn materialise(
     files: &BTreeMap<String, FileEntry>,
     dir: &Path,
 ) -> Result<(), WorkspaceError> {
-    for path in files.keys() {
+    for (path, entry) in files {
         check_path(path)?;
+        check_link(path, entry)?;
     }
     // `a` as a file and `a/b` in one manifest cannot both exist.
     for (path, _) in files.range::<str, _>(..) {
@@ -67,7 +94,10 @@ pub fn materialise(
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        blobs.copy_to(project, &entry.digest, &dest, entry.executable)?;
+        match &entry.symlink {
+            Some(target) => std::os::unix::fs::symlink(target, &dest)?,
+            None => blobs.copy_to(project, &entry.digest, &dest, entry.executable)?,
+        }
     }
     Ok(())
 }
@@ -111,6 +141,7 @@ mod tests {
         let entry = FileEntry {
             digest: format!("sha256:{}", "0".repeat(64)),
             executable: false,
+            symlink: None,
         };
         let files: BTreeMap<String, FileEntry> =
             [("a".to_string(), entry.clone()), ("a/b".to_string(), entry)]
@@ -120,5 +151,43 @@ mod tests {
             materialise(&blobs, "p", &files, &dir.path().join("w")),
             Err(WorkspaceError::Conflict(_))
         ));
+    }
+
+    #[test]
+    fn links_must_stay_inside_and_match_their_digest() {
+        let link = |target: &str| FileEntry {
+            digest: format!("sha256:{}", hex::encode(Sha256::digest(target.as_bytes()))),
+            executable: false,
+            symlink: Some(target.to_string()),
+        };
+        assert!(check_link("src/run.py", &link("app/main.py")).is_ok());
+        assert!(check_link("src/run.py", &link("../reqs/r.txt")).is_ok());
+        for bad in ["/etc/passwd", "../../x", "../../../data/state.db"] {
+            assert!(
+                matches!(
+                    check_link("src/run.py", &link(bad)),
+                    Err(WorkspaceError::BadLink { .. })
+                ),
+                "{bad}"
+            );
+        }
+        let mut lying = link("app/main.py");
+        lying.symlink = Some("app/other.py".into());
+        assert!(
+            check_link("src/run.py", &lying).is_err(),
+            "digest must be the target's"
+        );
+
+        let dir = tempfile::tempdir().expect("tmp");
+        let blobs = BlobStore::new(dir.path().join("b"), dir.path().join("t"));
+        let files: BTreeMap<String, FileEntry> = [("src/run.py".to_string(), link("app/main.py"))]
+            .into_iter()
+            .collect();
+        let ws = dir.path().join("w");
+        materialise(&blobs, "p", &files, &ws).expect("materialise");
+        assert_eq!(
+            std::fs::read_link(ws.join("src/run.py")).expect("a link"),
+            Path::new("app/main.py")
+        );
     }
 }

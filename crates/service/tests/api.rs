@@ -65,6 +65,7 @@ async fn prepared_submission(
                     FileEntry {
                         digest: blob_digest(&f.digest),
                         executable: f.executable,
+                        symlink: f.symlink.clone(),
                     },
                 )
             })
@@ -189,6 +190,7 @@ async fn bad_requests_get_problem_json_that_says_what_to_fix() {
         FileEntry {
             digest: ghost.clone(),
             executable: false,
+            symlink: None,
         },
     );
     let (s, p) = problem(submit(url, TOKEN_A, &missing).await).await;

@@ -133,6 +133,59 @@ pub async fn source_root_filtering(backend: &Backend) -> Result<()> {
     expect_output("a source file", &main, "main")
 }
 
+/// Symlinks in `source_root` and in a copied directory: a link inside the tree arrives as the
+/// same link (to a file, to a directory, dangling), as Docker's build context keeps it; a link
+/// that leaves the tree is refused before the builder is asked anything.
+pub async fn symlinks(backend: &Backend) -> Result<()> {
+    let case = Case::new(backend, "symlinks")?;
+    case.write("src/app/main.py", "print('via link')\n")?;
+    case.write("conf/settings.toml", "mode = 1\n")?;
+    case.symlink("app/main.py", "src/run.py")?;
+    case.symlink("app", "src/pkg")?;
+    case.symlink("nowhere.toml", "conf/dangling.toml")?;
+    let spec = case.spec("").with_source_root("src").with_copy(["conf"]);
+    let image = case.build(spec.clone()).await?;
+    let out = case
+        .runner()
+        .sh(
+            &image,
+            "readlink run.py; readlink pkg; readlink conf/dangling.toml; python run.py; cat pkg/main.py",
+        )
+        .await?;
+    expect_output(
+        "links in the image",
+        &out,
+        "app/main.py\napp\nnowhere.toml\nvia link\nprint('via link')",
+    )?;
+
+    let refused = Case::new(backend, "symlinks_leaving")?;
+    refused.write("src/app/main.py", "print(1)\n")?;
+    refused.write("elsewhere.txt", "outside the tree\n")?;
+    refused.symlink("../../elsewhere.txt", "src/app/up.txt")?;
+    match refused
+        .try_ensure(refused.spec("").with_source_root("src"), &refused.options())
+        .await?
+    {
+        Err(err) => {
+            let text = format!("{err}");
+            ensure!(
+                text.contains("up.txt") && text.contains("outside the tree"),
+                "the refusal should name the link and why: {text}"
+            );
+        }
+        Ok(outcome) => anyhow::bail!("a link leaving the tree was built: {outcome:?}"),
+    }
+    let (builds, checks) = (
+        refused.recorder().builds().len(),
+        refused.recorder().checks(),
+    );
+    ensure!(
+        builds == 0 && checks == 0,
+        "a link leaving the tree reached the builder: {builds} builds, {checks} checks"
+    );
+    Ok(())
+}
+
 /// `entrypoint`: a set entrypoint is what a plain `run` runs; `[]` clears the one a base image
 /// (here a base spec) set, so the run's arguments are the command.
 pub async fn entrypoint(backend: &Backend) -> Result<()> {

@@ -9,7 +9,9 @@ pub mod layers;
 pub mod secrets;
 
 pub use base::base_spec;
-pub use contents::{commands_in_order, copy_paths, entrypoint, env_values, source_root_filtering};
+pub use contents::{
+    commands_in_order, copy_paths, entrypoint, env_values, source_root_filtering, symlinks,
+};
 pub use dependencies::{apt_packages, pip_index, requirements_txt, uv_lock};
 pub use engine::{exists_skips_build, force_rebuilds, missing_registry, unsupported_platforms};
 pub use layers::source_edit_rebuilds_only_source_layer;

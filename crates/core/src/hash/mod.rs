@@ -27,8 +27,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::spec::{BaseImage, ImageSpec, LoadedSpec, RequirementsKind, SourceCopyMode};
-use crate::tree::{self, TreeError, TreeOptions};
+use crate::inputs::{self, SpecInputs};
+use crate::spec::{BaseImage, ImageSpec, LoadedSpec};
+use crate::tree::TreeError;
 use encoder::CanonicalEncoder;
 
 /// The name of the hashing scheme; part of every hash.
@@ -113,6 +114,12 @@ pub enum HashError {
     },
     #[error("cannot hash `{field}`: {path} is neither a file nor a directory")]
     NotAFileOrDirectory { field: String, path: PathBuf },
+    #[error("`{field}`: {path} is a {what}, not a regular file; name a file")]
+    NotARegularFile {
+        field: String,
+        path: PathBuf,
+        what: &'static str,
+    },
     #[error("`tag_format` `{format}` yields the invalid tag `{tag}`")]
     InvalidTag { format: String, tag: String },
 }
@@ -189,53 +196,21 @@ impl Collector {
     }
 }
 
-fn file_digest(field: &str, loaded: &LoadedSpec, rel: &str) -> Result<[u8; 32], HashError> {
-    tree::digest_file(&loaded.path(rel)).map_err(|source| HashError::Tree {
-        field: field.to_string(),
-        source,
-    })
-}
-
-/// Digests a `copy` entry or `source_root`: a file by its bytes, a directory by its filtered tree.
-fn path_digest(
-    field: &str,
-    loaded: &LoadedSpec,
-    rel: &str,
-) -> Result<(String, [u8; 32]), HashError> {
-    let path = loaded.path(rel);
-    let tree_err = |source| HashError::Tree {
-        field: field.to_string(),
-        source,
-    };
-    if path.is_dir() {
-        let t = tree::digest_tree(&path, &TreeOptions::default()).map_err(tree_err)?;
-        Ok((format!("dir, {} files", t.entries.len()), t.digest))
-    } else if path.is_file() {
-        // The executable bit ships with the file (the context tar keeps it), so it counts.
-        let content = tree::digest_file(&path).map_err(tree_err)?;
-        let mut e = CanonicalEncoder::new();
-        e.tag(b'F')
-            .tag(u8::from(is_executable(&path)))
-            .bytes(&content);
-        Ok(("file".to_string(), e.finish()))
-    } else {
-        Err(HashError::NotAFileOrDirectory {
-            field: field.to_string(),
-            path,
-        })
-    }
-}
-
-fn is_executable(path: &std::path::Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
-}
-
-/// The per-field digests of a spec.
+/// The per-field digests of a spec, reading its files ([`crate::inputs::select`]).
 pub fn hash_inputs(
     loaded: &LoadedSpec,
     base: Option<&ResolvedImage>,
 ) -> Result<HashInputs, HashError> {
+    let files = inputs::select(loaded)?;
+    Ok(hash_inputs_of(loaded, &files, base))
+}
+
+/// The per-field digests of a spec whose files were already selected.
+pub fn hash_inputs_of(
+    loaded: &LoadedSpec,
+    files: &SpecInputs,
+    base: Option<&ResolvedImage>,
+) -> HashInputs {
     let spec = &loaded.spec;
     let mut c = Collector { inputs: Vec::new() };
     c.add(
@@ -275,14 +250,11 @@ pub fn hash_inputs(
     c.list("pip_extra_index_url", &spec.pip_extra_index_url);
     c.opt_str("pip_extra_args", &spec.pip_extra_args);
     c.list("packages", &spec.packages);
-    if let Some(req) = &spec.requirements {
-        let kind = RequirementsKind::of(req);
-        let digest = file_digest("requirements", loaded, req)?;
-        let companion = match kind.companion_pyproject(req) {
-            Some(pp) => Some(file_digest("requirements", loaded, &pp.to_string_lossy())?),
-            None => None,
-        };
-        let file_name = std::path::Path::new(req)
+    if let Some(req) = &files.requirements {
+        let kind = req.kind;
+        let digest = req.file.digest;
+        let companion = req.companion.as_ref().map(|pp| pp.digest);
+        let file_name = std::path::Path::new(&req.spec_path)
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
@@ -312,26 +284,19 @@ pub fn hash_inputs(
             e.tag(b'E').list(entrypoint);
         });
     }
-    if !spec.copy.is_empty() {
-        let mut digests = Vec::with_capacity(spec.copy.len());
-        for (i, entry) in spec.copy.iter().enumerate() {
-            digests.push(path_digest(&format!("copy[{i}]"), loaded, entry)?);
-        }
+    if !files.copy.is_empty() {
         c.add("copy", spec.copy.join(" "), |e| {
-            e.u64(spec.copy.len() as u64);
-            for (entry, (_, d)) in spec.copy.iter().zip(&digests) {
-                e.str(entry).bytes(d);
+            e.u64(files.copy.len() as u64);
+            for entry in &files.copy {
+                e.str(&entry.spec_path).bytes(&entry.digest());
             }
         });
     }
-    let copy_mode = spec.source_copy_mode.unwrap_or(SourceCopyMode::All);
-    if let Some(src) = &spec.source_root
-        && copy_mode != SourceCopyMode::None
-    {
-        let (summary, digest) = path_digest("source_root", loaded, src)?;
+    if let Some(src) = &files.source_root {
+        let digest = src.digest();
         c.add(
             "source_root",
-            format!("{summary}, sha256:{}", &hex::encode(digest)[..12]),
+            format!("{}, sha256:{}", src.summary(), &hex::encode(digest)[..12]),
             |e| {
                 e.bytes(&digest);
             },
@@ -362,8 +327,8 @@ pub fn hash_inputs(
             e.map(&spec.builder_config);
         });
     }
-    Ok(HashInputs {
+    HashInputs {
         scheme: HASH_SCHEME,
         inputs: c.inputs,
-    })
+    }
 }

@@ -9,9 +9,9 @@
 //! | `copy/<entry>[/<file>]`         | each `copy` entry: a file, or a directory's selected files |
 //! | `source/<file>`                 | the selected files of `source_root`                       |
 //!
-//! The file selection of a directory is exactly [`crate::tree::digest_tree`]'s entries (with the
-//! options the image name is computed with), so the context holds the files that were hashed and
-//! nothing else: ignore files act on both at once.
+//! The files are exactly the ones [`crate::inputs::select`] chose for the image name, so the
+//! context holds the files that were hashed and nothing else: ignore files act on both at once.
+//! A symlink inside a tree is written as a symlink entry (mode 0777, its target as on disk).
 //!
 //! The tar is a function of the selected files' paths, bytes and executable bits only: entries
 //! sorted by path, explicit directory entries, GNU headers with mtime 0, uid/gid 0, no user or
@@ -29,8 +29,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::error::PlanError;
-use crate::spec::{LoadedSpec, RequirementsKind, SourceCopyMode};
-use crate::tree::{self, TreeOptions};
+use crate::inputs::{PathInput, SpecInputs};
 
 /// Path of the Dockerfile inside the context.
 pub const DOCKERFILE_PATH: &str = ".imagespec/Dockerfile";
@@ -55,6 +54,10 @@ pub struct ContextFile {
     pub digest: [u8; 32],
     /// The spec field that brought the file in (`requirements`, `copy[0]`, `source_root`).
     pub field: String,
+    /// A symlink inside a tree: written as a link (to the target it has on disk, which stays
+    /// inside the tree), `digest` being that of the target's text.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub symlink: bool,
 }
 
 fn hex_digest<S: serde::Serializer>(d: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
@@ -74,119 +77,59 @@ pub struct ContextSummary {
     pub digest: String,
 }
 
-/// Selects the context files of a spec, sorted by context path.
-pub(crate) fn select(loaded: &LoadedSpec) -> Result<Vec<ContextFile>, PlanError> {
-    let spec = &loaded.spec;
+/// The context files of a spec, sorted by context path, from its selected inputs.
+pub(crate) fn files(inputs: &SpecInputs) -> Vec<ContextFile> {
     let mut files = BTreeMap::new();
-    if let Some(req) = &spec.requirements {
-        let kind = RequirementsKind::of(req);
-        let mut deps = vec![req.clone()];
-        if let Some(pyproject) = kind.companion_pyproject(req) {
-            deps.push(pyproject.to_string_lossy().into_owned());
+    if let Some(req) = &inputs.requirements {
+        // The requirements file keeps the name the spec gives it (the install command names it),
+        // not its link target's; the companion is always `pyproject.toml`.
+        let name = Path::new(&req.spec_path)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let companion = req
+            .companion
+            .as_ref()
+            .map(|file| ("pyproject.toml".to_string(), file));
+        for (name, file) in std::iter::once((name, &req.file)).chain(companion) {
+            let context_file = ContextFile {
+                path: format!("{DEPS_DIR}/{name}"),
+                source: file.fs_path.clone(),
+                // Dependency lists are data, whatever their mode on disk.
+                executable: false,
+                digest: file.digest,
+                field: "requirements".to_string(),
+                symlink: false,
+            };
+            files.insert(context_file.path.clone(), context_file);
         }
-        for rel in deps {
-            let name = Path::new(&rel)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let mut file = single_file(loaded, "requirements", &rel, format!("{DEPS_DIR}/{name}"))?;
-            // Dependency lists are data, whatever their mode on disk.
-            file.executable = false;
-            files.insert(file.path.clone(), file);
-        }
     }
-    for (i, entry) in spec.copy.iter().enumerate() {
-        let field = format!("copy[{i}]");
-        let prefix = join(COPY_DIR, &normalize(entry));
-        add_path(loaded, &field, entry, &prefix, &mut files)?;
+    for entry in &inputs.copy {
+        add_path(
+            entry,
+            &join(COPY_DIR, &normalize(&entry.spec_path)),
+            &mut files,
+        );
     }
-    let mode = spec.source_copy_mode.unwrap_or(SourceCopyMode::All);
-    if let Some(src) = &spec.source_root
-        && mode != SourceCopyMode::None
-    {
-        add_path(loaded, "source_root", src, SOURCE_DIR, &mut files)?;
+    if let Some(src) = &inputs.source_root {
+        add_path(src, SOURCE_DIR, &mut files);
     }
-    Ok(files.into_values().collect())
+    files.into_values().collect()
 }
 
 /// Adds a `copy` entry or `source_root`: a file at `prefix`, or a directory's selection below it.
-fn add_path(
-    loaded: &LoadedSpec,
-    field: &str,
-    rel: &str,
-    prefix: &str,
-    files: &mut BTreeMap<String, ContextFile>,
-) -> Result<(), PlanError> {
-    let path = loaded.path(rel);
-    if path.is_dir() {
-        // The same call, with the same options, as the image name's hash (`hash::path_digest`).
-        let selection = tree::digest_tree(&path, &TreeOptions::default()).map_err(|source| {
-            PlanError::Tree {
-                field: field.to_string(),
-                source,
-            }
-        })?;
-        let dir = canonical(field, &path)?;
-        for entry in selection.entries {
-            let entry_path = slash_path(&entry.path);
-            let file = ContextFile {
-                path: join(prefix, &entry_path),
-                source: dir.join(&entry.path),
-                executable: entry.executable,
-                digest: entry.digest,
-                field: field.to_string(),
-            };
-            files.insert(file.path.clone(), file);
-        }
-    } else {
-        let file = single_file(loaded, field, rel, prefix.to_string())?;
-        files.insert(file.path.clone(), file);
+fn add_path(entry: &PathInput, prefix: &str, files: &mut BTreeMap<String, ContextFile>) {
+    for file in entry.files() {
+        let context_file = ContextFile {
+            path: join(prefix, &slash_path(&file.rel)),
+            source: file.source,
+            executable: file.executable,
+            digest: file.digest,
+            field: entry.field.clone(),
+            symlink: file.symlink,
+        };
+        files.insert(context_file.path.clone(), context_file);
     }
-    Ok(())
-}
-
-fn single_file(
-    loaded: &LoadedSpec,
-    field: &str,
-    rel: &str,
-    context_path: String,
-) -> Result<ContextFile, PlanError> {
-    let path = canonical(field, &loaded.path(rel))?;
-    let digest = tree::digest_file(&path).map_err(|source| PlanError::Tree {
-        field: field.to_string(),
-        source,
-    })?;
-    let metadata = std::fs::metadata(&path).map_err(|source| PlanError::Read {
-        field: field.to_string(),
-        path: path.clone(),
-        source,
-    })?;
-    Ok(ContextFile {
-        path: context_path,
-        executable: is_executable(&metadata),
-        source: path,
-        digest,
-        field: field.to_string(),
-    })
-}
-
-fn canonical(field: &str, path: &Path) -> Result<PathBuf, PlanError> {
-    std::fs::canonicalize(path).map_err(|source| PlanError::Read {
-        field: field.to_string(),
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-#[cfg(unix)]
-fn is_executable(metadata: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    metadata.permissions().mode() & 0o111 != 0
-}
-
-#[cfg(not(unix))]
-fn is_executable(_metadata: &std::fs::Metadata) -> bool {
-    false
 }
 
 /// A spec-relative path as `/`-separated components, without `.` (`./data/` → `data`).
@@ -271,6 +214,7 @@ pub(crate) fn write_tar<W: Write>(
                     .map_err(PlanError::Write)?;
                 summary_files += 1;
             }
+            Item::File(file) if file.symlink => append_link(&mut builder, path, file)?,
             Item::File(file) => {
                 append_file(&mut builder, path, file)?;
                 summary_files += 1;
@@ -296,6 +240,31 @@ fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
     h.set_mtime(0);
     h.set_size(size);
     h
+}
+
+/// Writes one symlink, checking it still points where it pointed when it was hashed.
+fn append_link<W: Write>(
+    builder: &mut tar::Builder<W>,
+    path: &str,
+    file: &ContextFile,
+) -> Result<(), PlanError> {
+    let target = std::fs::read_link(&file.source).map_err(|source| PlanError::Read {
+        field: file.field.clone(),
+        path: file.source.clone(),
+        source,
+    })?;
+    let target = target.to_string_lossy();
+    let digest: [u8; 32] = Sha256::digest(target.as_bytes()).into();
+    if digest != file.digest {
+        return Err(PlanError::ContextChanged {
+            path: file.source.clone(),
+        });
+    }
+    let mut h = header(tar::EntryType::Symlink, 0o777, 0);
+    builder
+        .append_link(&mut h, path, target.as_ref())
+        .map_err(PlanError::Write)?;
+    Ok(())
 }
 
 /// Streams one file into the tar, checking it is still the file that was hashed.

@@ -147,11 +147,12 @@ impl BuildPlan {
 
         // Select first, then recompute the hash inputs: a change between the two shows as drift,
         // a change after both is caught while the context is streamed.
-        let files = context::select(spec)?;
+        let inputs = crate::inputs::select(spec)?;
+        let files = context::files(&inputs);
         check_secrets_outside(&secrets, &files)?;
         check_drift(
             &image.inputs,
-            &crate::hash::hash_inputs(spec, image.base.as_deref())?,
+            &crate::hash::hash_inputs_of(spec, &inputs, image.base.as_deref()),
         )?;
 
         let mut instructions = vec![

@@ -61,6 +61,43 @@ pub enum TreeError {
     )]
     ExternalIgnoreFile { path: PathBuf, target: PathBuf },
 
+    /// A symlink in the tree points outside it (an absolute target, or `..` above the root).
+    /// Inside an image such a link would point at whatever the image has there, not at what it
+    /// points to here, so neither copying the link nor following it is what the user meant.
+    #[error(
+        "{} is a symlink to `{target}`, which is outside the tree {}; \
+         replace the link with a copy of what it points to, or exclude it (e.g. in {}/.dockerignore)",
+        path.display(),
+        root.display(),
+        root.display()
+    )]
+    LinkLeavesTree {
+        path: PathBuf,
+        target: String,
+        root: PathBuf,
+    },
+
+    /// A FIFO, socket or device in the tree: it has no content an image could hold, and reading
+    /// a FIFO would wait forever.
+    #[error(
+        "{} is a {what}, which cannot be copied into an image; exclude it (e.g. in {}/.dockerignore) or move it out of the tree",
+        path.display(),
+        root.display()
+    )]
+    SpecialFile {
+        path: PathBuf,
+        what: &'static str,
+        root: PathBuf,
+    },
+
+    /// A path on a kernel pseudo file system (`/proc`, `/sys`, ...), whose files are made up as
+    /// they are read: not a stable input, and some never end.
+    #[error(
+        "{} is on the `{fs}` pseudo file system, whose contents the kernel makes up as they are read; name a real file or directory",
+        path.display()
+    )]
+    PseudoFileSystem { path: PathBuf, fs: &'static str },
+
     /// Any other failure reported by the directory walker.
     #[error("walking {}: {message}", path.display())]
     Walk { path: PathBuf, message: String },
@@ -77,6 +114,9 @@ impl TreeError {
             | Self::NonUtf8LinkTarget { path }
             | Self::InvalidPattern { path, .. }
             | Self::ExternalIgnoreFile { path, .. }
+            | Self::LinkLeavesTree { path, .. }
+            | Self::SpecialFile { path, .. }
+            | Self::PseudoFileSystem { path, .. }
             | Self::Walk { path, .. } => path,
         }
     }

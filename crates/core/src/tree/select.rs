@@ -9,7 +9,7 @@ use std::sync::Arc;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::{DirEntry, WalkBuilder};
 
-use super::{EntryKind, SelectedFile, TreeError, TreeOptions};
+use super::{EntryKind, SelectedFile, TreeError, TreeOptions, filesystem};
 
 /// Name of the Docker ignore file, read as a custom ignore file.
 const DOCKERIGNORE: &str = ".dockerignore";
@@ -42,8 +42,10 @@ const GITIGNORE: &str = ".gitignore";
 ///   exclude themselves. An ignore file that is a symlink to a file outside
 ///   the tree is an error ([`TreeError::ExternalIgnoreFile`]): its rules
 ///   would come from content that is not hashed.
-/// * Symlinks are listed, never followed. FIFOs, sockets and devices are
-///   skipped with a warning.
+/// * Symlinks are listed, never followed, and must stay inside the tree
+///   ([`TreeError::LinkLeavesTree`] otherwise). FIFOs, sockets and devices
+///   are refused ([`TreeError::SpecialFile`]): exclude them with an ignore
+///   file. A root on a kernel pseudo file system (`/proc`, `/sys`) is refused.
 ///
 /// A selected path that is not UTF-8 is an error; excluded ones are not
 /// looked at.
@@ -57,7 +59,7 @@ pub fn select_files(root: &Path, opts: &TreeOptions) -> Result<Vec<SelectedFile>
 
 fn check_root(root: &Path) -> Result<(), TreeError> {
     match fs::metadata(root) {
-        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(meta) if meta.is_dir() => filesystem::refuse_pseudo_fs(root),
         Ok(_) => Err(TreeError::NotADirectory {
             path: root.to_path_buf(),
         }),
@@ -155,20 +157,40 @@ impl Walker<'_> {
             self.check_ignore_links(entry.path())?;
             return Ok(None);
         }
-        let kind = if file_type.is_symlink() {
-            EntryKind::Symlink
-        } else if file_type.is_file() {
-            EntryKind::File
-        } else {
-            tracing::warn!(path = %entry.path().display(), "skipping special file (not a regular file, directory or symlink)");
-            return Ok(None);
-        };
+        if let Some(what) = filesystem::special_kind(&file_type) {
+            return Err(TreeError::SpecialFile {
+                path: entry.path().to_path_buf(),
+                what,
+                root: self.root.to_path_buf(),
+            });
+        }
         let path = relative_utf8(self.root, entry.path())?;
+        let kind = if file_type.is_symlink() {
+            self.check_link(&path, entry.path())?;
+            EntryKind::Symlink
+        } else {
+            EntryKind::File
+        };
         Ok(Some(SelectedFile {
             path,
             fs_path: entry.into_path(),
             kind,
         }))
+    }
+
+    /// Fails if the link at `path` points outside the tree (see
+    /// [`filesystem::link_stays_inside`]): a link that stays inside is kept as a link, in the
+    /// digest and in the build context, as Docker and git keep it.
+    fn check_link(&self, rel: &str, path: &Path) -> Result<(), TreeError> {
+        let target = fs::read_link(path).map_err(|e| TreeError::io(path, e))?;
+        if filesystem::link_stays_inside(rel, &target) {
+            return Ok(());
+        }
+        Err(TreeError::LinkLeavesTree {
+            path: path.to_path_buf(),
+            target: target.to_string_lossy().into_owned(),
+            root: self.root.to_path_buf(),
+        })
     }
 
     /// Fails if an ignore file in `dir` is a symlink leading out of the tree.

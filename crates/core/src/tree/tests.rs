@@ -498,15 +498,15 @@ fn ignore_file_linking_outside_the_tree_is_an_error() {
         matches!(&err, TreeError::ExternalIgnoreFile { path, .. } if path == &link),
         "{err}"
     );
-    // Not read, not checked.
+    // Not read as an ignore file, but still a link that leaves the tree.
     let no_git = TreeOptions {
         gitignore: false,
         ..TreeOptions::default()
     };
-    assert_eq!(
-        paths_with(&root, &no_git),
-        ["b.md", "sub/.gitignore", "sub/a.txt"]
-    );
+    assert!(matches!(
+        select_files(&root, &no_git),
+        Err(TreeError::LinkLeavesTree { .. })
+    ));
 
     // A link within the tree is fine (e.g. `.dockerignore -> .gitignore`).
     fs::remove_file(&link).unwrap();
@@ -631,7 +631,7 @@ fn invalid_extra_exclude_is_an_error() {
 
 #[cfg(unix)]
 #[test]
-fn fifo_is_skipped_without_blocking() {
+fn fifo_is_refused_without_blocking_unless_ignored() {
     let t = tree(&[("a", "x")]);
     let status = std::process::Command::new("mkfifo")
         .arg(t.path().join("pipe"))
@@ -640,8 +640,44 @@ fn fifo_is_skipped_without_blocking() {
         eprintln!("mkfifo unavailable; skipping");
         return;
     }
-    assert_eq!(paths(t.path()), ["a"]);
+    let err = select_files(t.path(), &TreeOptions::default()).unwrap_err();
+    assert!(
+        matches!(&err, TreeError::SpecialFile { path, what, .. }
+            if path.ends_with("pipe") && what.contains("FIFO")),
+        "{err}"
+    );
+    assert!(err.to_string().contains(".dockerignore"), "{err}");
+    write(t.path(), ".dockerignore", b"pipe\n");
+    assert_eq!(paths(t.path()), [".dockerignore", "a"]);
     digest(t.path());
+}
+
+#[cfg(unix)]
+#[test]
+fn links_that_leave_the_tree_are_refused_with_the_fix() {
+    use std::os::unix::fs::symlink;
+    let t = tree(&[("outside.txt", "x"), ("root/sub/a.txt", "x")]);
+    let root = t.path().join("root");
+    symlink("../../outside.txt", root.join("sub/up")).unwrap();
+    let err = select_files(&root, &TreeOptions::default()).unwrap_err();
+    assert!(
+        matches!(&err, TreeError::LinkLeavesTree { target, .. } if target == "../../outside.txt"),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("sub/up") && text.contains("replace the link"),
+        "{text}"
+    );
+    fs::remove_file(root.join("sub/up")).unwrap();
+    symlink("/etc/hostname", root.join("abs")).unwrap();
+    assert!(matches!(
+        select_files(&root, &TreeOptions::default()),
+        Err(TreeError::LinkLeavesTree { .. })
+    ));
+    // Ignored, it is not looked at.
+    write(&root, ".dockerignore", b"abs\n");
+    assert_eq!(paths(&root), [".dockerignore", "sub/a.txt"]);
 }
 
 // ----------------------------------------------------- hashing and encoding

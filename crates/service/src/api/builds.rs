@@ -61,6 +61,7 @@ pub async fn submit(
     }
     for (path, file) in &request.files {
         workspace::check_path(path).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        workspace::check_link(path, file).map_err(|e| ApiError::bad_request(e.to_string()))?;
         if !is_blob_digest(&file.digest) {
             return Err(ApiError::bad_request(format!(
                 "`{path}`: `{}` is not a sha256:<hex> digest",
@@ -93,6 +94,7 @@ pub async fn submit(
     for digest in request
         .files
         .values()
+        .filter(|f| f.symlink.is_none())
         .map(|f| &f.digest)
         .collect::<BTreeSet<_>>()
     {

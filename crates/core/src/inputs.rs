@@ -1,0 +1,277 @@
+//! The files that make an image: which files each spec field brings in, selected once.
+//!
+//! Every consumer takes its files from [`select`]: the image name's hash ([`crate::hash`]), the
+//! build context ([`crate::plan`]), `imagespec validate` (which hashes), and the remote builder's
+//! upload (`imagespec-builder-remote`). So a file is either in the name, the context and the
+//! upload alike, or refused by all of them with the same error, before any work.
+//!
+//! The rules:
+//! - `requirements` (and the `pyproject.toml` beside a lock file) and a `copy` entry that names
+//!   a file are read through symlinks: their content counts. They must be regular files: a FIFO
+//!   or a device is refused (reading a FIFO would wait forever).
+//! - `copy` entries that name a directory and `source_root` are trees, selected by
+//!   [`crate::tree::select_files`] after `.gitignore`/`.dockerignore` filtering. Inside a tree a
+//!   symlink stays a symlink (as in Docker's build context and in git) and must point inside
+//!   that tree; special files are refused.
+//! - Nothing is read from a kernel pseudo file system (`/proc`, `/sys`, ...).
+//! - `source_copy_mode: none` brings no source files in.
+
+use std::path::{Path, PathBuf};
+
+use crate::hash::HashError;
+use crate::hash::encoder::CanonicalEncoder;
+use crate::spec::{LoadedSpec, RequirementsKind, SourceCopyMode};
+use crate::tree::{self, EntryKind, TreeDigest, TreeEntry, TreeError, TreeOptions, filesystem};
+
+/// The input files of one spec (not of its base spec: select that one from [`LoadedSpec::base`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecInputs {
+    pub requirements: Option<RequirementsInput>,
+    /// One per `copy` entry, in spec order.
+    pub copy: Vec<PathInput>,
+    /// `source_root`, unless `source_copy_mode` is `none`.
+    pub source_root: Option<PathInput>,
+}
+
+/// The `requirements` file and, for a lock file, the `pyproject.toml` beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequirementsInput {
+    /// As written in the spec.
+    pub spec_path: String,
+    pub kind: RequirementsKind,
+    pub file: FileInput,
+    /// The `pyproject.toml` beside a `uv.lock` or `poetry.lock`.
+    pub companion: Option<FileInput>,
+}
+
+/// One regular file, read through symlinks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInput {
+    /// The file, its symlinks resolved.
+    pub fs_path: PathBuf,
+    /// Any `x` bit set.
+    pub executable: bool,
+    pub size: u64,
+    /// SHA-256 of the bytes.
+    pub digest: [u8; 32],
+}
+
+/// A `copy` entry or `source_root`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathInput {
+    /// `copy[0]`, `source_root`.
+    pub field: String,
+    /// As written in the spec.
+    pub spec_path: String,
+    /// The path, its symlinks resolved.
+    pub fs_path: PathBuf,
+    pub content: PathContent,
+}
+
+/// What a `copy` entry or `source_root` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathContent {
+    File(FileInput),
+    /// The selected files and links of a directory, paths relative to [`PathInput::fs_path`].
+    Dir(TreeDigest),
+}
+
+/// One file or link of a [`PathInput`], flattened: what the context and the upload iterate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathFile {
+    /// Path below the entry, `/`-separated; empty when the entry is a file.
+    pub rel: String,
+    /// Where to read it (for a link: the link itself).
+    pub source: PathBuf,
+    pub executable: bool,
+    pub size: u64,
+    /// SHA-256 of the bytes, or of the link target's text for a link.
+    pub digest: [u8; 32],
+    /// `true` for a symlink, which is copied as a link.
+    pub symlink: bool,
+}
+
+impl PathInput {
+    /// This entry's contribution to the image name: a file by its bytes and executable bit, a
+    /// directory by its tree digest.
+    pub fn digest(&self) -> [u8; 32] {
+        match &self.content {
+            PathContent::Dir(tree) => tree.digest,
+            PathContent::File(file) => {
+                let mut e = CanonicalEncoder::new();
+                e.tag(b'F')
+                    .tag(u8::from(file.executable))
+                    .bytes(&file.digest);
+                e.finish()
+            }
+        }
+    }
+
+    /// A few words for `tag --explain`.
+    pub fn summary(&self) -> String {
+        match &self.content {
+            PathContent::Dir(tree) => format!("dir, {} files", tree.entries.len()),
+            PathContent::File(_) => "file".to_string(),
+        }
+    }
+
+    /// Every file and link of the entry, sorted by path.
+    pub fn files(&self) -> Vec<PathFile> {
+        match &self.content {
+            PathContent::File(file) => vec![PathFile {
+                rel: String::new(),
+                source: file.fs_path.clone(),
+                executable: file.executable,
+                size: file.size,
+                digest: file.digest,
+                symlink: false,
+            }],
+            PathContent::Dir(tree) => tree
+                .entries
+                .iter()
+                .map(|entry| self.dir_file(entry))
+                .collect(),
+        }
+    }
+
+    fn dir_file(&self, entry: &TreeEntry) -> PathFile {
+        PathFile {
+            rel: entry.path.clone(),
+            source: self.fs_path.join(&entry.path),
+            executable: entry.executable,
+            size: entry.size,
+            digest: entry.digest,
+            symlink: entry.kind == EntryKind::Symlink,
+        }
+    }
+}
+
+/// Selects and reads the input files of `loaded` (hashing them once).
+pub fn select(loaded: &LoadedSpec) -> Result<SpecInputs, HashError> {
+    let spec = &loaded.spec;
+    let requirements = match &spec.requirements {
+        Some(req) => Some(requirements(loaded, req)?),
+        None => None,
+    };
+    let copy = spec
+        .copy
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| path_input(loaded, &format!("copy[{i}]"), entry))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mode = spec.source_copy_mode.unwrap_or(SourceCopyMode::All);
+    let source_root = match &spec.source_root {
+        Some(src) if mode != SourceCopyMode::None => Some(path_input(loaded, "source_root", src)?),
+        _ => None,
+    };
+    Ok(SpecInputs {
+        requirements,
+        copy,
+        source_root,
+    })
+}
+
+fn requirements(loaded: &LoadedSpec, req: &str) -> Result<RequirementsInput, HashError> {
+    let kind = RequirementsKind::of(req);
+    let file = file_input("requirements", &loaded.path(req))?;
+    let companion = match kind.companion_pyproject(req) {
+        Some(pyproject) => Some(file_input(
+            "requirements",
+            &loaded.path(&pyproject.to_string_lossy()),
+        )?),
+        None => None,
+    };
+    Ok(RequirementsInput {
+        spec_path: req.to_string(),
+        kind,
+        file,
+        companion,
+    })
+}
+
+fn path_input(loaded: &LoadedSpec, field: &str, rel: &str) -> Result<PathInput, HashError> {
+    let path = loaded.path(rel);
+    let tree_err = |source| HashError::Tree {
+        field: field.to_string(),
+        source,
+    };
+    let metadata = std::fs::metadata(&path).map_err(|e| {
+        tree_err(TreeError::Io {
+            path: path.clone(),
+            source: e,
+        })
+    })?;
+    filesystem::refuse_pseudo_fs(&path).map_err(tree_err)?;
+    let fs_path = std::fs::canonicalize(&path).map_err(|e| {
+        tree_err(TreeError::Io {
+            path: path.clone(),
+            source: e,
+        })
+    })?;
+    let content = if metadata.is_dir() {
+        PathContent::Dir(tree::digest_tree(&path, &TreeOptions::default()).map_err(tree_err)?)
+    } else if metadata.is_file() {
+        PathContent::File(file_input(field, &path)?)
+    } else {
+        return Err(HashError::NotAFileOrDirectory {
+            field: field.to_string(),
+            path,
+        });
+    };
+    Ok(PathInput {
+        field: field.to_string(),
+        spec_path: rel.to_string(),
+        fs_path,
+        content,
+    })
+}
+
+/// A regular file (through symlinks), refused when it is a FIFO, a device or on `/proc`.
+fn file_input(field: &str, path: &Path) -> Result<FileInput, HashError> {
+    let tree_err = |source| HashError::Tree {
+        field: field.to_string(),
+        source,
+    };
+    let io_err = |source| {
+        tree_err(TreeError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    // `stat` before `open`: opening a FIFO would block until a writer comes.
+    let metadata = std::fs::metadata(path).map_err(io_err)?;
+    if let Some(what) = filesystem::special_kind(&metadata.file_type()) {
+        return Err(HashError::NotARegularFile {
+            field: field.to_string(),
+            path: path.to_path_buf(),
+            what,
+        });
+    }
+    if metadata.is_dir() {
+        return Err(HashError::NotARegularFile {
+            field: field.to_string(),
+            path: path.to_path_buf(),
+            what: "directory",
+        });
+    }
+    filesystem::refuse_pseudo_fs(path).map_err(tree_err)?;
+    let fs_path = std::fs::canonicalize(path).map_err(io_err)?;
+    let digest = tree::digest_file(&fs_path).map_err(tree_err)?;
+    Ok(FileInput {
+        executable: is_executable(&metadata),
+        size: metadata.len(),
+        digest,
+        fs_path,
+    })
+}
+
+#[cfg(unix)]
+fn is_executable(metadata: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    metadata.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_metadata: &std::fs::Metadata) -> bool {
+    false
+}
