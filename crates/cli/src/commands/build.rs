@@ -9,7 +9,10 @@ use crate::progress;
 use crate::setup::Setup;
 
 pub async fn run(setup: &Setup, args: &BuildArgs, format: OutputFormat) -> anyhow::Result<()> {
-    let loaded = setup.load_spec(&args.spec.spec, args.registry.as_deref())?;
+    // The same checks as `validate`, before any engine or registry is contacted.
+    let loaded = setup
+        .check_spec(&args.spec.spec, args.registry.as_deref())?
+        .loaded;
     let (variant, _) = setup.variant(args.variant.variant.as_deref())?;
     let policy = match &args.if_unknown {
         Some(p) => p.parse().map_err(anyhow::Error::msg)?,
