@@ -266,7 +266,11 @@ fn dockerfile_and_context_are_reproducible() {
 
 /// The dev environment's registry credentials, or a failure that says how to get them.
 fn registry_env() -> Vec<(String, String)> {
-    let path = repo().join(".dev-env/registry.env");
+    // `IMAGESPEC_DEV_DIR` (set by `.dev-env/env`) lets a git worktree use the one dev environment.
+    let dev_dir = std::env::var_os("IMAGESPEC_DEV_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".dev-env"));
+    let path = dev_dir.join("registry.env");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "{}: {e}; run `bash scripts/dev-env.sh` first",
@@ -397,7 +401,9 @@ fn an_unreachable_registry_is_unknown_and_exits_5_unless_the_policy_says_otherwi
         .assert()
         .success()
         .stderr(predicate::str::contains("assumed to exist"));
-    imagespec(&spec)
+    // FLYTE_IMG_FAST_FAIL overrides --if-unknown: the advice is to unset it, not to pass the
+    // flag the user already passed.
+    let out = imagespec(&spec)
         .env("FLYTE_IMG_FAST_FAIL", "1")
         .args([
             "build",
@@ -407,8 +413,15 @@ fn an_unreachable_registry_is_unknown_and_exits_5_unless_the_policy_says_otherwi
             "--if-unknown",
             "assume",
         ])
-        .assert()
-        .code(5);
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(5));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("because FLYTE_IMG_FAST_FAIL is set"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("unset FLYTE_IMG_FAST_FAIL"), "{stderr}");
 }
 
 #[test]
@@ -421,7 +434,55 @@ fn dry_run_reports_without_building() {
         .args(["build", "spec.yaml", "--dry-run", "--registry", &namespace])
         .assert()
         .success()
-        .stderr(predicate::str::contains("would build"));
+        .stderr(predicate::str::contains("missing: would build"));
+    // Forced: no existence check is made, and the dry run says so rather than "missing".
+    imagespec(&spec)
+        .env("DOCKER_CONFIG", config.path())
+        .args(["build", "spec.yaml", "--dry-run", "--force"])
+        .args(["--registry", &namespace])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("forced: would build"))
+        .stderr(predicate::str::contains("missing").not());
+    // Unknown under the `build` policy: the dry run gives the reason, not "missing".
+    imagespec(&spec)
+        .args(["build", "spec.yaml", "--dry-run", "--if-unknown", "build"])
+        .args(["--registry", "127.0.0.1:1/nowhere"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("unknown: "))
+        .stderr(predicate::str::contains(
+            "would build (dry run, policy `build`)",
+        ))
+        .stderr(predicate::str::contains("missing").not());
+}
+
+/// Under `serverless` only the remote builder is allowed: its "not set up" error must not
+/// suggest `--builder default`, which that variant refuses; under `byoc` it may.
+#[test]
+fn an_unconfigured_remote_builder_suggests_only_what_the_variant_allows() {
+    let spec = example("requirements");
+    let out = imagespec(&spec)
+        .env_remove("IMAGESPEC_REMOTE_URL")
+        .env_remove("IMAGESPEC_REMOTE_TOKEN")
+        .args(["build", "spec.yaml", "--dry-run", "--variant", "serverless"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("IMAGESPEC_REMOTE_URL"), "{stderr}");
+    assert!(!stderr.contains("--builder default"), "{stderr}");
+    assert!(stderr.contains("builds only remotely"), "{stderr}");
+    let out = imagespec(&spec)
+        .env_remove("IMAGESPEC_REMOTE_URL")
+        .env_remove("IMAGESPEC_REMOTE_TOKEN")
+        .args(["build", "spec.yaml", "--dry-run", "--variant", "byoc"])
+        .args(["--builder", "union"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--builder default"), "{stderr}");
 }
 
 /// Bad specs, one per kind of refusal: loading, validation, planning (of the spec and of a base

@@ -58,6 +58,9 @@ pub struct EngineOptions {
     pub push: bool,
     pub events: EventSink,
     pub cancel: CancellationToken,
+    /// `FLYTE_IMG_FAST_FAIL` forced the `fail` policy (see [`EngineOptions::apply_env`]), so an
+    /// unknown existence is not fixed with `--if-unknown`.
+    pub fast_fail: bool,
 }
 
 impl Default for EngineOptions {
@@ -70,6 +73,7 @@ impl Default for EngineOptions {
             push: true,
             events: EventSink::discard(),
             cancel: CancellationToken::new(),
+            fast_fail: false,
         }
     }
 }
@@ -92,6 +96,7 @@ impl EngineOptions {
         }
         if truthy(get("FLYTE_IMG_FAST_FAIL")) {
             self.policy = ExistencePolicy::Fail;
+            self.fast_fail = true;
         }
     }
 }
@@ -157,10 +162,13 @@ pub enum EngineError {
         #[source]
         source: Arc<PlanError>,
     },
-    #[error(
-        "cannot tell whether {image} exists: {reason}\n  the existence policy is `fail`; fix the cause, or pass --if-unknown build (build anyway) or --if-unknown assume (use it as is)"
-    )]
-    ExistenceUnknown { image: String, reason: String },
+    #[error("cannot tell whether {image} exists: {reason}\n  {}", unknown_fix(*.fast_fail))]
+    ExistenceUnknown {
+        image: String,
+        reason: String,
+        /// The `fail` policy came from `FLYTE_IMG_FAST_FAIL`, not from the user's choice.
+        fast_fail: bool,
+    },
     #[error("building {image} with `{builder}` failed: {source}")]
     Build {
         image: String,
@@ -174,6 +182,30 @@ pub enum EngineError {
         #[source]
         source: Box<EngineError>,
     },
+}
+
+/// What to do about an unknown existence under the `fail` policy: `--if-unknown` does not help
+/// when `FLYTE_IMG_FAST_FAIL` forced the policy over it.
+fn unknown_fix(fast_fail: bool) -> &'static str {
+    if fast_fail {
+        "the existence policy is `fail` because FLYTE_IMG_FAST_FAIL is set, which overrides --if-unknown and `if_unknown` in the config; fix the cause, or unset FLYTE_IMG_FAST_FAIL (`unset FLYTE_IMG_FAST_FAIL`) and pass --if-unknown build (build anyway) or --if-unknown assume (use it as is)"
+    } else {
+        "the existence policy is `fail`; fix the cause, or pass --if-unknown build (build anyway) or --if-unknown assume (use it as is)"
+    }
+}
+
+/// Where a builder that is not set up can be replaced: the local builder, unless the variant
+/// forbids local builds (then suggesting `--builder default` would only earn another refusal).
+fn unconfigured_alternative(kind: BuilderKind, variant: Variant) -> &'static str {
+    match kind {
+        BuilderKind::Remote if variant.allows_local_builds() => {
+            "; or build locally with `--builder default`"
+        }
+        BuilderKind::Remote => {
+            "; the serverless variant builds only remotely, so the build service must be set up (or choose another variant with --variant or IMAGESPEC_VARIANT)"
+        }
+        _ => "",
+    }
 }
 
 /// A spec with its builder chosen and its name computed; nothing built yet.
@@ -319,7 +351,8 @@ impl Engine {
             .configured()
             .map_err(|reason| EngineError::Unconfigured {
                 builder: builder.name().to_string(),
-                reason,
+                reason: reason
+                    + unconfigured_alternative(builder.capabilities().kind, options.variant),
             })?;
         Self::check_capabilities(builder.as_ref(), spec, options)?;
         builder.preflight(spec).map_err(|e| EngineError::Plan {
@@ -456,6 +489,7 @@ impl Engine {
                         return Err(EngineError::ExistenceUnknown {
                             image,
                             reason: reason.clone(),
+                            fast_fail: options.fast_fail,
                         });
                     }
                     ExistencePolicy::Assume => {
