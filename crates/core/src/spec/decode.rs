@@ -60,16 +60,18 @@ pub fn decode_spec(text: &str, file: Option<&Path>) -> Decoded {
     if text.trim().is_empty() {
         diags.push(
             Diagnostic::new(DiagnosticKind::Syntax, "", "the spec file is empty")
+                .at(Some(Location { line: 1, column: 1 }))
                 .with_help("a spec needs at least `name: my-image`"),
         );
     }
+    let parsed = parse_yaml_with_options(0, text, options);
     // The loader reads the first document only; what follows it would be dropped unseen.
-    let rest = if text.trim().is_empty() {
-        None
-    } else {
+    let rest = if parsed.is_ok() && !text.trim().is_empty() {
         content_after_first_document(text)
+    } else {
+        None
     };
-    let spec = match parse_yaml_with_options(0, text, options) {
+    let spec = match parsed {
         _ if text.trim().is_empty() => ImageSpec::default(),
         _ if rest.is_some() => {
             diags.extend(rest);
@@ -99,6 +101,10 @@ pub fn decode_spec(text: &str, file: Option<&Path>) -> Decoded {
     let mut diagnostics = diags.into_vec();
     for d in &mut diagnostics {
         d.file = file.map(Path::to_path_buf);
+        d.location = d.location.map(|l| within(text, l));
+    }
+    for l in locations.map.values_mut() {
+        *l = within(text, *l);
     }
     Decoded {
         spec,
@@ -165,6 +171,20 @@ pub(crate) fn content_after_first_document(text: &str) -> Option<Diagnostic> {
         .at(at(mark))
         .with_help("merge the documents into one mapping, or put each spec in its own file"),
     )
+}
+
+/// The parser reports an error at the end of the input on the line after the last one; the
+/// user's editor has no such line, so it is reported at the end of the last line.
+fn within(text: &str, at: Location) -> Location {
+    let lines = text.lines().count().max(1);
+    if at.line <= lines {
+        return at;
+    }
+    let last = text.lines().last().unwrap_or_default();
+    Location {
+        line: lines,
+        column: last.chars().count() + 1,
+    }
 }
 
 fn syntax_diagnostic(err: &LoadError) -> Diagnostic {
