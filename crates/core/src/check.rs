@@ -150,8 +150,19 @@ fn secrets_outside_context(loaded: &LoadedSpec, resolved: &ResolvedImage) -> Res
     Ok(())
 }
 
-/// A planning refusal as a diagnostic at the field it concerns.
+/// A planning refusal as a diagnostic at the field it concerns, located in `top`'s file.
 pub fn plan_diagnostic(top: &LoadedSpec, prefix: &str, e: &PlanError) -> Diagnostic {
+    locate(top, prefix, plan_problem(e))
+}
+
+/// A hashing failure as a diagnostic at the field whose files failed, located in `top`'s file.
+pub fn hash_diagnostic(top: &LoadedSpec, prefix: &str, e: &HashError) -> Diagnostic {
+    locate(top, prefix, hash_problem(e))
+}
+
+/// A planning refusal as a diagnostic naming its field, without a file or position (for an
+/// error that comes back from the engine, which has no spec file).
+pub fn plan_problem(e: &PlanError) -> Diagnostic {
     let (field, kind) = match e {
         PlanError::UnknownCuda { .. } => ("cuda".to_string(), DiagnosticKind::InvalidValue),
         PlanError::UnknownCudnn { .. } => ("cudnn".to_string(), DiagnosticKind::InvalidValue),
@@ -185,41 +196,37 @@ pub fn plan_diagnostic(top: &LoadedSpec, prefix: &str, e: &PlanError) -> Diagnos
         PlanError::Tree { field, .. } | PlanError::Read { field, .. } => {
             (field.clone(), DiagnosticKind::MissingFile)
         }
-        PlanError::Hash(h) => return hash_diagnostic(top, prefix, h),
+        PlanError::Hash(h) => return hash_problem(h),
         PlanError::ContextChanged { .. } | PlanError::Write(_) => {
             (String::new(), DiagnosticKind::InvalidValue)
         }
     };
-    located(top, prefix, &field, kind, e.to_string())
+    Diagnostic::new(kind, field, e.to_string())
 }
 
-/// A hashing failure as a diagnostic at the field whose files failed.
-pub fn hash_diagnostic(top: &LoadedSpec, prefix: &str, e: &HashError) -> Diagnostic {
+/// A hashing failure as a diagnostic naming its field, without a file or position.
+pub fn hash_problem(e: &HashError) -> Diagnostic {
     let (field, kind) = match e {
         HashError::Tree { field, .. } | HashError::NotAFileOrDirectory { field, .. } => {
             (field.clone(), DiagnosticKind::MissingFile)
         }
         HashError::InvalidTag { .. } => ("tag_format".to_string(), DiagnosticKind::InvalidValue),
     };
-    located(top, prefix, &field, kind, e.to_string())
+    Diagnostic::new(kind, field, e.to_string())
 }
 
-fn located(
-    top: &LoadedSpec,
-    prefix: &str,
-    field: &str,
-    kind: DiagnosticKind,
-    message: String,
-) -> Diagnostic {
-    let field = if field.is_empty() {
+/// `d` for the spec at `prefix` (a base spec's field path) of `top`, at its position in the file.
+fn locate(top: &LoadedSpec, prefix: &str, d: Diagnostic) -> Diagnostic {
+    let field = if d.field.is_empty() {
         prefix.to_string()
     } else {
-        join(prefix, field)
+        join(prefix, &d.field)
     };
     Diagnostic {
         file: top.file.clone(),
         location: top.locations.find(&field),
-        ..Diagnostic::new(kind, field, message)
+        field,
+        ..d
     }
 }
 
