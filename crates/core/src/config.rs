@@ -82,10 +82,7 @@ impl Config {
         {
             return Ok(Config::default());
         }
-        let text =
-            crate::spec::read_text_file(path, "configuration file").map_err(|d| SpecError {
-                diagnostics: vec![d],
-            })?;
+        let text = crate::spec::read_text_file(path, "configuration file")?;
         Self::parse(&text, path)
     }
 

@@ -366,7 +366,7 @@ proptest! {
     ) {
         let bytes = mutations
             .iter()
-            .fold(SEEDS[seed].as_bytes().to_vec(), |b, m| apply(b, m));
+            .fold(SEEDS[seed].as_bytes().to_vec(), apply);
         if let Err(why) = property(&SPEC_PATH, &bytes) {
             prop_assert!(false, "{why}\ninput: {:?}", String::from_utf8_lossy(&bytes));
         }

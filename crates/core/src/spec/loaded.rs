@@ -30,9 +30,7 @@ impl LoadedSpec {
 
     /// The text of a spec file (see [`super::source::read_text_file`] for what is refused).
     pub(crate) fn read_file(path: &Path) -> Result<String, SpecError> {
-        super::source::read_text_file(path, "spec file").map_err(|d| SpecError {
-            diagnostics: vec![d],
-        })
+        super::source::read_text_file(path, "spec file")
     }
 
     /// Decodes, normalises and validates spec text; `file` is only used in messages.

@@ -10,7 +10,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::path::Path;
 
-use super::diagnostic::{Diagnostic, DiagnosticKind, Location};
+use super::diagnostic::{Diagnostic, DiagnosticKind, Location, SpecError};
 
 /// The largest spec or configuration file accepted (1 MiB). Real specs are a few hundred bytes;
 /// the limit only keeps a wrong path from costing the machine's memory.
@@ -23,7 +23,13 @@ const BOM: char = '\u{feff}';
 /// Reads a YAML or JSON file named by the user; `what` names it in messages ("spec file",
 /// "configuration file"). Refuses, with a diagnostic naming the file, anything but a regular file
 /// of a real file system of at most [`MAX_SPEC_FILE_BYTES`] in UTF-8. A leading BOM is dropped.
-pub fn read_text_file(path: &Path, what: &str) -> Result<String, Diagnostic> {
+pub fn read_text_file(path: &Path, what: &str) -> Result<String, SpecError> {
+    read(path, what).map_err(|d| SpecError {
+        diagnostics: vec![*d],
+    })
+}
+
+fn read(path: &Path, what: &str) -> Result<String, Box<Diagnostic>> {
     let problem = |kind, message: String, help: &str| Diagnostic {
         file: Some(path.to_path_buf()),
         ..Diagnostic::new(kind, "", message).with_help(help)
@@ -47,14 +53,16 @@ pub fn read_text_file(path: &Path, what: &str) -> Result<String, Diagnostic> {
             DiagnosticKind::InvalidValue,
             format!("the {what} is {kind}, not a regular file"),
             "give the path of a YAML or JSON file",
-        ));
+        )
+        .into());
     }
     if let Some(fs) = pseudo_file_system(&file) {
         return Err(problem(
             DiagnosticKind::InvalidValue,
             format!("the {what} is on the {fs} pseudo file system, not a regular file"),
             "give the path of a YAML or JSON file on disk",
-        ));
+        )
+        .into());
     }
     let too_big = || {
         problem(
@@ -67,7 +75,7 @@ pub fn read_text_file(path: &Path, what: &str) -> Result<String, Diagnostic> {
         )
     };
     if metadata.len() > MAX_SPEC_FILE_BYTES {
-        return Err(too_big());
+        return Err(too_big().into());
     }
     // The size can change between the check and the read: read one byte past the limit to know.
     let mut bytes = Vec::new();
@@ -81,7 +89,7 @@ pub fn read_text_file(path: &Path, what: &str) -> Result<String, Diagnostic> {
             )
         })?;
     if bytes.len() as u64 > MAX_SPEC_FILE_BYTES {
-        return Err(too_big());
+        return Err(too_big().into());
     }
     let text = String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
@@ -181,7 +189,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("s.yaml");
         std::fs::write(&path, b"name: x\npackages: [\xff]\n").expect("write");
-        let d = read_text_file(&path, "spec file").expect_err("invalid");
+        let d = read(&path, "spec file").expect_err("invalid");
         assert_eq!(
             d.location,
             Some(Location {
