@@ -9,10 +9,9 @@ use crate::progress;
 use crate::setup::Setup;
 
 pub async fn run(setup: &Setup, args: &BuildArgs, format: OutputFormat) -> anyhow::Result<()> {
-    // The same checks as `validate`, before any engine or registry is contacted.
-    let loaded = setup
-        .check_spec(&args.spec.spec, args.registry.as_deref())?
-        .loaded;
+    // The same checks as `validate`, before any engine or registry is contacted; the name they
+    // computed is the one built (the engine does not hash the files again).
+    let checked = setup.check_spec(&args.spec.spec, args.registry.as_deref())?;
     let (variant, _) = setup.variant(args.variant.variant.as_deref())?;
     let policy = match &args.if_unknown {
         Some(p) => p.parse().map_err(anyhow::Error::msg)?,
@@ -40,10 +39,13 @@ pub async fn run(setup: &Setup, args: &BuildArgs, format: OutputFormat) -> anyho
             on_interrupt.cancel();
         }
     });
-    let result = if args.dry_run {
-        engine.dry_run(&loaded, &options).await
-    } else {
-        engine.ensure(&loaded, &options).await
+    let result = match engine.plan_resolved(&checked.loaded, &checked.resolved, &options) {
+        Ok(planned) => {
+            engine
+                .ensure_planned(&planned, &options, args.dry_run)
+                .await
+        }
+        Err(e) => Err(e),
     };
     watcher.abort();
     if let Some(bar) = bar {

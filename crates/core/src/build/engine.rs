@@ -337,13 +337,38 @@ impl Engine {
 
     /// Selects builders and computes names for a spec and its base spec, failing before any build.
     pub fn plan(&self, spec: &LoadedSpec, options: &EngineOptions) -> Result<Planned, EngineError> {
+        self.plan_with(spec, None, options)
+    }
+
+    /// [`Engine::plan`] for a spec whose name is already computed (by [`crate::check`], which
+    /// every command runs first), so its files are not read and hashed a second time.
+    pub fn plan_resolved(
+        &self,
+        spec: &LoadedSpec,
+        resolved: &ResolvedImage,
+        options: &EngineOptions,
+    ) -> Result<Planned, EngineError> {
+        self.plan_with(spec, Some(resolved), options)
+    }
+
+    fn plan_with(
+        &self,
+        spec: &LoadedSpec,
+        resolved: Option<&ResolvedImage>,
+        options: &EngineOptions,
+    ) -> Result<Planned, EngineError> {
         let base = match spec.base() {
-            Some(base_spec) => Some(Box::new(self.plan(&base_spec, options).map_err(|e| {
-                EngineError::Base {
+            Some(base_spec) => Some(Box::new(
+                self.plan_with(
+                    &base_spec,
+                    resolved.and_then(|r| r.base.as_deref()),
+                    options,
+                )
+                .map_err(|e| EngineError::Base {
                     name: base_spec.spec.name.clone(),
                     source: Box::new(e),
-                }
-            })?)),
+                })?,
+            )),
             None => None,
         };
         let builder = self.select(spec, options)?;
@@ -359,7 +384,10 @@ impl Engine {
             builder: builder.name().to_string(),
             source: Arc::new(e),
         })?;
-        let resolved = resolve_image(spec).map_err(|e| EngineError::Hash(Arc::new(e)))?;
+        let resolved = match resolved {
+            Some(resolved) => resolved.clone(),
+            None => resolve_image(spec).map_err(|e| EngineError::Hash(Arc::new(e)))?,
+        };
         Ok(Planned {
             spec: spec.clone(),
             builder,
@@ -388,7 +416,9 @@ impl Engine {
         self.ensure_planned(&planned, options, true).await
     }
 
-    fn ensure_planned<'a>(
+    /// Makes sure the image of a planned spec exists ([`Engine::ensure`]), or with `dry_run`
+    /// reports what would be done ([`Engine::dry_run`]).
+    pub fn ensure_planned<'a>(
         &'a self,
         planned: &'a Planned,
         options: &'a EngineOptions,
