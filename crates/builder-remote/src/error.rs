@@ -11,7 +11,8 @@ use crate::protocol::{BuildState, Problem, WireBuildError, problem_type};
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
     #[error(
-        "the remote builder needs a build service: set IMAGESPEC_REMOTE_URL (or `remote.url` in the config file), or use the local builder with `--builder default`"
+        // The alternative (a local builder, where the variant allows one) is the engine's to add.
+        "the remote builder needs a build service: set IMAGESPEC_REMOTE_URL (or `remote.url` in the config file)"
     )]
     NotConfigured,
     #[error(

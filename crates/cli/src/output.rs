@@ -2,6 +2,9 @@
 
 use std::io::Write;
 
+use imagespec_core::build::EngineError;
+use imagespec_core::check::{hash_problem, plan_problem};
+use imagespec_core::spec::{Diagnostic, SpecError};
 use serde::Serialize;
 
 use crate::args::OutputFormat;
@@ -24,9 +27,7 @@ pub fn text_line(line: impl std::fmt::Display) {
 pub fn error(format: OutputFormat, kind: &str, code: u8, err: &anyhow::Error) {
     match format {
         OutputFormat::Json => {
-            let diagnostics = err
-                .downcast_ref::<imagespec_core::spec::SpecError>()
-                .map(|e| e.diagnostics.clone());
+            let diagnostics = diagnostics(err);
             json_line(&serde_json::json!({
                 "event": "error",
                 "error": {
@@ -42,6 +43,32 @@ pub fn error(format: OutputFormat, kind: &str, code: u8, err: &anyhow::Error) {
             let _ = writeln!(e, "error: {}", message(err));
         }
     }
+}
+
+/// The diagnostics of a spec problem: a `SpecError`'s, or, for a planning or hashing refusal
+/// that came back from the engine (the checks every command runs passed, the builder refused),
+/// one naming the field (`base_image.` before a base spec's).
+fn diagnostics(err: &anyhow::Error) -> Option<Vec<Diagnostic>> {
+    if let Some(e) = err.downcast_ref::<SpecError>() {
+        return Some(e.diagnostics.clone());
+    }
+    let mut engine = err.chain().find_map(|c| c.downcast_ref::<EngineError>())?;
+    let mut prefix = String::new();
+    let mut d = loop {
+        match engine {
+            EngineError::Base { source, .. } => {
+                prefix.push_str("base_image.");
+                engine = source;
+            }
+            EngineError::Plan { source, .. } => break plan_problem(source),
+            EngineError::Hash(source) => break hash_problem(source),
+            _ => return None,
+        }
+    };
+    d.field = format!("{prefix}{}", d.field)
+        .trim_end_matches('.')
+        .to_string();
+    Some(vec![d])
 }
 
 /// The error and its causes on one line, `outer: cause: root`. Many library errors already
@@ -81,6 +108,28 @@ mod tests {
         fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
             Some(&self.source)
         }
+    }
+
+    #[test]
+    fn a_planning_refusal_from_the_engine_has_diagnostics_naming_the_field() {
+        use imagespec_core::plan::PlanError;
+        let plan = EngineError::Plan {
+            builder: "docker".into(),
+            source: std::sync::Arc::new(PlanError::UnknownCuda {
+                version: "9.9".into(),
+                valid: "12.4".into(),
+            }),
+        };
+        let err = anyhow::Error::new(EngineError::Base {
+            name: "base".into(),
+            source: Box::new(plan),
+        });
+        let d = diagnostics(&err).expect("diagnostics");
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].field, "base_image.cuda");
+        assert!(d[0].message.contains("9.9"), "{}", d[0].message);
+        let other = anyhow::Error::new(std::io::Error::other("disk on fire"));
+        assert_eq!(diagnostics(&other), None);
     }
 
     #[test]

@@ -8,8 +8,8 @@ use imagespec_builder_remote::{RemoteBuilder, RemoteConfig};
 use imagespec_core::build::{
     BuilderRegistry, NoopBuilder, Variant, VariantSource, resolve_variant,
 };
+use imagespec_core::check::{Checked, check_file};
 use imagespec_core::config::{Config, Secret};
-use imagespec_core::spec::LoadedSpec;
 
 use crate::args::Cli;
 
@@ -44,13 +44,10 @@ impl Setup {
         Ok(resolve_variant(flag, env.as_deref(), self.config.variant)?)
     }
 
-    /// Loads a spec file, applying a `--registry` override.
-    pub fn load_spec(&self, path: &Path, registry: Option<&str>) -> anyhow::Result<LoadedSpec> {
-        let loaded = LoadedSpec::from_file(path, &self.root)?;
-        Ok(match registry {
-            Some(r) => loaded.with_registry(r)?,
-            None => loaded,
-        })
+    /// Loads a spec file, applying a `--registry` override, and runs every check on it
+    /// ([`imagespec_core::check`]): every command goes through here, so they all agree.
+    pub fn check_spec(&self, path: &Path, registry: Option<&str>) -> anyhow::Result<Checked> {
+        Ok(check_file(path, &self.root, registry)?)
     }
 
     /// Every builder this program knows.

@@ -266,7 +266,11 @@ fn dockerfile_and_context_are_reproducible() {
 
 /// The dev environment's registry credentials, or a failure that says how to get them.
 fn registry_env() -> Vec<(String, String)> {
-    let path = repo().join(".dev-env/registry.env");
+    // `IMAGESPEC_DEV_DIR` (set by `.dev-env/env`) lets a git worktree use the one dev environment.
+    let dev_dir = std::env::var_os("IMAGESPEC_DEV_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".dev-env"));
+    let path = dev_dir.join("registry.env");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "{}: {e}; run `bash scripts/dev-env.sh` first",
@@ -397,7 +401,9 @@ fn an_unreachable_registry_is_unknown_and_exits_5_unless_the_policy_says_otherwi
         .assert()
         .success()
         .stderr(predicate::str::contains("assumed to exist"));
-    imagespec(&spec)
+    // FLYTE_IMG_FAST_FAIL overrides --if-unknown: the advice is to unset it, not to pass the
+    // flag the user already passed.
+    let out = imagespec(&spec)
         .env("FLYTE_IMG_FAST_FAIL", "1")
         .args([
             "build",
@@ -407,8 +413,15 @@ fn an_unreachable_registry_is_unknown_and_exits_5_unless_the_policy_says_otherwi
             "--if-unknown",
             "assume",
         ])
-        .assert()
-        .code(5);
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(5));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("because FLYTE_IMG_FAST_FAIL is set"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("unset FLYTE_IMG_FAST_FAIL"), "{stderr}");
 }
 
 #[test]
@@ -421,5 +434,193 @@ fn dry_run_reports_without_building() {
         .args(["build", "spec.yaml", "--dry-run", "--registry", &namespace])
         .assert()
         .success()
-        .stderr(predicate::str::contains("would build"));
+        .stderr(predicate::str::contains("missing: would build"));
+    // Forced: no existence check is made, and the dry run says so rather than "missing".
+    imagespec(&spec)
+        .env("DOCKER_CONFIG", config.path())
+        .args(["build", "spec.yaml", "--dry-run", "--force"])
+        .args(["--registry", &namespace])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("forced: would build"))
+        .stderr(predicate::str::contains("missing").not());
+    // Unknown under the `build` policy: the dry run gives the reason, not "missing".
+    imagespec(&spec)
+        .args(["build", "spec.yaml", "--dry-run", "--if-unknown", "build"])
+        .args(["--registry", "127.0.0.1:1/nowhere"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("unknown: "))
+        .stderr(predicate::str::contains(
+            "would build (dry run, policy `build`)",
+        ))
+        .stderr(predicate::str::contains("missing").not());
+}
+
+/// Under `serverless` only the remote builder is allowed: its "not set up" error must not
+/// suggest `--builder default`, which that variant refuses; under `byoc` it may.
+#[test]
+fn an_unconfigured_remote_builder_suggests_only_what_the_variant_allows() {
+    let spec = example("requirements");
+    let out = imagespec(&spec)
+        .env_remove("IMAGESPEC_REMOTE_URL")
+        .env_remove("IMAGESPEC_REMOTE_TOKEN")
+        .args(["build", "spec.yaml", "--dry-run", "--variant", "serverless"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("IMAGESPEC_REMOTE_URL"), "{stderr}");
+    assert!(!stderr.contains("--builder default"), "{stderr}");
+    assert!(stderr.contains("builds only remotely"), "{stderr}");
+    let out = imagespec(&spec)
+        .env_remove("IMAGESPEC_REMOTE_URL")
+        .env_remove("IMAGESPEC_REMOTE_TOKEN")
+        .args(["build", "spec.yaml", "--dry-run", "--variant", "byoc"])
+        .args(["--builder", "union"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--builder default"), "{stderr}");
+}
+
+/// Bad specs, one per kind of refusal: loading, validation, planning (of the spec and of a base
+/// spec) and hashing. `src/secret.txt` and `src/app.py` exist in the project.
+const BAD_SPECS: &[(&str, &str)] = &[
+    ("unknown_key", "name: app\npackges: [numpy]\n"),
+    ("wrong_type", "name: app\npackages: numpy\n"),
+    ("second_document", "name: app\n---\nname: other\n"),
+    ("trailing_garbage", "{\"name\": \"app\"} garbage\n"),
+    ("nan_name", "name: NaN\n"),
+    ("blank_package", "name: app\npackages: [numpy, ' ']\n"),
+    ("unknown_cuda", "name: app\ncuda: \"11.0\"\n"),
+    (
+        "unknown_builder_option",
+        "name: app\nbuilder_options: {colour: blue}\n",
+    ),
+    (
+        "planning_and_validation_together",
+        "name: app\nplatform: linux/z80\ncuda: \"11.0\"\nbuilder_options: {colour: blue}\n",
+    ),
+    (
+        "base_cuda",
+        "name: app\nbase_image:\n  name: base\n  cuda: \"12.0\"\n",
+    ),
+    (
+        "python_version_at_odds_with_the_base_spec",
+        "name: app\npython_version: \"3.12\"\npackages: [rich]\nbase_image:\n  name: base\n  python_version: \"3.11\"\n  packages: [numpy]\n",
+    ),
+    (
+        "empty_command",
+        "name: app\ncommands: [\"echo hi\", \"\"]\n",
+    ),
+    (
+        "unused_secret",
+        "name: app\npip_secret_mounts: [[\"env:T\", /run/secrets/t]]\n",
+    ),
+    (
+        "secret_backslash",
+        "name: app\npackages: [numpy]\npip_secret_mounts: [[\"env:T\", '/run/secrets/t\\']]\n",
+    ),
+    (
+        "bad_pip_extra_args",
+        "name: app\npackages: [numpy]\npip_extra_args: \"--x 'open\"\n",
+    ),
+    (
+        "secret_in_source_root",
+        "name: app\npackages: [numpy]\nsource_root: src\npip_secret_mounts: [[src/secret.txt, /run/secrets/t]]\n",
+    ),
+    (
+        "missing_requirements",
+        "name: app\nrequirements: nope.txt\n",
+    ),
+];
+
+/// Runs `args` with `--output json` and returns the exit code and the error's diagnostics.
+fn json_failure(dir: &Path, args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let out = imagespec(dir)
+        // Should a bad spec get past the checks, no engine is there to build it.
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .env("CONTAINER_HOST", "unix:///nonexistent/podman.sock")
+        .args(["--output", "json"])
+        .args(args)
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    let v: serde_json::Value =
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {stdout}"));
+    (out.status.code(), v["error"]["diagnostics"].clone())
+}
+
+/// Point 5 of issue 9: `validate`, `tag`, `dockerfile`, `context` and `build` (dry run or not)
+/// run one set of checks, so they refuse the same specs with the same diagnostics, each located
+/// in the file.
+#[test]
+fn every_command_refuses_a_bad_spec_with_the_same_diagnostics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("src")).expect("mkdir");
+    std::fs::write(dir.path().join("src/app.py"), "print('hi')\n").expect("write");
+    std::fs::write(dir.path().join("src/secret.txt"), "s3cr3t\n").expect("write");
+    for (name, text) in BAD_SPECS {
+        let file = format!("{name}.yaml");
+        std::fs::write(dir.path().join(&file), text).expect("write");
+        let tar = dir.path().join(format!("{name}.tar"));
+        let tar = tar.to_str().expect("utf-8");
+        let (code, expected) = json_failure(dir.path(), &["validate", &file]);
+        assert_eq!(code, Some(3), "{name}: validate");
+        let diagnostics = expected
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: {expected}"));
+        assert!(!diagnostics.is_empty(), "{name}");
+        for d in diagnostics {
+            assert_eq!(d["file"], file.as_str(), "{name}: {d}");
+            assert!(
+                d["location"]["line"].as_u64().is_some_and(|l| l >= 1),
+                "{name}: {d}"
+            );
+        }
+        for args in [
+            &["tag", &file][..],
+            &["dockerfile", &file],
+            &["context", &file, "-o", tar],
+            &["build", &file, "--dry-run", "--registry", "127.0.0.1:5000"],
+            &["build", &file, "--no-push"],
+        ] {
+            let (code, diagnostics) = json_failure(dir.path(), args);
+            assert_eq!(code, Some(3), "{name}: {args:?}");
+            assert_eq!(diagnostics, expected, "{name}: {args:?}");
+        }
+    }
+}
+
+#[test]
+fn problems_of_validation_and_planning_are_reported_in_one_round() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("spec.yaml"),
+        "name: app\nplatform: linux/z80\ncuda: \"11.0\"\nbuilder_options: {colour: blue}\n",
+    )
+    .expect("write");
+    let (code, diagnostics) = json_failure(dir.path(), &["tag", "spec.yaml"]);
+    assert_eq!(code, Some(3));
+    let fields: Vec<&str> = diagnostics
+        .as_array()
+        .expect("diagnostics")
+        .iter()
+        .filter_map(|d| d["field"].as_str())
+        .collect();
+    assert_eq!(fields, ["platform", "cuda", "builder_options.colour"]);
+    let out = imagespec(dir.path())
+        .args(["tag", "spec.yaml"])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("spec.yaml:3:7: `cuda`:"), "{stderr}");
+    assert!(stderr.contains("spec.yaml:4:"), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "tag printed a name for a refused spec"
+    );
 }

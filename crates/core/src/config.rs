@@ -75,19 +75,15 @@ impl Config {
 
     /// Loads a configuration file; a missing file is an empty configuration unless `required`.
     pub fn load(path: &Path, required: bool) -> Result<Config, SpecError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Self::parse(&text, path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
-                Ok(Config::default())
-            }
-            Err(e) => Err(error(
-                path,
-                None,
-                "",
-                format!("cannot read the configuration file: {e}"),
-                "check the path",
-            )),
+        // The same file rules as a spec file: no FIFO, device, directory or /proc file, at
+        // most 1 MiB.
+        if !required
+            && matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+        {
+            return Ok(Config::default());
         }
+        let text = crate::spec::read_text_file(path, "configuration file")?;
+        Self::parse(&text, path)
     }
 
     /// Parses configuration text; `path` is used in messages.
@@ -98,6 +94,14 @@ impl Config {
         };
         if text.trim().is_empty() {
             return Ok(config);
+        }
+        if let Some(d) = crate::spec::decode::content_after_first_document(text) {
+            return Err(SpecError {
+                diagnostics: vec![Diagnostic {
+                    file: Some(path.to_path_buf()),
+                    ..d
+                }],
+            });
         }
         let options = LoaderOptions::default().error_on_duplicate_keys(true);
         let root = parse_yaml_with_options(0, text, options).map_err(|e| {

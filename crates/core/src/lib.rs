@@ -3,6 +3,7 @@
 //! whether to build.
 
 pub mod build;
+pub mod check;
 pub mod config;
 pub mod hash;
 pub mod inputs;

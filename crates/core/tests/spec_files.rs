@@ -442,3 +442,188 @@ fn a_copy_entry_through_a_link_that_leaves_the_root_is_refused() {
     std::os::unix::fs::symlink(dir.path().join("src"), dir.path().join("inside")).expect("symlink");
     load(dir.path(), "name: app\ncopy: [inside/app.py]\n").expect("a link inside the root");
 }
+
+/// The one diagnostic of a rejected spec, with its line.
+fn only(err: &SpecError) -> (&imagespec_core::spec::Diagnostic, usize) {
+    assert_eq!(err.diagnostics.len(), 1, "{err}");
+    let d = &err.diagnostics[0];
+    (d, d.location.map(|l| l.line).unwrap_or(0))
+}
+
+#[test]
+fn content_after_the_first_document_is_refused_with_its_line() {
+    let dir = project();
+    let err = errors(dir.path(), "name: a\n---\nname: b\n");
+    let (d, line) = only(&err);
+    assert_eq!((d.kind, line), (DiagnosticKind::Syntax, 2), "{err}");
+    assert!(d.message.contains("second YAML document"), "{err}");
+    let err = errors(dir.path(), "{\"name\": \"x\"} garbage\n");
+    let (d, line) = only(&err);
+    assert_eq!((d.kind, line), (DiagnosticKind::Syntax, 1), "{err}");
+    let err = errors(dir.path(), "{\"name\": \"x\"}\n{\"name\": \"y\"}\n");
+    assert_eq!(only(&err).1, 2, "{err}");
+    // A document end marker or a lone trailing `---` holds nothing: nothing is dropped.
+    assert!(load(dir.path(), "name: a\n...\n").is_ok());
+    assert!(load(dir.path(), "---\nname: a\n---\n").is_ok());
+}
+
+#[test]
+fn non_finite_numbers_where_text_is_wanted_are_refused_unless_quoted() {
+    let dir = project();
+    for (text, field) in [
+        ("name: NaN\n", "name"),
+        ("name: a\npython_version: .nan\n", "python_version"),
+        ("name: a\napt_packages: [git, .inf]\n", "apt_packages[1]"),
+        ("name: a\nenv: {X: -.Inf}\n", "env.X"),
+        ("{\"name\": \"a\", \"registry\": Infinity}\n", "registry"),
+    ] {
+        let err = errors(dir.path(), text);
+        let (d, line) = only(&err);
+        assert_eq!(
+            (d.kind, d.field.as_str()),
+            (DiagnosticKind::WrongType, field),
+            "{err}"
+        );
+        assert!(line >= 1, "{err}");
+        assert!(
+            d.help.as_deref().is_some_and(|h| h.contains("quote")),
+            "{err}"
+        );
+    }
+    let loaded = load(dir.path(), "name: \"NaN\"\nenv: {X: \".inf\"}\n").expect("quoted is text");
+    assert_eq!(loaded.spec.name, "nan");
+    assert_eq!(loaded.spec.env["X"], ".inf");
+    // Kept on purpose, as flytekit formats them into text: numbers for versions and env values.
+    let loaded = load(
+        dir.path(),
+        "name: a\npython_version: 3.11\ncuda: 12.4\nenv: {N: 1}\n",
+    )
+    .expect("numbers for versions");
+    assert_eq!(loaded.spec.python_version.as_deref(), Some("3.11"));
+    // flytekit lower-cases the name, which fails on a number.
+    let err = errors(dir.path(), "name: 123\n");
+    assert_eq!(only(&err).0.field, "name", "{err}");
+    assert!(load(dir.path(), "name: \"123\"\n").is_ok());
+}
+
+#[test]
+fn empty_or_blank_names_are_refused_in_every_list_of_names() {
+    let dir = project();
+    for key in [
+        "packages",
+        "apt_packages",
+        "conda_packages",
+        "conda_channels",
+        "runtime_packages",
+        "pip_extra_index_url",
+    ] {
+        let err = errors(dir.path(), &format!("name: a\n{key}:\n  - ''\n  - ' '\n"));
+        let fields: Vec<&str> = err.diagnostics.iter().map(|d| d.field.as_str()).collect();
+        let first = format!("{key}[0]");
+        let second = format!("{key}[1]");
+        assert!(fields.contains(&first.as_str()), "{err}");
+        assert!(fields.contains(&second.as_str()), "{err}");
+        let d = err
+            .diagnostics
+            .iter()
+            .find(|d| d.field == first)
+            .expect("first");
+        assert_eq!(d.location.map(|l| l.line), Some(3), "{err}");
+    }
+}
+
+#[test]
+fn a_bom_is_accepted_as_flytekit_does() {
+    let dir = project();
+    let path = dir.path().join("bom.yaml");
+    fs::write(&path, "\u{feff}name: a\npackages: [numpy]\n").expect("write");
+    let loaded = LoadedSpec::from_file(&path, dir.path()).expect("a BOM is fine");
+    assert_eq!(loaded.spec.name, "a");
+}
+
+#[test]
+fn the_spec_file_is_limited_to_1_mib_and_named_in_the_error() {
+    let dir = project();
+    let path = dir.path().join("big.yaml");
+    let mut text = String::from("name: a\n");
+    while text.len() as u64 <= imagespec_core::spec::MAX_SPEC_FILE_BYTES {
+        text.push_str("# padding padding padding padding padding padding padding padding\n");
+    }
+    fs::write(&path, &text).expect("write");
+    let err = LoadedSpec::from_file(&path, dir.path()).expect_err("too big");
+    let (d, _) = only(&err);
+    assert!(d.message.contains("1048576 bytes"), "{err}");
+    assert_eq!(d.file.as_deref(), Some(path.as_path()));
+}
+
+/// None of these may block or read much: each is refused from its type, before reading.
+#[cfg(target_os = "linux")]
+#[test]
+fn special_files_are_refused_at_once_as_spec_and_configuration_files() {
+    let dir = project();
+    let fifo = dir.path().join("fifo.yaml");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success());
+    for (path, what) in [
+        (fifo.as_path(), "FIFO"),
+        (Path::new("/dev/zero"), "character device"),
+        (dir.path(), "directory"),
+        (Path::new("/proc/self/status"), "proc"),
+    ] {
+        let err = LoadedSpec::from_file(path, dir.path()).expect_err("refused");
+        let (d, _) = only(&err);
+        assert!(d.message.contains(what), "{path:?}: {err}");
+        assert_eq!(d.file.as_deref(), Some(path));
+        let err = imagespec_core::config::Config::load(path, true).expect_err("refused");
+        assert!(err.to_string().contains(what), "{path:?}: {err}");
+        assert!(err.to_string().contains("configuration file"), "{err}");
+    }
+}
+
+#[test]
+fn a_configuration_file_with_a_second_document_is_refused() {
+    let err = imagespec_core::config::Config::parse(
+        "variant: byoc\n---\nif_unknown: build\n",
+        Path::new("c.yaml"),
+    )
+    .expect_err("second document");
+    assert!(err.to_string().contains("c.yaml:2:1"), "{err}");
+}
+
+#[test]
+fn a_trailing_backslash_in_a_secret_destination_is_refused_not_eaten() {
+    let dir = project();
+    let err = errors(
+        dir.path(),
+        "name: a\npackages: [numpy]\npip_secret_mounts: [[\"env:T\", '/run/secrets/t\\']]\n",
+    );
+    let (d, line) = only(&err);
+    assert_eq!(
+        (d.field.as_str(), line),
+        ("pip_secret_mounts[0]", 3),
+        "{err}"
+    );
+    assert!(d.message.contains("backslash"), "{err}");
+    assert!(d.message.contains("/run/secrets/t\\`"), "{err}");
+}
+
+#[test]
+fn base_specs_nest_at_most_16_deep() {
+    let dir = project();
+    let mut text = String::from("name: a0\n");
+    for depth in 1..=20 {
+        text.push_str(&format!(
+            "{}base_image:\n{}  name: a{depth}\n",
+            "  ".repeat(depth - 1),
+            "  ".repeat(depth - 1)
+        ));
+    }
+    let err = errors(dir.path(), &text);
+    assert!(
+        err.to_string().contains("nested more than 16 deep"),
+        "{err}"
+    );
+}

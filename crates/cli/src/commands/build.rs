@@ -1,6 +1,6 @@
 //! `imagespec build SPEC`: build and push unless the image exists.
 
-use imagespec_core::build::{Action, Engine, EngineOptions, ExistencePolicy, Outcome};
+use imagespec_core::build::{Action, Engine, EngineOptions, Existence, ExistencePolicy, Outcome};
 use tokio_util::sync::CancellationToken;
 
 use crate::args::{BuildArgs, OutputFormat};
@@ -9,7 +9,9 @@ use crate::progress;
 use crate::setup::Setup;
 
 pub async fn run(setup: &Setup, args: &BuildArgs, format: OutputFormat) -> anyhow::Result<()> {
-    let loaded = setup.load_spec(&args.spec.spec, args.registry.as_deref())?;
+    // The same checks as `validate`, before any engine or registry is contacted; the name they
+    // computed is the one built (the engine does not hash the files again).
+    let checked = setup.check_spec(&args.spec.spec, args.registry.as_deref())?;
     let (variant, _) = setup.variant(args.variant.variant.as_deref())?;
     let policy = match &args.if_unknown {
         Some(p) => p.parse().map_err(anyhow::Error::msg)?,
@@ -25,6 +27,7 @@ pub async fn run(setup: &Setup, args: &BuildArgs, format: OutputFormat) -> anyho
         push: !args.no_push,
         events,
         cancel: cancel.clone(),
+        fast_fail: false,
     };
     options.apply_env(|k| std::env::var(k).ok());
     let engine = Engine::new(setup.builders(args.engine.as_deref()));
@@ -36,10 +39,13 @@ pub async fn run(setup: &Setup, args: &BuildArgs, format: OutputFormat) -> anyho
             on_interrupt.cancel();
         }
     });
-    let result = if args.dry_run {
-        engine.dry_run(&loaded, &options).await
-    } else {
-        engine.ensure(&loaded, &options).await
+    let result = match engine.plan_resolved(&checked.loaded, &checked.resolved, &options) {
+        Ok(planned) => {
+            engine
+                .ensure_planned(&planned, &options, args.dry_run)
+                .await
+        }
+        Err(e) => Err(e),
     };
     watcher.abort();
     if let Some(bar) = bar {
@@ -68,11 +74,21 @@ fn report(outcome: &Outcome, format: OutputFormat) {
 
 fn describe(o: &Outcome) -> String {
     let what = match o.action {
-        Action::Built => "built",
-        Action::Exists => "exists, nothing to build",
-        Action::AssumedExists => "assumed to exist (existence unknown, policy `assume`)",
-        Action::Passthrough => "used as is (noop builder)",
-        Action::WouldBuild => "missing: would build (dry run)",
+        Action::Built => "built".to_string(),
+        Action::Exists => "exists, nothing to build".to_string(),
+        Action::AssumedExists => {
+            "assumed to exist (existence unknown, policy `assume`)".to_string()
+        }
+        Action::Passthrough => "used as is (noop builder)".to_string(),
+        // Why it would be built: the engine makes no existence check when the build is forced,
+        // and builds an image of unknown existence only under the `build` policy.
+        Action::WouldBuild => match &o.existence {
+            None => "forced: would build (dry run; existence not checked)".to_string(),
+            Some(Existence::Unknown { reason }) => {
+                format!("unknown: {reason}: would build (dry run, policy `build`)")
+            }
+            Some(_) => "missing: would build (dry run)".to_string(),
+        },
     };
     format!("{} [{}] {what}", o.image, o.builder)
 }

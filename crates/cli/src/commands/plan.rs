@@ -3,18 +3,24 @@
 use std::io::Write;
 
 use anyhow::Context as _;
-use imagespec_core::hash::resolve_image;
+use imagespec_core::check::{Checked, plan_diagnostic};
 use imagespec_core::plan::BuildPlan;
+use imagespec_core::spec::SpecError;
 
 use crate::args::{ContextArgs, OutputFormat, PlanArgs};
 use crate::output;
 use crate::setup::Setup;
 
 fn plan(setup: &Setup, args: &PlanArgs) -> anyhow::Result<BuildPlan> {
-    let loaded = setup.load_spec(&args.spec.spec, args.registry.as_deref())?;
-    let resolved = resolve_image(&loaded)?;
+    let Checked { loaded, resolved } =
+        setup.check_spec(&args.spec.spec, args.registry.as_deref())?;
     let base = resolved.base.as_ref().map(|b| b.name.to_string());
-    Ok(BuildPlan::new(&loaded, &resolved, base.as_deref())?)
+    // What still fails here (a file changed since it was hashed) is located like the checks'.
+    BuildPlan::new(&loaded, &resolved, base.as_deref()).map_err(|e| {
+        anyhow::Error::new(SpecError {
+            diagnostics: vec![plan_diagnostic(&loaded, "", &e)],
+        })
+    })
 }
 
 pub fn dockerfile(setup: &Setup, args: &PlanArgs, format: OutputFormat) -> anyhow::Result<()> {

@@ -1,14 +1,16 @@
 //! `imagespec tag SPEC`: the image name, computed without touching any engine or registry.
 
-use imagespec_core::hash::{ResolvedImage, resolve_image};
+use imagespec_core::hash::ResolvedImage;
 
 use crate::args::{OutputFormat, TagArgs};
 use crate::output;
 use crate::setup::Setup;
 
 pub fn run(setup: &Setup, args: &TagArgs, format: OutputFormat) -> anyhow::Result<()> {
-    let loaded = setup.load_spec(&args.spec.spec, args.registry.as_deref())?;
-    let resolved = resolve_image(&loaded)?;
+    // The same checks as `validate`: a name is only printed for a spec that can be built.
+    let resolved = setup
+        .check_spec(&args.spec.spec, args.registry.as_deref())?
+        .resolved;
     match format {
         OutputFormat::Json => output::json_line(&serde_json::json!({
             "image": resolved.name.to_string(),

@@ -58,6 +58,9 @@ pub struct EngineOptions {
     pub push: bool,
     pub events: EventSink,
     pub cancel: CancellationToken,
+    /// `FLYTE_IMG_FAST_FAIL` forced the `fail` policy (see [`EngineOptions::apply_env`]), so an
+    /// unknown existence is not fixed with `--if-unknown`.
+    pub fast_fail: bool,
 }
 
 impl Default for EngineOptions {
@@ -70,6 +73,7 @@ impl Default for EngineOptions {
             push: true,
             events: EventSink::discard(),
             cancel: CancellationToken::new(),
+            fast_fail: false,
         }
     }
 }
@@ -92,6 +96,7 @@ impl EngineOptions {
         }
         if truthy(get("FLYTE_IMG_FAST_FAIL")) {
             self.policy = ExistencePolicy::Fail;
+            self.fast_fail = true;
         }
     }
 }
@@ -157,10 +162,13 @@ pub enum EngineError {
         #[source]
         source: Arc<PlanError>,
     },
-    #[error(
-        "cannot tell whether {image} exists: {reason}\n  the existence policy is `fail`; fix the cause, or pass --if-unknown build (build anyway) or --if-unknown assume (use it as is)"
-    )]
-    ExistenceUnknown { image: String, reason: String },
+    #[error("cannot tell whether {image} exists: {reason}\n  {}", unknown_fix(*.fast_fail))]
+    ExistenceUnknown {
+        image: String,
+        reason: String,
+        /// The `fail` policy came from `FLYTE_IMG_FAST_FAIL`, not from the user's choice.
+        fast_fail: bool,
+    },
     #[error("building {image} with `{builder}` failed: {source}")]
     Build {
         image: String,
@@ -174,6 +182,30 @@ pub enum EngineError {
         #[source]
         source: Box<EngineError>,
     },
+}
+
+/// What to do about an unknown existence under the `fail` policy: `--if-unknown` does not help
+/// when `FLYTE_IMG_FAST_FAIL` forced the policy over it.
+fn unknown_fix(fast_fail: bool) -> &'static str {
+    if fast_fail {
+        "the existence policy is `fail` because FLYTE_IMG_FAST_FAIL is set, which overrides --if-unknown and `if_unknown` in the config; fix the cause, or unset FLYTE_IMG_FAST_FAIL (`unset FLYTE_IMG_FAST_FAIL`) and pass --if-unknown build (build anyway) or --if-unknown assume (use it as is)"
+    } else {
+        "the existence policy is `fail`; fix the cause, or pass --if-unknown build (build anyway) or --if-unknown assume (use it as is)"
+    }
+}
+
+/// Where a builder that is not set up can be replaced: the local builder, unless the variant
+/// forbids local builds (then suggesting `--builder default` would only earn another refusal).
+fn unconfigured_alternative(kind: BuilderKind, variant: Variant) -> &'static str {
+    match kind {
+        BuilderKind::Remote if variant.allows_local_builds() => {
+            "; or build locally with `--builder default`"
+        }
+        BuilderKind::Remote => {
+            "; the serverless variant builds only remotely, so the build service must be set up (or choose another variant with --variant or IMAGESPEC_VARIANT)"
+        }
+        _ => "",
+    }
 }
 
 /// A spec with its builder chosen and its name computed; nothing built yet.
@@ -305,13 +337,38 @@ impl Engine {
 
     /// Selects builders and computes names for a spec and its base spec, failing before any build.
     pub fn plan(&self, spec: &LoadedSpec, options: &EngineOptions) -> Result<Planned, EngineError> {
+        self.plan_with(spec, None, options)
+    }
+
+    /// [`Engine::plan`] for a spec whose name is already computed (by [`crate::check`], which
+    /// every command runs first), so its files are not read and hashed a second time.
+    pub fn plan_resolved(
+        &self,
+        spec: &LoadedSpec,
+        resolved: &ResolvedImage,
+        options: &EngineOptions,
+    ) -> Result<Planned, EngineError> {
+        self.plan_with(spec, Some(resolved), options)
+    }
+
+    fn plan_with(
+        &self,
+        spec: &LoadedSpec,
+        resolved: Option<&ResolvedImage>,
+        options: &EngineOptions,
+    ) -> Result<Planned, EngineError> {
         let base = match spec.base() {
-            Some(base_spec) => Some(Box::new(self.plan(&base_spec, options).map_err(|e| {
-                EngineError::Base {
+            Some(base_spec) => Some(Box::new(
+                self.plan_with(
+                    &base_spec,
+                    resolved.and_then(|r| r.base.as_deref()),
+                    options,
+                )
+                .map_err(|e| EngineError::Base {
                     name: base_spec.spec.name.clone(),
                     source: Box::new(e),
-                }
-            })?)),
+                })?,
+            )),
             None => None,
         };
         let builder = self.select(spec, options)?;
@@ -319,14 +376,18 @@ impl Engine {
             .configured()
             .map_err(|reason| EngineError::Unconfigured {
                 builder: builder.name().to_string(),
-                reason,
+                reason: reason
+                    + unconfigured_alternative(builder.capabilities().kind, options.variant),
             })?;
         Self::check_capabilities(builder.as_ref(), spec, options)?;
         builder.preflight(spec).map_err(|e| EngineError::Plan {
             builder: builder.name().to_string(),
             source: Arc::new(e),
         })?;
-        let resolved = resolve_image(spec).map_err(|e| EngineError::Hash(Arc::new(e)))?;
+        let resolved = match resolved {
+            Some(resolved) => resolved.clone(),
+            None => resolve_image(spec).map_err(|e| EngineError::Hash(Arc::new(e)))?,
+        };
         Ok(Planned {
             spec: spec.clone(),
             builder,
@@ -355,7 +416,9 @@ impl Engine {
         self.ensure_planned(&planned, options, true).await
     }
 
-    fn ensure_planned<'a>(
+    /// Makes sure the image of a planned spec exists ([`Engine::ensure`]), or with `dry_run`
+    /// reports what would be done ([`Engine::dry_run`]).
+    pub fn ensure_planned<'a>(
         &'a self,
         planned: &'a Planned,
         options: &'a EngineOptions,
@@ -456,6 +519,7 @@ impl Engine {
                         return Err(EngineError::ExistenceUnknown {
                             image,
                             reason: reason.clone(),
+                            fast_fail: options.fast_fail,
                         });
                     }
                     ExistencePolicy::Assume => {

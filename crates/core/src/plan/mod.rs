@@ -226,13 +226,41 @@ impl BuildPlan {
     /// any existence check or build, so a spec that cannot be built fails before its base is
     /// built; `imagespec validate` runs it too.
     pub fn check(spec: &LoadedSpec) -> Result<(), PlanError> {
+        match Self::problems(spec).into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Every refusal of [`BuildPlan::check`], not just the first, so a user fixes them in one
+    /// round ([`crate::check`] reports them all). Steps that need the result of another are
+    /// only tried when it succeeded.
+    pub fn problems(spec: &LoadedSpec) -> Vec<PlanError> {
         let s = &spec.spec;
+        let mut out = Vec::new();
         if s.base_image.is_none()
             && let Some(version) = &s.cuda
+            && let Err(e) = cuda::cuda_base_image(version, s.cudnn.as_deref())
         {
-            cuda::cuda_base_image(version, s.cudnn.as_deref())?;
+            out.push(e);
         }
-        Steps::of(spec, EngineTraits::default()).map(drop)
+        let options = PlanOptions::from_builder_options(&s.builder_options);
+        let python = PythonEnv::of(s);
+        let secrets = secrets::from_spec(spec);
+        let apt = system::apt(&s.apt_packages, EngineTraits::default().locked_cache_mounts);
+        let env = user_env(s);
+        let commands = commands(&s.commands);
+        if let (Ok(options), Ok(python), Ok(secrets)) = (&options, &python, &secrets) {
+            out.extend(python::environment(s, python, &options.workdir).err());
+            out.extend(python::dependencies(s, python, secrets).err());
+        }
+        out.extend(options.err());
+        out.extend(python.err());
+        out.extend(secrets.err());
+        out.extend(apt.err());
+        out.extend(env.err());
+        out.extend(commands.err());
+        out
     }
 
     /// The Dockerfile text.

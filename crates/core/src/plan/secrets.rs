@@ -43,15 +43,9 @@ pub fn from_spec(loaded: &LoadedSpec) -> Result<Vec<SecretRef>, PlanError> {
         .enumerate()
         .map(|(index, mount)| {
             let target = &mount.dst;
-            // The target is written inside a comma-separated `--mount` option.
-            if !target.starts_with('/') || target.contains(|c: char| c == ',' || c == '"' || c == '\'' || c.is_whitespace() || c.is_control()) {
-                return Err(PlanError::InvalidSecret {
-                    index,
-                    problem: format!(
-                        "the destination `{target}` must be an absolute path without spaces, commas or quotes"
-                    ),
-                });
-            }
+            // One rule for destinations, shared with validation.
+            crate::spec::validate::check_secret_destination(target)
+                .map_err(|problem| PlanError::InvalidSecret { index, problem })?;
             let source = match mount.src.strip_prefix("env:") {
                 Some(name) => SecretSource::Env(name.to_string()),
                 // Absolute, so the builder does not depend on its working directory.

@@ -60,11 +60,23 @@ pub fn decode_spec(text: &str, file: Option<&Path>) -> Decoded {
     if text.trim().is_empty() {
         diags.push(
             Diagnostic::new(DiagnosticKind::Syntax, "", "the spec file is empty")
+                .at(Some(Location { line: 1, column: 1 }))
                 .with_help("a spec needs at least `name: my-image`"),
         );
     }
-    let spec = match parse_yaml_with_options(0, text, options) {
+    let parsed = parse_yaml_with_options(0, text, options);
+    // The loader reads the first document only; what follows it would be dropped unseen.
+    let rest = if parsed.is_ok() && !text.trim().is_empty() {
+        content_after_first_document(text)
+    } else {
+        None
+    };
+    let spec = match parsed {
         _ if text.trim().is_empty() => ImageSpec::default(),
+        _ if rest.is_some() => {
+            diags.extend(rest);
+            ImageSpec::default()
+        }
         Ok(Node::Mapping(map)) => decode_mapping(&map, "", &mut locations, &mut diags),
         Ok(other) => {
             diags.push(
@@ -89,11 +101,89 @@ pub fn decode_spec(text: &str, file: Option<&Path>) -> Decoded {
     let mut diagnostics = diags.into_vec();
     for d in &mut diagnostics {
         d.file = file.map(Path::to_path_buf);
+        d.location = d.location.map(|l| within(text, l));
+    }
+    for l in locations.map.values_mut() {
+        *l = within(text, *l);
     }
     Decoded {
         spec,
         locations,
         diagnostics,
+    }
+}
+
+/// The first problem after the first document: a second document (`---`), or text that is not
+/// YAML at all (`{"name": "x"} garbage`). Scans the whole stream, which the loader does not.
+pub(crate) fn content_after_first_document(text: &str) -> Option<Diagnostic> {
+    use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+    use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+    /// Where each document starts, and whether it holds anything but an empty scalar.
+    #[derive(Default)]
+    struct Documents {
+        starts: Vec<(Marker, bool)>,
+    }
+    impl MarkedEventReceiver for Documents {
+        fn on_event(&mut self, ev: Event, mark: Marker) {
+            match ev {
+                Event::DocumentStart => self.starts.push((mark, false)),
+                // A lone `---` at the end is an empty document (a null), not content.
+                Event::Scalar(ref v, TScalarStyle::Plain, _, None) if v.is_empty() => {}
+                Event::DocumentEnd | Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
+                _ => {
+                    if let Some(last) = self.starts.last_mut() {
+                        last.1 = true;
+                    }
+                }
+            }
+        }
+    }
+    let mut documents = Documents::default();
+    let at = |m: &Marker| {
+        Some(Location {
+            line: m.line(),
+            column: m.col() + 1,
+        })
+    };
+    if let Err(e) = Parser::new_from_str(text).load(&mut documents, true) {
+        return Some(
+            Diagnostic::new(
+                DiagnosticKind::Syntax,
+                "",
+                format!("not valid YAML or JSON: {}", e.info()),
+            )
+            .at(at(e.marker()))
+            .with_help("a spec file holds one YAML mapping or JSON object and nothing after it"),
+        );
+    }
+    let (mark, _) = documents
+        .starts
+        .iter()
+        .skip(1)
+        .find(|(_, content)| *content)?;
+    Some(
+        Diagnostic::new(
+            DiagnosticKind::Syntax,
+            "",
+            "a second YAML document (after `---`); a spec file holds exactly one",
+        )
+        .at(at(mark))
+        .with_help("merge the documents into one mapping, or put each spec in its own file"),
+    )
+}
+
+/// The parser reports an error at the end of the input on the line after the last one; the
+/// user's editor has no such line, so it is reported at the end of the last line.
+fn within(text: &str, at: Location) -> Location {
+    let lines = text.lines().count().max(1);
+    if at.line <= lines {
+        return at;
+    }
+    let last = text.lines().last().unwrap_or_default();
+    Location {
+        line: lines,
+        column: last.chars().count() + 1,
     }
 }
 
@@ -147,6 +237,17 @@ fn kind_of(node: &Node) -> &'static str {
         Node::Mapping(_) => "a mapping",
         Node::Sequence(_) => "a list",
     }
+}
+
+/// `.nan`, `NaN`, `.inf`, `-.Inf`, `Infinity`, `-inf`: what YAML 1.2 or a JSON parser reads as
+/// a non-finite floating-point number.
+fn is_special_float(text: &str) -> bool {
+    let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
+    let word = unsigned.strip_prefix('.').unwrap_or(unsigned);
+    matches!(
+        word.to_ascii_lowercase().as_str(),
+        "nan" | "inf" | "infinity"
+    )
 }
 
 /// A plain (unquoted) `null`, `~` or empty scalar means "not set", as in YAML.
@@ -205,7 +306,7 @@ impl Ctx<'_> {
             return None;
         }
         match node {
-            Node::Scalar(s) => Some(s.as_str().to_string()),
+            Node::Scalar(s) => self.scalar_text(field, s),
             other => {
                 let key = field.rsplit('.').next().unwrap_or(field).to_string();
                 self.wrong_type(
@@ -217,6 +318,32 @@ impl Ctx<'_> {
                 None
             }
         }
+    }
+
+    /// The text of a scalar where a string is wanted. A plain (unquoted) `.nan`, `NaN`, `.inf`,
+    /// `-Infinity`... is refused: YAML 1.2 and JSON parsers (Python's `json`, which reads `NaN`)
+    /// read it as a floating-point number, so keeping it as text would silently give the user
+    /// something else than what other tools see. Quoted, it is text.
+    fn scalar_text(&mut self, field: &str, s: &MarkedScalarNode) -> Option<String> {
+        let text = s.as_str();
+        if s.may_coerce() && is_special_float(text) {
+            let key = field.rsplit('.').next().unwrap_or(field).to_string();
+            self.diags.push(
+                Diagnostic::new(
+                    DiagnosticKind::WrongType,
+                    field,
+                    format!("expected a string, found the floating-point value `{text}`"),
+                )
+                .at(scalar_loc(s))
+                .with_help(if key.ends_with(']') {
+                    format!("quote it if you mean the text: `\"{text}\"`")
+                } else {
+                    format!("quote it if you mean the text: `{key}: \"{text}\"`")
+                }),
+            );
+            return None;
+        }
+        Some(text.to_string())
     }
 
     fn string_list(&mut self, field: &str, node: &Node) -> Vec<String> {
@@ -231,7 +358,10 @@ impl Ctx<'_> {
                     let item_field = format!("{field}[{i}]");
                     self.locations.insert(&item_field, loc(item));
                     match item {
-                        Node::Scalar(s) => out.push(s.as_str().to_string()),
+                        Node::Scalar(s) => {
+                            // A placeholder keeps later items at their index (see below).
+                            out.push(self.scalar_text(&item_field, s).unwrap_or_default())
+                        }
                         other => {
                             self.wrong_type(
                                 &item_field,
@@ -287,7 +417,9 @@ impl Ctx<'_> {
                     self.locations.insert(&item_field, loc(v));
                     match v {
                         Node::Scalar(s) => {
-                            out.insert(k.as_str().to_string(), s.as_str().to_string());
+                            if let Some(text) = self.scalar_text(&item_field, s) {
+                                out.insert(k.as_str().to_string(), text);
+                            }
                         }
                         other => self.wrong_type(
                             &item_field,
@@ -342,7 +474,29 @@ fn decode_mapping(
         match field {
             SpecField::Name => {
                 saw_name = true;
-                spec.name = cx.string(f, value).unwrap_or_default();
+                // flytekit lower-cases the name, which fails on a number or a boolean; a quoted
+                // "123" is a name.
+                if let Node::Scalar(s) = value
+                    && s.may_coerce()
+                    && (s.as_str().parse::<f64>().is_ok()
+                        || matches!(
+                            s.as_str(),
+                            "true" | "True" | "TRUE" | "false" | "False" | "FALSE"
+                        ))
+                    && !is_special_float(s.as_str())
+                {
+                    cx.diags.push(
+                        Diagnostic::new(
+                            DiagnosticKind::WrongType,
+                            f,
+                            format!("expected a string, found `{}`, which YAML reads as a number or a boolean", s.as_str()),
+                        )
+                        .at(scalar_loc(s))
+                        .with_help(format!("quote it: `name: \"{}\"`", s.as_str())),
+                    );
+                } else {
+                    spec.name = cx.string(f, value).unwrap_or_default();
+                }
             }
             SpecField::PythonVersion => spec.python_version = cx.string(f, value),
             SpecField::Builder => spec.builder = cx.string(f, value),
@@ -368,7 +522,7 @@ fn decode_mapping(
                 spec.pip_extra_index_url = match value {
                     Node::Scalar(s) if !is_null(value) => {
                         cx.locations.insert(f, loc(value));
-                        vec![s.as_str().to_string()]
+                        cx.scalar_text(f, s).into_iter().collect()
                     }
                     _ => cx.string_list(f, value),
                 }
@@ -422,6 +576,10 @@ fn decode_mapping(
     spec
 }
 
+/// How deep `base_image` specs may nest: far more than any real chain, and few enough that the
+/// recursive decoding, validation and hashing of a hostile file cannot exhaust the stack.
+const MAX_BASE_SPEC_DEPTH: usize = 16;
+
 fn decode_base_image(cx: &mut Ctx<'_>, field: &str, node: &Node) -> Option<BaseImage> {
     cx.locations.insert(field, loc(node));
     if is_null(node) {
@@ -429,6 +587,18 @@ fn decode_base_image(cx: &mut Ctx<'_>, field: &str, node: &Node) -> Option<BaseI
     }
     match node {
         Node::Scalar(s) => Some(BaseImage::Reference(s.as_str().to_string())),
+        Node::Mapping(_) if field.matches("base_image").count() > MAX_BASE_SPEC_DEPTH => {
+            cx.diags.push(
+                Diagnostic::new(
+                    DiagnosticKind::InvalidValue,
+                    field,
+                    format!("base specs are nested more than {MAX_BASE_SPEC_DEPTH} deep"),
+                )
+                .at(loc(node))
+                .with_help("build the innermost bases separately and refer to them by image name"),
+            );
+            None
+        }
         Node::Mapping(m) => {
             let base = decode_mapping(m, field, cx.locations, cx.diags);
             Some(BaseImage::Spec(Box::new(base)))

@@ -25,22 +25,12 @@ pub struct LoadedSpec {
 impl LoadedSpec {
     /// Reads, decodes, normalises and validates a YAML or JSON spec file.
     pub fn from_file(path: &Path, root: &Path) -> Result<LoadedSpec, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|e| SpecError {
-            diagnostics: vec![Diagnostic {
-                file: Some(path.to_path_buf()),
-                ..Diagnostic::new(
-                    if e.kind() == std::io::ErrorKind::InvalidData {
-                        DiagnosticKind::Syntax
-                    } else {
-                        DiagnosticKind::MissingFile
-                    },
-                    "",
-                    format!("cannot read the spec file: {e}"),
-                )
-                .with_help("check the path; spec files are YAML or JSON")
-            }],
-        })?;
-        Self::from_text(&text, Some(path), root)
+        Self::from_text(&Self::read_file(path)?, Some(path), root)
+    }
+
+    /// The text of a spec file (see [`super::source::read_text_file`] for what is refused).
+    pub(crate) fn read_file(path: &Path) -> Result<String, SpecError> {
+        super::source::read_text_file(path, "spec file")
     }
 
     /// Decodes, normalises and validates spec text; `file` is only used in messages.
@@ -49,15 +39,30 @@ impl LoadedSpec {
         file: Option<&Path>,
         root: &Path,
     ) -> Result<LoadedSpec, SpecError> {
+        let (loaded, diagnostics, _) = Self::load_text(text, file, root);
+        match loaded {
+            Some(loaded) if diagnostics.is_empty() => Ok(loaded),
+            _ => Err(SpecError { diagnostics }),
+        }
+    }
+
+    /// [`LoadedSpec::from_text`] keeping what decoded even when there are problems, so the
+    /// checks that come after validation ([`crate::check`]) can report theirs in the same
+    /// round. The spec is `None` when the text is not a spec at all (bad syntax); `complete` is
+    /// false when the decoder had to leave something out (a value of the wrong type), so checks
+    /// on the partial spec would report consequences, not causes.
+    pub(crate) fn load_text(
+        text: &str,
+        file: Option<&Path>,
+        root: &Path,
+    ) -> (Option<LoadedSpec>, Vec<Diagnostic>, bool) {
         let decoded = decode_spec(text, file);
         if decoded
             .diagnostics
             .iter()
             .any(|d| d.kind == DiagnosticKind::Syntax)
         {
-            return Err(SpecError {
-                diagnostics: decoded.diagnostics,
-            });
+            return (None, decoded.diagnostics, false);
         }
         let mut spec = decoded.spec;
         normalize(&mut spec);
@@ -68,6 +73,7 @@ impl LoadedSpec {
             .iter()
             .map(|d| d.field.clone())
             .collect();
+        let complete = decoded.diagnostics.is_empty();
         let mut diags = Diagnostics::default();
         diags.extend(decoded.diagnostics);
         for mut d in validate(&spec, root, "") {
@@ -81,12 +87,13 @@ impl LoadedSpec {
             d.location = decoded.locations.find(&d.field);
             diags.push(d);
         }
-        diags.into_result(LoadedSpec {
+        let loaded = LoadedSpec {
             spec,
             root: root.to_path_buf(),
             file: file.map(Path::to_path_buf),
             locations: decoded.locations,
-        })
+        };
+        (Some(loaded), diags.into_vec(), complete)
     }
 
     /// Normalises and validates a spec built in code.

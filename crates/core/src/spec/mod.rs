@@ -7,6 +7,7 @@ pub mod loaded;
 pub mod model;
 pub mod normalize;
 pub mod requirements;
+pub mod source;
 pub mod validate;
 
 pub use decode::{Decoded, FieldLocations, decode_spec};
@@ -17,3 +18,4 @@ pub use model::{
 };
 pub use normalize::normalize;
 pub use requirements::RequirementsKind;
+pub use source::{MAX_SPEC_FILE_BYTES, read_text_file};

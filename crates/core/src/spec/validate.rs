@@ -34,6 +34,7 @@ pub fn validate(spec: &ImageSpec, root: &Path, prefix: &str) -> Vec<Diagnostic> 
         out: Vec::new(),
     };
     v.single_lines(spec);
+    v.blank_names(spec);
     v.name(spec);
     v.registry(spec);
     v.platform(spec);
@@ -114,7 +115,6 @@ impl Validator<'_> {
         }
         for (i, mount) in spec.pip_secret_mounts.iter().enumerate() {
             values.push((format!("pip_secret_mounts[{i}]"), &mount.src));
-            values.push((format!("pip_secret_mounts[{i}]"), &mount.dst));
         }
         for (key, value) in values {
             if value.chars().any(char::is_control) {
@@ -124,6 +124,31 @@ impl Validator<'_> {
                     format!("`{key}` contains a line break or another control character"),
                     "write the value on one line (only `commands` entries may span lines)",
                 );
+            }
+        }
+    }
+
+    /// An empty or blank entry in a list of names would reach pip, apt or conda as an empty
+    /// argument (or vanish from a joined command line): refused, never dropped.
+    fn blank_names(&mut self, spec: &ImageSpec) {
+        let lists = [
+            ("packages", &spec.packages),
+            ("apt_packages", &spec.apt_packages),
+            ("conda_packages", &spec.conda_packages),
+            ("conda_channels", &spec.conda_channels),
+            ("runtime_packages", &spec.runtime_packages),
+            ("pip_extra_index_url", &spec.pip_extra_index_url),
+        ];
+        for (key, list) in lists {
+            for (i, value) in list.iter().enumerate() {
+                if value.trim().is_empty() {
+                    self.push(
+                        DiagnosticKind::InvalidValue,
+                        &format!("{key}[{i}]"),
+                        format!("`{key}[{i}]` is empty or blank"),
+                        "remove the entry, or write the name it should be",
+                    );
+                }
             }
         }
     }
@@ -340,12 +365,12 @@ impl Validator<'_> {
                     "give a file path relative to the root, or `env:NAME` to read an environment variable",
                 );
             }
-            if !m.dst.starts_with('/') {
+            if let Err(problem) = check_secret_destination(&m.dst) {
                 self.push(
                     DiagnosticKind::InvalidValue,
                     &key,
-                    format!("secret destination `{}` is not an absolute path", m.dst),
-                    "mount it at an absolute path, e.g. `/run/secrets/pip_token` or `/root/.netrc`",
+                    problem,
+                    "mount it at an absolute path of plain characters, e.g. `/run/secrets/pip_token` or `/root/.netrc`",
                 );
             }
         }
@@ -489,6 +514,38 @@ impl Validator<'_> {
             None => {}
         }
     }
+}
+
+/// The one rule for a `pip_secret_mounts` destination (validation and the plan's secret mounts
+/// both use it). It is written into a comma-separated `RUN --mount=type=secret,...,target=<dst>`
+/// option, where a comma, quote or space would start another option and a `\` escapes the next
+/// character (a trailing one is dropped by BuildKit): each is refused rather than changed.
+pub fn check_secret_destination(dst: &str) -> Result<(), String> {
+    if !dst.starts_with('/') {
+        return Err(format!(
+            "secret destination `{dst}` is not an absolute path"
+        ));
+    }
+    if let Some(c) = dst
+        .chars()
+        .find(|c| matches!(c, ',' | '"' | '\'' | '\\') || c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "secret destination `{}` contains {}, which the secret mount cannot carry",
+            if c.is_control() {
+                dst.escape_debug().to_string()
+            } else {
+                dst.to_string()
+            },
+            match c {
+                '\\' => "a backslash".to_string(),
+                ',' => "a comma".to_string(),
+                '"' | '\'' => "a quote".to_string(),
+                c => format!("the character {:?}", c),
+            }
+        ));
+    }
+    Ok(())
 }
 
 /// Where `rel` really is, when a symbolic link on the way takes it outside `root`.

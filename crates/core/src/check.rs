@@ -1,0 +1,247 @@
+//! The checks every command runs, in one place: `validate`, `tag`, `dockerfile`, `context` and
+//! `build` (with or without `--dry-run`) all load a spec through [`check_file`], so a spec one of
+//! them refuses is refused by all of them, with the same diagnostics.
+//!
+//! In order: reading the file ([`crate::spec::read_text_file`]), decoding, validation, a
+//! `--registry` override, what planning refuses without reading files ([`BuildPlan::check`],
+//! which is what every builder's `ImageBuilder::preflight` runs) for the spec and each base spec,
+//! and hashing, which reads every file the spec names. The problems of the steps before hashing
+//! are reported together; hashing needs a valid spec, so it runs only when there are none.
+//! Every problem is a [`Diagnostic`] with the file, line, column and field when the spec came
+//! from a file.
+
+use std::path::Path;
+
+use crate::hash::{HashError, ResolvedImage, resolve_image};
+use crate::plan::{BuildPlan, PlanError};
+use crate::spec::{Diagnostic, DiagnosticKind, LoadedSpec, SpecError};
+
+/// A spec that passed every check, and its computed name.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub loaded: LoadedSpec,
+    pub resolved: ResolvedImage,
+}
+
+/// Reads and checks a spec file; `registry` is a `--registry` override.
+pub fn check_file(path: &Path, root: &Path, registry: Option<&str>) -> Result<Checked, SpecError> {
+    let text = LoadedSpec::read_file(path)?;
+    check_text(&text, Some(path), root, registry)
+}
+
+/// Checks spec text; `file` is used in messages.
+pub fn check_text(
+    text: &str,
+    file: Option<&Path>,
+    root: &Path,
+    registry: Option<&str>,
+) -> Result<Checked, SpecError> {
+    let (loaded, mut diagnostics, complete) = LoadedSpec::load_text(text, file, root);
+    let Some(mut loaded) = loaded else {
+        return Err(SpecError { diagnostics });
+    };
+    if let Some(registry) = registry
+        && diagnostics.is_empty()
+    {
+        match loaded.clone().with_registry(registry) {
+            Ok(overridden) => loaded = overridden,
+            Err(e) => diagnostics.extend(e.diagnostics),
+        }
+    }
+    // On a partly decoded spec (a value of the wrong type left out), planning would report the
+    // consequences of the hole (say, "secrets but nothing installed"), not what to fix.
+    if complete {
+        for d in plan_diagnostics(&loaded) {
+            if !diagnostics.iter().any(|r| overlaps(&r.field, &d.field)) {
+                diagnostics.push(d);
+            }
+        }
+    }
+    if !diagnostics.is_empty() {
+        return Err(SpecError { diagnostics });
+    }
+    let resolved = check_loaded_files(&loaded)?;
+    Ok(Checked { loaded, resolved })
+}
+
+/// The checks after validation for a spec that is already loaded (one built in code, say):
+/// planning for the spec and each base spec, then hashing. Returns the image name.
+pub fn check_loaded(loaded: &LoadedSpec) -> Result<ResolvedImage, SpecError> {
+    let diagnostics = plan_diagnostics(loaded);
+    if !diagnostics.is_empty() {
+        return Err(SpecError { diagnostics });
+    }
+    check_loaded_files(loaded)
+}
+
+fn check_loaded_files(loaded: &LoadedSpec) -> Result<ResolvedImage, SpecError> {
+    let resolved = hash(loaded)?;
+    secrets_outside_context(loaded, &resolved)?;
+    Ok(resolved)
+}
+
+/// The spec and each base spec, with the field path of each (`""`, `base_image`, ...).
+fn levels(loaded: &LoadedSpec) -> Vec<(String, LoadedSpec)> {
+    let mut out = Vec::new();
+    let mut prefix = String::new();
+    let mut current = Some(loaded.clone());
+    while let Some(spec) = current {
+        current = spec.base();
+        out.push((prefix.clone(), spec));
+        prefix = join(&prefix, "base_image");
+    }
+    out
+}
+
+fn plan_diagnostics(loaded: &LoadedSpec) -> Vec<Diagnostic> {
+    levels(loaded)
+        .iter()
+        .flat_map(|(prefix, spec)| {
+            BuildPlan::problems(spec)
+                .into_iter()
+                .map(|e| plan_diagnostic(loaded, prefix, &e))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Hashes the spec; a failure is attributed to the spec or base spec whose own inputs failed.
+fn hash(loaded: &LoadedSpec) -> Result<ResolvedImage, SpecError> {
+    let err = match resolve_image(loaded) {
+        Ok(resolved) => return Ok(resolved),
+        Err(e) => e,
+    };
+    // Only on failure: hash from the innermost base outwards to find whose input failed.
+    for (prefix, spec) in levels(loaded).iter().rev() {
+        if let Err(e) = resolve_image(spec) {
+            return Err(SpecError {
+                diagnostics: vec![hash_diagnostic(loaded, prefix, &e)],
+            });
+        }
+    }
+    Err(SpecError {
+        diagnostics: vec![hash_diagnostic(loaded, "", &err)],
+    })
+}
+
+/// A secret file that `copy` or `source_root` would put into the image is refused by planning
+/// once the files are selected; that selection costs as much as hashing, so it runs only for
+/// the specs where it can fail (a file secret and something copied).
+fn secrets_outside_context(loaded: &LoadedSpec, resolved: &ResolvedImage) -> Result<(), SpecError> {
+    let mut image = Some(resolved);
+    for (prefix, spec) in levels(loaded) {
+        let Some(current) = image else { break };
+        image = current.base.as_deref();
+        let s = &spec.spec;
+        let file_secret = s
+            .pip_secret_mounts
+            .iter()
+            .any(|m| !m.src.starts_with("env:"));
+        if !file_secret || (s.copy.is_empty() && s.source_root.is_none()) {
+            continue;
+        }
+        let base = current.base.as_ref().map(|b| b.name.to_string());
+        if let Err(e) = BuildPlan::new(&spec, current, base.as_deref()) {
+            return Err(SpecError {
+                diagnostics: vec![plan_diagnostic(loaded, &prefix, &e)],
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A planning refusal as a diagnostic at the field it concerns, located in `top`'s file.
+pub fn plan_diagnostic(top: &LoadedSpec, prefix: &str, e: &PlanError) -> Diagnostic {
+    locate(top, prefix, plan_problem(e))
+}
+
+/// A hashing failure as a diagnostic at the field whose files failed, located in `top`'s file.
+pub fn hash_diagnostic(top: &LoadedSpec, prefix: &str, e: &HashError) -> Diagnostic {
+    locate(top, prefix, hash_problem(e))
+}
+
+/// A planning refusal as a diagnostic naming its field, without a file or position (for an
+/// error that comes back from the engine, which has no spec file).
+pub fn plan_problem(e: &PlanError) -> Diagnostic {
+    let (field, kind) = match e {
+        PlanError::UnknownCuda { .. } => ("cuda".to_string(), DiagnosticKind::InvalidValue),
+        PlanError::UnknownCudnn { .. } => ("cudnn".to_string(), DiagnosticKind::InvalidValue),
+        PlanError::Conflict { field, .. } => (field.to_string(), DiagnosticKind::Conflict),
+        PlanError::BasePythonVersion { .. } => {
+            ("python_version".to_string(), DiagnosticKind::Conflict)
+        }
+        PlanError::UnknownBuilderOption { key, .. } => {
+            (format!("builder_options.{key}"), DiagnosticKind::UnknownKey)
+        }
+        PlanError::InvalidBuilderOption { key, .. } => (
+            format!("builder_options.{key}"),
+            DiagnosticKind::InvalidValue,
+        ),
+        PlanError::ControlCharacter { field } => (field.clone(), DiagnosticKind::InvalidValue),
+        PlanError::EmptyCommand { index } => {
+            (format!("commands[{index}]"), DiagnosticKind::InvalidValue)
+        }
+        PlanError::PipExtraArgs { .. } => {
+            ("pip_extra_args".to_string(), DiagnosticKind::InvalidValue)
+        }
+        PlanError::InvalidSecret { index, .. } | PlanError::SecretInContext { index, .. } => (
+            format!("pip_secret_mounts[{index}]"),
+            DiagnosticKind::InvalidValue,
+        ),
+        PlanError::UnusedSecrets => ("pip_secret_mounts".to_string(), DiagnosticKind::Conflict),
+        PlanError::Drift { fields } => (
+            fields.first().cloned().unwrap_or_default(),
+            DiagnosticKind::InvalidValue,
+        ),
+        PlanError::Tree { field, .. } | PlanError::Read { field, .. } => {
+            (field.clone(), DiagnosticKind::MissingFile)
+        }
+        PlanError::Hash(h) => return hash_problem(h),
+        PlanError::ContextChanged { .. } | PlanError::Write(_) => {
+            (String::new(), DiagnosticKind::InvalidValue)
+        }
+    };
+    Diagnostic::new(kind, field, e.to_string())
+}
+
+/// A hashing failure as a diagnostic naming its field, without a file or position.
+pub fn hash_problem(e: &HashError) -> Diagnostic {
+    let (field, kind) = match e {
+        HashError::Tree { field, .. } | HashError::NotAFileOrDirectory { field, .. } => {
+            (field.clone(), DiagnosticKind::MissingFile)
+        }
+        HashError::InvalidTag { .. } => ("tag_format".to_string(), DiagnosticKind::InvalidValue),
+    };
+    Diagnostic::new(kind, field, e.to_string())
+}
+
+/// `d` for the spec at `prefix` (a base spec's field path) of `top`, at its position in the file.
+fn locate(top: &LoadedSpec, prefix: &str, d: Diagnostic) -> Diagnostic {
+    let field = if d.field.is_empty() {
+        prefix.to_string()
+    } else {
+        join(prefix, &d.field)
+    };
+    Diagnostic {
+        file: top.file.clone(),
+        location: top.locations.find(&field),
+        field,
+        ..d
+    }
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+/// Whether two field paths concern the same value (one is the other or below it).
+fn overlaps(a: &str, b: &str) -> bool {
+    let below = |x: &str, y: &str| {
+        x == y || x.starts_with(&format!("{y}.")) || x.starts_with(&format!("{y}["))
+    };
+    below(a, b) || below(b, a)
+}
