@@ -15,6 +15,7 @@ use std::path::Path;
 use crate::hash::{HashError, ResolvedImage, resolve_image};
 use crate::plan::{BuildPlan, PlanError};
 use crate::spec::{Diagnostic, DiagnosticKind, LoadedSpec, SpecError};
+use crate::tree::TreeError;
 
 /// A spec that passed every check, and its computed name.
 #[derive(Debug, Clone)]
@@ -207,8 +208,16 @@ pub fn plan_problem(e: &PlanError) -> Diagnostic {
 /// A hashing failure as a diagnostic naming its field, without a file or position.
 pub fn hash_problem(e: &HashError) -> Diagnostic {
     let (field, kind) = match e {
-        HashError::Tree { field, .. } | HashError::NotAFileOrDirectory { field, .. } => {
+        HashError::Tree {
+            field,
+            source: TreeError::NotFound { .. },
+        }
+        | HashError::NotAFileOrDirectory { field, .. } => {
             (field.clone(), DiagnosticKind::MissingFile)
+        }
+        // A link that leaves its tree, a FIFO, `/proc`: the file exists but cannot be used.
+        HashError::Tree { field, .. } | HashError::NotARegularFile { field, .. } => {
+            (field.clone(), DiagnosticKind::InvalidValue)
         }
         HashError::InvalidTag { .. } => ("tag_format".to_string(), DiagnosticKind::InvalidValue),
     };

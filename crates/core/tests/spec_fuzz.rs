@@ -112,6 +112,8 @@ const SNIPPETS: &[&str] = &[
     "\ncommands: [\"\"]\n",
     "\ncopy: [../etc/passwd]\n",
     "\nregistry_config: /dev/zero\n",
+    "\nsource_root: /proc/self\n",
+    "\nrequirements: /proc/self/status\n",
     "\ntag_format: \"{spec_hash}\\nRUN evil\"\n",
     "\nentrypoint: [\"a\\nRUN evil\"]\n",
     "\nbase_image: \"python:3.11\\nRUN evil\"\n",

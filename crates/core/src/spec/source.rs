@@ -151,25 +151,9 @@ fn special_kind(metadata: &std::fs::Metadata) -> Option<&'static str> {
 }
 
 /// The name of the pseudo file system `file` is on (`/proc`, `/sys`), whose files report a size of
-/// 0 and are generated as they are read.
+/// 0 and are generated as they are read. The rule is the one every spec input follows.
 pub fn pseudo_file_system(file: &File) -> Option<&'static str> {
-    #[cfg(target_os = "linux")]
-    {
-        const SYSFS_MAGIC: u64 = 0x6265_6572;
-        let stat = rustix::fs::fstatfs(file).ok()?;
-        #[allow(clippy::unnecessary_cast)]
-        let kind = stat.f_type as u64;
-        #[allow(clippy::unnecessary_cast)]
-        if kind == rustix::fs::PROC_SUPER_MAGIC as u64 {
-            return Some("proc");
-        }
-        if kind == SYSFS_MAGIC {
-            return Some("sysfs");
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = file;
-    None
+    crate::tree::filesystem::pseudo_fs_of_file(file)
 }
 
 #[cfg(test)]
