@@ -4,9 +4,11 @@
 //! memory: a source tree can be large), opened for the upload, and unlinked at once, so nothing
 //! is left behind by a crash, a failure or a cancellation; dropping the build future also drops
 //! the directory guard. The file is streamed to `/build`:
-//! - Docker: BuildKit (`version=2`), with a client session when the build has secrets
-//!   (`crate::session`), and a `buildid` so that a cancellation can stop the solve at once;
-//! - Podman: the libpod endpoint, with secrets as files inside the context (`crate::secrets`).
+//! - Docker: BuildKit (`version=2`), with a client session (`crate::session`) that serves the
+//!   build's secrets and the registry credentials of its pulls, and a `buildid` so that a
+//!   cancellation can stop the solve at once;
+//! - Podman: the libpod endpoint, with secrets as files inside the context (`crate::secrets`)
+//!   and the credentials of its pulls in `X-Registry-Config` (`crate::pull_auth`).
 //!
 //! The answer is streamed through [`Progress`] into the request's events.
 
@@ -21,6 +23,7 @@ use http::Method;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use imagespec_core::build::{BuildError, BuildErrorKind, BuildEvent, EventSink};
+use imagespec_registry::CredentialSources;
 use tokio_util::io::ReaderStream;
 use tokio_util::sync::CancellationToken;
 
@@ -28,6 +31,7 @@ use crate::discovery::{ConnectedEngine, EngineKind};
 use crate::engine_http::{self as api, JsonStream};
 use crate::error::LocalError;
 use crate::progress::{BuildMessage, Progress};
+use crate::pull_auth;
 use crate::secrets::{BuildSecret, Redactor, SecretSource, podman_secret_name, write_tar_entry};
 use crate::session;
 
@@ -77,11 +81,13 @@ fn cancelled() -> BuildError {
     LocalError::Cancelled.into()
 }
 
-/// Runs `job` on `engine`; temporary files go under `temp_root`.
+/// Runs `job` on `engine`; temporary files go under `temp_root`; the images the build pulls
+/// use the registry credentials of `credentials`.
 pub(crate) async fn run(
     engine: &ConnectedEngine,
     job: BuildJob,
     temp_root: &Path,
+    credentials: CredentialSources,
 ) -> Result<BuiltImage, BuildError> {
     let BuildJob {
         tag,
@@ -96,7 +102,7 @@ pub(crate) async fn run(
     if cancel.is_cancelled() {
         return Err(cancelled());
     }
-    let redactor = Redactor::new(secrets.iter().map(|s| &s.value));
+    let mut redactor = Redactor::new(secrets.iter().map(|s| &s.value));
     let nonce = session::random_id();
     let podman_secrets: Vec<(String, String)> = match engine.kind {
         EngineKind::Podman => secrets
@@ -170,6 +176,7 @@ pub(crate) async fn run(
     }
     let build_id = session::random_id();
     let mut _session = None;
+    let mut extra_headers: Vec<(&str, String)> = Vec::new();
     let path = match engine.kind {
         EngineKind::Docker => {
             params.extend([
@@ -178,14 +185,13 @@ pub(crate) async fn run(
                 ("forcerm", "1".into()),
                 ("buildid", build_id.clone()),
             ]);
-            if !secrets.is_empty() {
-                let s = tokio::select! {
-                    _ = cancel.cancelled() => return Err(cancelled()),
-                    s = session::start(&engine.http, &secrets) => s?,
-                };
-                params.push(("session", s.id.clone()));
-                _session = Some(s);
-            }
+            // Always a session: BuildKit asks it for registry credentials on every pull.
+            let s = tokio::select! {
+                _ = cancel.cancelled() => return Err(cancelled()),
+                s = session::start(&engine.http, &secrets, credentials) => s?,
+            };
+            params.push(("session", s.id.clone()));
+            _session = Some(s);
             engine.http.compat("/build")
         }
         EngineKind::Podman => {
@@ -213,6 +219,21 @@ pub(crate) async fn run(
                     })?,
                 ));
             }
+            let dockerfile = {
+                let mut copy = rewound(&file)?;
+                pull_auth::dockerfile_in_context(&mut copy, &params[0].1)
+                    .map_err(|e| LocalError::Context {
+                        reason: format!("cannot read the Dockerfile back from the context: {e}"),
+                    })?
+                    .unwrap_or_default()
+            };
+            let images = pull_auth::pulled_images(&dockerfile);
+            if let Some((header, values)) =
+                pull_auth::registry_config_header(&images, &credentials).await?
+            {
+                redactor = Redactor::new(secrets.iter().map(|s| &s.value).chain(&values));
+                extra_headers.push(("X-Registry-Config", header));
+            }
             engine.http.libpod("/build")
         }
     };
@@ -225,7 +246,16 @@ pub(crate) async fn run(
     let mut attempt = 1;
     loop {
         let body = context_body(&file)?;
-        let result = send_and_follow(engine, &uri, body, &events, &redactor, &cancel).await;
+        let result = send_and_follow(
+            engine,
+            &uri,
+            &extra_headers,
+            body,
+            &events,
+            &redactor,
+            &cancel,
+        )
+        .await;
         match result {
             Err(e)
                 if engine.kind == EngineKind::Podman
@@ -278,8 +308,10 @@ fn is_podman_store_race(e: &BuildError) -> bool {
         && (m.contains("layer not known") || m.contains("image not known"))
 }
 
-/// A fresh body over the context file (from its start), for one request.
-fn context_body(file: &std::fs::File) -> Result<api::Body, BuildError> {
+/// A handle on the context file, at its start. A cloned fd shares the file offset with the
+/// original, so every reader (a request body, the Dockerfile lookup) rewinds before reading
+/// and none runs while another is reading.
+fn rewound(file: &std::fs::File) -> Result<std::fs::File, LocalError> {
     use std::io::{Seek, SeekFrom};
     let mut copy = file.try_clone().map_err(|e| LocalError::Context {
         reason: format!("cannot reopen the build context: {e}"),
@@ -288,7 +320,12 @@ fn context_body(file: &std::fs::File) -> Result<api::Body, BuildError> {
         .map_err(|e| LocalError::Context {
             reason: format!("cannot rewind the build context: {e}"),
         })?;
-    let file = tokio::fs::File::from_std(copy);
+    Ok(copy)
+}
+
+/// A fresh body over the context file (from its start), for one request.
+fn context_body(file: &std::fs::File) -> Result<api::Body, BuildError> {
+    let file = tokio::fs::File::from_std(rewound(file)?);
     Ok(StreamBody::new(ReaderStream::new(file).map_ok(Frame::data)).boxed())
 }
 
@@ -297,22 +334,19 @@ fn context_body(file: &std::fs::File) -> Result<api::Body, BuildError> {
 async fn send_and_follow(
     engine: &ConnectedEngine,
     uri: &str,
+    extra_headers: &[(&str, String)],
     body: api::Body,
     events: &EventSink,
     redactor: &Redactor,
     cancel: &CancellationToken,
 ) -> Result<Option<String>, BuildError> {
     let mut progress = Progress::new(events.clone(), redactor.clone());
+    let mut headers: Vec<(&str, String)> = vec![("Content-Type", "application/x-tar".into())];
+    headers.extend(extra_headers.iter().cloned());
     let stream = async {
         let response = engine
             .http
-            .send(
-                "the build request",
-                Method::POST,
-                uri,
-                &[("Content-Type", "application/x-tar".into())],
-                body,
-            )
+            .send("the build request", Method::POST, uri, &headers, body)
             .await
             .map_err(|e| redact_error(e.into(), redactor))?;
         let mut messages = JsonStream::new(response);
