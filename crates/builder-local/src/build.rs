@@ -400,7 +400,7 @@ pub(crate) fn load_secrets(
     use imagespec_core::plan::{SecretSource as PlanSource, secrets};
 
     secrets::from_spec(&req.spec)
-        .map_err(|e| LocalError::Plan(e.to_string()))?
+        .map_err(LocalError::Plan)?
         .iter()
         .map(|s| {
             let source = match &s.source {
@@ -427,11 +427,11 @@ pub(crate) fn job_from_request(
         locked_cache_mounts: kind == EngineKind::Docker,
     };
     let plan = BuildPlan::for_engine(&req.spec, &req.image, req.base_image.as_deref(), traits)
-        .map_err(|e| LocalError::Plan(e.to_string()))?;
+        .map_err(LocalError::Plan)?;
     let planned: Vec<&str> = plan.secrets().iter().map(|s| s.id.as_str()).collect();
     let loaded: Vec<&str> = secrets.iter().map(|s| s.id.as_str()).collect();
     if planned != loaded {
-        return Err(LocalError::Plan(format!(
+        return Err(LocalError::PlanMismatch(format!(
             "the plan mounts secrets {planned:?} but {loaded:?} were read"
         ))
         .into());

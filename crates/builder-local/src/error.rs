@@ -7,6 +7,9 @@
 
 use imagespec_core::build::{BuildError, BuildErrorKind};
 
+/// A cause kept as the error's `source`.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 use crate::discovery::{Attempt, EngineChoice, START_HINT};
 
 /// A failure of the local builder.
@@ -18,8 +21,24 @@ pub enum LocalError {
         attempts: Vec<Attempt>,
     },
 
-    #[error("the container engine at {endpoint} cannot be reached: {reason}")]
-    Connect { endpoint: String, reason: String },
+    #[error("the container engine at {endpoint} cannot be reached: {source}")]
+    Connect {
+        endpoint: String,
+        #[source]
+        source: BoxError,
+    },
+
+    /// An engine that accepted the connection but did not answer in time: a hung daemon, or
+    /// something that is not an engine listening there.
+    #[error(
+        "the container engine at {endpoint} did not answer {what} within {}s; is it hung, or is something else listening there?",
+        after.as_secs()
+    )]
+    Timeout {
+        endpoint: String,
+        what: String,
+        after: std::time::Duration,
+    },
 
     #[error("{what} failed: the engine answered {status}: {message}")]
     EngineStatus {
@@ -28,8 +47,12 @@ pub enum LocalError {
         message: String,
     },
 
-    #[error("{what} failed: {reason}")]
-    Transport { what: String, reason: String },
+    #[error("{what} failed: {source}")]
+    Transport {
+        what: String,
+        #[source]
+        source: BoxError,
+    },
 
     #[error("build secret `{id}`: {reason}")]
     Secret { id: String, reason: String },
@@ -38,7 +61,11 @@ pub enum LocalError {
     Context { reason: String },
 
     #[error("cannot plan the build: {0}")]
-    Plan(String),
+    Plan(#[from] imagespec_core::plan::PlanError),
+
+    /// The plan and the secrets read for it disagree (a bug, not bad input).
+    #[error("cannot plan the build: {0}")]
+    PlanMismatch(String),
 
     #[error("{0}")]
     Unsupported(String),
@@ -63,20 +90,33 @@ fn no_engine_message(choice: EngineChoice, attempts: &[Attempt]) -> String {
         EngineChoice::Docker => "no Docker engine answered",
         EngineChoice::Podman => "no Podman engine answered",
     };
-    let mut s = format!("{wanted}; tried:");
+    let named = !attempts.is_empty() && attempts.iter().all(|a| a.candidate.named);
+    let mut s = if named {
+        format!("{wanted} where you pointed imagespec; tried:")
+    } else {
+        format!("{wanted}; tried:")
+    };
     for a in attempts {
         s.push_str(&format!("\n  - {a}"));
     }
-    s.push_str(&format!("\n  {START_HINT}"));
+    if named {
+        // The user named the engine: say why no other one was used, and how to choose.
+        s.push_str("\n  imagespec builds only on the engine you name: start it or fix the value, or unset it (DOCKER_HOST, CONTAINER_HOST, `docker context use default`, --engine) to use the default sockets");
+    } else {
+        s.push_str(&format!("\n  {START_HINT}"));
+    }
     s
 }
 
 impl LocalError {
     pub fn kind(&self) -> BuildErrorKind {
         match self {
-            LocalError::NoEngine { .. } | LocalError::Connect { .. } => BuildErrorKind::Unavailable,
+            LocalError::NoEngine { .. }
+            | LocalError::Connect { .. }
+            | LocalError::Timeout { .. } => BuildErrorKind::Unavailable,
             // A spec the plan cannot express is something this builder cannot do.
             LocalError::Unsupported(_) | LocalError::Plan(_) => BuildErrorKind::Unsupported,
+            LocalError::PlanMismatch(_) => BuildErrorKind::Internal,
             LocalError::Cancelled => BuildErrorKind::Cancelled,
             LocalError::Credentials { .. } => BuildErrorKind::Auth,
             LocalError::Push { auth: true, .. } => BuildErrorKind::Auth,

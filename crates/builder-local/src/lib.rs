@@ -20,6 +20,7 @@
 
 pub mod build;
 pub mod discovery;
+pub mod docker_context;
 mod engine_http;
 pub mod error;
 pub mod exists;

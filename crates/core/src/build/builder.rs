@@ -263,8 +263,10 @@ impl BuildError {
     /// The first error in this error's source chain that is an `E` (the backend's own error
     /// type, an `std::io::Error`, ...).
     pub fn find_source<E: std::error::Error + 'static>(&self) -> Option<&E> {
-        let mut next: Option<&(dyn std::error::Error + 'static)> =
-            self.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static));
+        let mut next: Option<&(dyn std::error::Error + 'static)> = self
+            .source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static));
         while let Some(err) = next {
             if let Some(found) = err.downcast_ref::<E>() {
                 return Some(found);
