@@ -265,8 +265,9 @@ pub(crate) async fn run(
                 tracing::debug!(attempt, error = %e, "podman store race; building again");
                 events.emit(BuildEvent::Status {
                     message: format!(
-                        "Podman lost an image while looking up its build cache ({}); building again",
-                        e.message
+                        "Podman lost an image layer to a concurrent image removal ({}); building again (attempt {} of {PODMAN_ATTEMPTS})",
+                        e.message,
+                        attempt + 1
                     ),
                 });
                 tokio::time::sleep(Duration::from_millis(300 * attempt)).await;
@@ -298,24 +299,32 @@ pub(crate) async fn run(
 /// How often a Podman build is tried when it loses a race with a concurrent image removal.
 const PODMAN_ATTEMPTS: u64 = 3;
 
-/// Buildah looks up its layer cache by walking the store's images; when another client removes
-/// an image meanwhile (`podman rmi`, `image prune`, another build's clean-up), the build fails
-/// before running any step with `layer not known` / `image not known`. Nothing was built, so
-/// building again is safe.
+/// Buildah looks up its layer cache by walking the store's images, and reads the layers of the
+/// images a step uses (`FROM`, `COPY --from`); when another client removes an image meanwhile
+/// (`podman rmi`, `image prune`, another build's clean-up, which also drops that build's
+/// dangling intermediate images), the build fails with `layer not known`, before the first step
+/// or at any later one. Building again is safe: the steps that did finish were committed as
+/// cache layers and are reused, and nothing was tagged or pushed. `image not known` is only
+/// taken as that race in the cache lookup, where it means the same; elsewhere it may be a real
+/// missing image, which another attempt would not fix.
 fn is_podman_store_race(e: &BuildError) -> bool {
     let m = &e.message;
-    m.contains("checking if cached image exists")
-        && (m.contains("layer not known") || m.contains("image not known"))
+    m.contains("layer not known")
+        || (m.contains("checking if cached image exists") && m.contains("image not known"))
 }
 
-/// A handle on the context file, at its start. A cloned fd shares the file offset with the
-/// original, so every reader (a request body, the Dockerfile lookup) rewinds before reading
-/// and none runs while another is reading.
+/// A new handle on the context file, at its start, for one reader (a request body, the
+/// Dockerfile lookup).
 fn rewound(file: &std::fs::File) -> Result<std::fs::File, LocalError> {
     use std::io::{Seek, SeekFrom};
-    let mut copy = file.try_clone().map_err(|e| LocalError::Context {
-        reason: format!("cannot reopen the build context: {e}"),
-    })?;
+    use std::os::fd::AsRawFd;
+    // Reopened through /proc (the file is already unlinked), each handle has its own offset,
+    // so an earlier attempt's body still being read by its connection cannot move this one's.
+    let mut copy = std::fs::File::open(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .or_else(|_| file.try_clone())
+        .map_err(|e| LocalError::Context {
+            reason: format!("cannot reopen the build context: {e}"),
+        })?;
     copy.seek(SeekFrom::Start(0))
         .map_err(|e| LocalError::Context {
             reason: format!("cannot rewind the build context: {e}"),
@@ -457,4 +466,45 @@ pub(crate) fn job_from_request(
         events: req.events.clone(),
         cancel: req.cancel.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_store_race_is_recognised_at_any_step() {
+        let e = |m: &str| BuildError::new(BuildErrorKind::StepFailed, m);
+        // Before the first step (the cache lookup) and at a later `COPY --from` step.
+        assert!(is_podman_store_race(&e(
+            "checking if cached image exists from a previous build: image not known"
+        )));
+        assert!(is_podman_store_race(&e(
+            "step 4 `COPY --from=localhost/imagespec/uv:latest /uv /bin/uv`: layer not known"
+        )));
+        // A missing image outside the cache lookup is not a race.
+        assert!(!is_podman_store_race(&e(
+            "COPY --from=localhost/nope: image not known"
+        )));
+    }
+
+    #[test]
+    fn each_reader_starts_at_the_beginning_on_its_own_offset() {
+        use std::io::Read;
+        let mut f = tempfile::tempfile().expect("tempfile");
+        std::io::Write::write_all(&mut f, b"0123456789").expect("write");
+        let mut a = rewound(&f).expect("a");
+        let mut first = [0u8; 4];
+        a.read_exact(&mut first).expect("read a");
+        let mut b = rewound(&f).expect("b");
+        let mut all = Vec::new();
+        b.read_to_end(&mut all).expect("read b");
+        assert_eq!(all, b"0123456789");
+        let mut rest = Vec::new();
+        a.read_to_end(&mut rest).expect("rest of a");
+        assert_eq!(
+            rest, b"456789",
+            "a second reader moved the first one's offset"
+        );
+    }
 }
