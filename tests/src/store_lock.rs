@@ -10,7 +10,9 @@
 //! [`MAX_WAIT`] the caller goes on without the lock (and says so), so a stuck process cannot
 //! hang the suite; the builder's own retry on that error is then the safety net.
 
-use std::fs::{File, TryLockError};
+use std::fs::File;
+
+use rustix::fs::{FlockOperation, flock};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -46,15 +48,15 @@ fn open(engine: &str) -> Option<File> {
 }
 
 fn try_take(file: &File, exclusive: bool) -> Result<bool, std::io::Error> {
-    let r = if exclusive {
-        file.try_lock()
+    let op = if exclusive {
+        FlockOperation::NonBlockingLockExclusive
     } else {
-        file.try_lock_shared()
+        FlockOperation::NonBlockingLockShared
     };
-    match r {
+    match flock(file, op) {
         Ok(()) => Ok(true),
-        Err(TryLockError::WouldBlock) => Ok(false),
-        Err(TryLockError::Error(e)) => Err(e),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
