@@ -116,11 +116,14 @@ pub(crate) async fn run(
     let dir = tempfile::Builder::new()
         .prefix("imagespec-build-")
         .tempdir_in(temp_root)
-        .map_err(|e| LocalError::Context {
-            reason: format!(
-                "cannot create a temporary directory in {}: {e}",
-                temp_root.display()
-            ),
+        .map_err(|e| {
+            LocalError::context(
+                format!(
+                    "cannot create a temporary directory in {}",
+                    temp_root.display()
+                ),
+                e,
+            )
         })?;
     let path = dir.path().join("context.tar");
     events.emit(BuildEvent::Status {
@@ -152,20 +155,19 @@ pub(crate) async fn run(
     };
     let size = tokio::select! {
         _ = cancel.cancelled() => return Err(cancelled()),
-        r = write => r.map_err(|e| LocalError::Context { reason: e.to_string() })?
-            .map_err(|reason| LocalError::Context { reason: redactor.redact(&reason) })?,
+        r = write => r.map_err(|e| LocalError::context("the context writer stopped", e))?
+            // The writer reports a message only (`ContextWriter`); it may quote a secret.
+            .map_err(|reason| LocalError::Context { what: redactor.redact(&reason), source: None })?,
     };
-    let file = std::fs::File::open(&path).map_err(|e| LocalError::Context {
-        reason: format!("cannot open {}: {e}", path.display()),
-    })?;
+    let file = std::fs::File::open(&path)
+        .map_err(|e| LocalError::context(format!("cannot open {}", path.display()), e))?;
     // Unlink now: the open handle keeps the bytes for the upload, and nothing stays on disk.
     drop(dir);
     tracing::debug!(size, %tag, engine = %engine.kind, "build context written");
 
     // 2. The request.
-    let labels_json = serde_json::to_string(&labels).map_err(|e| LocalError::Context {
-        reason: e.to_string(),
-    })?;
+    let labels_json = serde_json::to_string(&labels)
+        .map_err(|e| LocalError::context("cannot encode the labels", e))?;
     let mut params: Vec<(&str, String)> = vec![
         ("dockerfile", dockerfile),
         ("t", tag.clone()),
@@ -214,16 +216,15 @@ pub(crate) async fn run(
                     .collect();
                 params.push((
                     "secrets",
-                    serde_json::to_string(&list).map_err(|e| LocalError::Context {
-                        reason: e.to_string(),
-                    })?,
+                    serde_json::to_string(&list)
+                        .map_err(|e| LocalError::context("cannot encode the secrets", e))?,
                 ));
             }
             let dockerfile = {
                 let mut copy = rewound(&file)?;
                 pull_auth::dockerfile_in_context(&mut copy, &params[0].1)
-                    .map_err(|e| LocalError::Context {
-                        reason: format!("cannot read the Dockerfile back from the context: {e}"),
+                    .map_err(|e| {
+                        LocalError::context("cannot read the Dockerfile back from the context", e)
                     })?
                     .unwrap_or_default()
             };
@@ -322,13 +323,9 @@ fn rewound(file: &std::fs::File) -> Result<std::fs::File, LocalError> {
     // so an earlier attempt's body still being read by its connection cannot move this one's.
     let mut copy = std::fs::File::open(format!("/proc/self/fd/{}", file.as_raw_fd()))
         .or_else(|_| file.try_clone())
-        .map_err(|e| LocalError::Context {
-            reason: format!("cannot reopen the build context: {e}"),
-        })?;
+        .map_err(|e| LocalError::context("cannot reopen the build context", e))?;
     copy.seek(SeekFrom::Start(0))
-        .map_err(|e| LocalError::Context {
-            reason: format!("cannot rewind the build context: {e}"),
-        })?;
+        .map_err(|e| LocalError::context("cannot rewind the build context", e))?;
     Ok(copy)
 }
 

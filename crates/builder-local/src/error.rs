@@ -57,8 +57,13 @@ pub enum LocalError {
     #[error("build secret `{id}`: {reason}")]
     Secret { id: String, reason: String },
 
-    #[error("cannot write the build context: {reason}")]
-    Context { reason: String },
+    /// Writing or reading back the build context; `what` says which step, `source` why.
+    #[error("cannot write the build context: {}", with_cause(what, source.as_deref()))]
+    Context {
+        what: String,
+        #[source]
+        source: Option<BoxError>,
+    },
 
     #[error("cannot plan the build: {0}")]
     Plan(#[from] imagespec_core::plan::PlanError),
@@ -82,6 +87,27 @@ pub enum LocalError {
         message: String,
         auth: bool,
     },
+}
+
+/// `what: cause`, or `what` alone.
+fn with_cause(
+    what: &str,
+    source: Option<&(dyn std::error::Error + Send + Sync + 'static)>,
+) -> String {
+    match source {
+        Some(e) => format!("{what}: {e}"),
+        None => what.to_string(),
+    }
+}
+
+impl LocalError {
+    /// A context error with a cause.
+    pub(crate) fn context(what: impl Into<String>, source: impl Into<BoxError>) -> LocalError {
+        LocalError::Context {
+            what: what.into(),
+            source: Some(source.into()),
+        }
+    }
 }
 
 fn no_engine_message(choice: EngineChoice, attempts: &[Attempt]) -> String {
