@@ -127,10 +127,9 @@ fn no_engine_message(choice: EngineChoice, attempts: &[Attempt]) -> String {
     }
     if named {
         // The user named the engine: say why no other one was used, and how to choose.
-        s.push_str("\n  imagespec builds only on the engine you name: start it or fix the value, or unset it (DOCKER_HOST, CONTAINER_HOST, `docker context use default`, --engine) to use the default sockets");
-    } else {
-        s.push_str(&format!("\n  {START_HINT}"));
+        s.push_str("\n  imagespec builds only on the engine you name: fix the value, or unset it (DOCKER_HOST, CONTAINER_HOST, `docker context use default`, --engine) to use the default sockets");
     }
+    s.push_str(&format!("\n  {START_HINT}"));
     s
 }
 
