@@ -146,6 +146,8 @@ impl<'b> Case<'b> {
         options: &EngineOptions,
     ) -> Result<Result<Outcome, EngineError>> {
         let loaded = self.load(spec)?;
+        // Shared with other builds, exclusive of image removals (see `store_lock`).
+        let _lock = crate::store_lock::for_build(self.backend.runner.store()).await;
         Ok(self.engine.ensure(&loaded, options).await)
     }
 

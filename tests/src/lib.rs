@@ -46,6 +46,7 @@ pub mod registry;
 pub mod remote;
 pub mod runner;
 pub mod scenarios;
+pub mod store_lock;
 
 pub use anyhow::Result;
 pub use backend::Backend;

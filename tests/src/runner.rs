@@ -86,6 +86,14 @@ impl Runner {
         self
     }
 
+    /// The name of the image store this runner works on, for [`crate::store_lock`].
+    pub fn store(&self) -> &'static str {
+        match self.cli {
+            Cli::Docker => "docker",
+            Cli::Podman => "podman",
+        }
+    }
+
     pub fn cli(&self) -> Cli {
         self.cli
     }
@@ -236,6 +244,11 @@ impl Runner {
     /// Removes images, ignoring failures: cleanup that must also run after a failed test
     /// (synchronous, because it runs from `Drop`).
     pub fn remove_now(&self, images: &[String]) {
+        if images.is_empty() {
+            return;
+        }
+        // Never while another test process builds on this store (see `store_lock`).
+        let _lock = crate::store_lock::for_removal(self.store());
         // One at a time: an engine may give up on the whole list when one name is unknown.
         for image in images {
             let mut c = std::process::Command::new(&self.program);

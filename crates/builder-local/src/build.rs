@@ -4,9 +4,11 @@
 //! memory: a source tree can be large), opened for the upload, and unlinked at once, so nothing
 //! is left behind by a crash, a failure or a cancellation; dropping the build future also drops
 //! the directory guard. The file is streamed to `/build`:
-//! - Docker: BuildKit (`version=2`), with a client session when the build has secrets
-//!   (`crate::session`), and a `buildid` so that a cancellation can stop the solve at once;
-//! - Podman: the libpod endpoint, with secrets as files inside the context (`crate::secrets`).
+//! - Docker: BuildKit (`version=2`), with a client session (`crate::session`) that serves the
+//!   build's secrets and the registry credentials of its pulls, and a `buildid` so that a
+//!   cancellation can stop the solve at once;
+//! - Podman: the libpod endpoint, with secrets as files inside the context (`crate::secrets`)
+//!   and the credentials of its pulls in `X-Registry-Config` (`crate::pull_auth`).
 //!
 //! The answer is streamed through [`Progress`] into the request's events.
 
@@ -21,6 +23,7 @@ use http::Method;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use imagespec_core::build::{BuildError, BuildErrorKind, BuildEvent, EventSink};
+use imagespec_registry::CredentialSources;
 use tokio_util::io::ReaderStream;
 use tokio_util::sync::CancellationToken;
 
@@ -28,6 +31,7 @@ use crate::discovery::{ConnectedEngine, EngineKind};
 use crate::engine_http::{self as api, JsonStream};
 use crate::error::LocalError;
 use crate::progress::{BuildMessage, Progress};
+use crate::pull_auth;
 use crate::secrets::{BuildSecret, Redactor, SecretSource, podman_secret_name, write_tar_entry};
 use crate::session;
 
@@ -77,11 +81,13 @@ fn cancelled() -> BuildError {
     LocalError::Cancelled.into()
 }
 
-/// Runs `job` on `engine`; temporary files go under `temp_root`.
+/// Runs `job` on `engine`; temporary files go under `temp_root`; the images the build pulls
+/// use the registry credentials of `credentials`.
 pub(crate) async fn run(
     engine: &ConnectedEngine,
     job: BuildJob,
     temp_root: &Path,
+    credentials: CredentialSources,
 ) -> Result<BuiltImage, BuildError> {
     let BuildJob {
         tag,
@@ -96,7 +102,7 @@ pub(crate) async fn run(
     if cancel.is_cancelled() {
         return Err(cancelled());
     }
-    let redactor = Redactor::new(secrets.iter().map(|s| &s.value));
+    let mut redactor = Redactor::new(secrets.iter().map(|s| &s.value));
     let nonce = session::random_id();
     let podman_secrets: Vec<(String, String)> = match engine.kind {
         EngineKind::Podman => secrets
@@ -110,11 +116,14 @@ pub(crate) async fn run(
     let dir = tempfile::Builder::new()
         .prefix("imagespec-build-")
         .tempdir_in(temp_root)
-        .map_err(|e| LocalError::Context {
-            reason: format!(
-                "cannot create a temporary directory in {}: {e}",
-                temp_root.display()
-            ),
+        .map_err(|e| {
+            LocalError::context(
+                format!(
+                    "cannot create a temporary directory in {}",
+                    temp_root.display()
+                ),
+                e,
+            )
         })?;
     let path = dir.path().join("context.tar");
     events.emit(BuildEvent::Status {
@@ -146,20 +155,19 @@ pub(crate) async fn run(
     };
     let size = tokio::select! {
         _ = cancel.cancelled() => return Err(cancelled()),
-        r = write => r.map_err(|e| LocalError::Context { reason: e.to_string() })?
-            .map_err(|reason| LocalError::Context { reason: redactor.redact(&reason) })?,
+        r = write => r.map_err(|e| LocalError::context("the context writer stopped", e))?
+            // The writer reports a message only (`ContextWriter`); it may quote a secret.
+            .map_err(|reason| LocalError::Context { what: redactor.redact(&reason), source: None })?,
     };
-    let file = std::fs::File::open(&path).map_err(|e| LocalError::Context {
-        reason: format!("cannot open {}: {e}", path.display()),
-    })?;
+    let file = std::fs::File::open(&path)
+        .map_err(|e| LocalError::context(format!("cannot open {}", path.display()), e))?;
     // Unlink now: the open handle keeps the bytes for the upload, and nothing stays on disk.
     drop(dir);
     tracing::debug!(size, %tag, engine = %engine.kind, "build context written");
 
     // 2. The request.
-    let labels_json = serde_json::to_string(&labels).map_err(|e| LocalError::Context {
-        reason: e.to_string(),
-    })?;
+    let labels_json = serde_json::to_string(&labels)
+        .map_err(|e| LocalError::context("cannot encode the labels", e))?;
     let mut params: Vec<(&str, String)> = vec![
         ("dockerfile", dockerfile),
         ("t", tag.clone()),
@@ -170,6 +178,7 @@ pub(crate) async fn run(
     }
     let build_id = session::random_id();
     let mut _session = None;
+    let mut extra_headers: Vec<(&str, String)> = Vec::new();
     let path = match engine.kind {
         EngineKind::Docker => {
             params.extend([
@@ -178,14 +187,13 @@ pub(crate) async fn run(
                 ("forcerm", "1".into()),
                 ("buildid", build_id.clone()),
             ]);
-            if !secrets.is_empty() {
-                let s = tokio::select! {
-                    _ = cancel.cancelled() => return Err(cancelled()),
-                    s = session::start(&engine.http, &secrets) => s?,
-                };
-                params.push(("session", s.id.clone()));
-                _session = Some(s);
-            }
+            // Always a session: BuildKit asks it for registry credentials on every pull.
+            let s = tokio::select! {
+                _ = cancel.cancelled() => return Err(cancelled()),
+                s = session::start(&engine.http, &secrets, credentials) => s?,
+            };
+            params.push(("session", s.id.clone()));
+            _session = Some(s);
             engine.http.compat("/build")
         }
         EngineKind::Podman => {
@@ -208,10 +216,24 @@ pub(crate) async fn run(
                     .collect();
                 params.push((
                     "secrets",
-                    serde_json::to_string(&list).map_err(|e| LocalError::Context {
-                        reason: e.to_string(),
-                    })?,
+                    serde_json::to_string(&list)
+                        .map_err(|e| LocalError::context("cannot encode the secrets", e))?,
                 ));
+            }
+            let dockerfile = {
+                let mut copy = rewound(&file)?;
+                pull_auth::dockerfile_in_context(&mut copy, &params[0].1)
+                    .map_err(|e| {
+                        LocalError::context("cannot read the Dockerfile back from the context", e)
+                    })?
+                    .unwrap_or_default()
+            };
+            let images = pull_auth::pulled_images(&dockerfile);
+            if let Some((header, values)) =
+                pull_auth::registry_config_header(&images, &credentials).await?
+            {
+                redactor = Redactor::new(secrets.iter().map(|s| &s.value).chain(&values));
+                extra_headers.push(("X-Registry-Config", header));
             }
             engine.http.libpod("/build")
         }
@@ -225,7 +247,16 @@ pub(crate) async fn run(
     let mut attempt = 1;
     loop {
         let body = context_body(&file)?;
-        let result = send_and_follow(engine, &uri, body, &events, &redactor, &cancel).await;
+        let result = send_and_follow(
+            engine,
+            &uri,
+            &extra_headers,
+            body,
+            &events,
+            &redactor,
+            &cancel,
+        )
+        .await;
         match result {
             Err(e)
                 if engine.kind == EngineKind::Podman
@@ -235,8 +266,9 @@ pub(crate) async fn run(
                 tracing::debug!(attempt, error = %e, "podman store race; building again");
                 events.emit(BuildEvent::Status {
                     message: format!(
-                        "Podman lost an image while looking up its build cache ({}); building again",
-                        e.message
+                        "Podman lost an image layer to a concurrent image removal ({}); building again (attempt {} of {PODMAN_ATTEMPTS})",
+                        e.message,
+                        attempt + 1
                     ),
                 });
                 tokio::time::sleep(Duration::from_millis(300 * attempt)).await;
@@ -268,27 +300,38 @@ pub(crate) async fn run(
 /// How often a Podman build is tried when it loses a race with a concurrent image removal.
 const PODMAN_ATTEMPTS: u64 = 3;
 
-/// Buildah looks up its layer cache by walking the store's images; when another client removes
-/// an image meanwhile (`podman rmi`, `image prune`, another build's clean-up), the build fails
-/// before running any step with `layer not known` / `image not known`. Nothing was built, so
-/// building again is safe.
+/// Buildah looks up its layer cache by walking the store's images, and reads the layers of the
+/// images a step uses (`FROM`, `COPY --from`); when another client removes an image meanwhile
+/// (`podman rmi`, `image prune`, another build's clean-up, which also drops that build's
+/// dangling intermediate images), the build fails with `layer not known`, before the first step
+/// or at any later one. Building again is safe: the steps that did finish were committed as
+/// cache layers and are reused, and nothing was tagged or pushed. `image not known` is only
+/// taken as that race in the cache lookup, where it means the same; elsewhere it may be a real
+/// missing image, which another attempt would not fix.
 fn is_podman_store_race(e: &BuildError) -> bool {
     let m = &e.message;
-    m.contains("checking if cached image exists")
-        && (m.contains("layer not known") || m.contains("image not known"))
+    m.contains("layer not known")
+        || (m.contains("checking if cached image exists") && m.contains("image not known"))
+}
+
+/// A new handle on the context file, at its start, for one reader (a request body, the
+/// Dockerfile lookup).
+fn rewound(file: &std::fs::File) -> Result<std::fs::File, LocalError> {
+    use std::io::{Seek, SeekFrom};
+    use std::os::fd::AsRawFd;
+    // Reopened through /proc (the file is already unlinked), each handle has its own offset,
+    // so an earlier attempt's body still being read by its connection cannot move this one's.
+    let mut copy = std::fs::File::open(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .or_else(|_| file.try_clone())
+        .map_err(|e| LocalError::context("cannot reopen the build context", e))?;
+    copy.seek(SeekFrom::Start(0))
+        .map_err(|e| LocalError::context("cannot rewind the build context", e))?;
+    Ok(copy)
 }
 
 /// A fresh body over the context file (from its start), for one request.
 fn context_body(file: &std::fs::File) -> Result<api::Body, BuildError> {
-    use std::io::{Seek, SeekFrom};
-    let mut copy = file.try_clone().map_err(|e| LocalError::Context {
-        reason: format!("cannot reopen the build context: {e}"),
-    })?;
-    copy.seek(SeekFrom::Start(0))
-        .map_err(|e| LocalError::Context {
-            reason: format!("cannot rewind the build context: {e}"),
-        })?;
-    let file = tokio::fs::File::from_std(copy);
+    let file = tokio::fs::File::from_std(rewound(file)?);
     Ok(StreamBody::new(ReaderStream::new(file).map_ok(Frame::data)).boxed())
 }
 
@@ -297,22 +340,19 @@ fn context_body(file: &std::fs::File) -> Result<api::Body, BuildError> {
 async fn send_and_follow(
     engine: &ConnectedEngine,
     uri: &str,
+    extra_headers: &[(&str, String)],
     body: api::Body,
     events: &EventSink,
     redactor: &Redactor,
     cancel: &CancellationToken,
 ) -> Result<Option<String>, BuildError> {
     let mut progress = Progress::new(events.clone(), redactor.clone());
+    let mut headers: Vec<(&str, String)> = vec![("Content-Type", "application/x-tar".into())];
+    headers.extend(extra_headers.iter().cloned());
     let stream = async {
         let response = engine
             .http
-            .send(
-                "the build request",
-                Method::POST,
-                uri,
-                &[("Content-Type", "application/x-tar".into())],
-                body,
-            )
+            .send("the build request", Method::POST, uri, &headers, body)
             .await
             .map_err(|e| redact_error(e.into(), redactor))?;
         let mut messages = JsonStream::new(response);
@@ -366,7 +406,7 @@ pub(crate) fn load_secrets(
     use imagespec_core::plan::{SecretSource as PlanSource, secrets};
 
     secrets::from_spec(&req.spec)
-        .map_err(|e| LocalError::Plan(e.to_string()))?
+        .map_err(LocalError::Plan)?
         .iter()
         .map(|s| {
             let source = match &s.source {
@@ -393,11 +433,11 @@ pub(crate) fn job_from_request(
         locked_cache_mounts: kind == EngineKind::Docker,
     };
     let plan = BuildPlan::for_engine(&req.spec, &req.image, req.base_image.as_deref(), traits)
-        .map_err(|e| LocalError::Plan(e.to_string()))?;
+        .map_err(LocalError::Plan)?;
     let planned: Vec<&str> = plan.secrets().iter().map(|s| s.id.as_str()).collect();
     let loaded: Vec<&str> = secrets.iter().map(|s| s.id.as_str()).collect();
     if planned != loaded {
-        return Err(LocalError::Plan(format!(
+        return Err(LocalError::PlanMismatch(format!(
             "the plan mounts secrets {planned:?} but {loaded:?} were read"
         ))
         .into());
@@ -423,4 +463,45 @@ pub(crate) fn job_from_request(
         events: req.events.clone(),
         cancel: req.cancel.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_store_race_is_recognised_at_any_step() {
+        let e = |m: &str| BuildError::new(BuildErrorKind::StepFailed, m);
+        // Before the first step (the cache lookup) and at a later `COPY --from` step.
+        assert!(is_podman_store_race(&e(
+            "checking if cached image exists from a previous build: image not known"
+        )));
+        assert!(is_podman_store_race(&e(
+            "step 4 `COPY --from=localhost/imagespec/uv:latest /uv /bin/uv`: layer not known"
+        )));
+        // A missing image outside the cache lookup is not a race.
+        assert!(!is_podman_store_race(&e(
+            "COPY --from=localhost/nope: image not known"
+        )));
+    }
+
+    #[test]
+    fn each_reader_starts_at_the_beginning_on_its_own_offset() {
+        use std::io::Read;
+        let mut f = tempfile::tempfile().expect("tempfile");
+        std::io::Write::write_all(&mut f, b"0123456789").expect("write");
+        let mut a = rewound(&f).expect("a");
+        let mut first = [0u8; 4];
+        a.read_exact(&mut first).expect("read a");
+        let mut b = rewound(&f).expect("b");
+        let mut all = Vec::new();
+        b.read_to_end(&mut all).expect("read b");
+        assert_eq!(all, b"0123456789");
+        let mut rest = Vec::new();
+        a.read_to_end(&mut rest).expect("rest of a");
+        assert_eq!(
+            rest, b"456789",
+            "a second reader moved the first one's offset"
+        );
+    }
 }

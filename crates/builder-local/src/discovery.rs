@@ -1,11 +1,14 @@
 //! Finding a container engine: which sockets to try, in which order, and which engine answered.
 //!
-//! The order follows what users already configure for their tools: an explicit endpoint (the
-//! `--engine` flag or the config file's `engine`) wins outright; otherwise `DOCKER_HOST`, then
-//! `CONTAINER_HOST` (Podman's variable), then the well-known sockets of Docker, rootful Podman
-//! and rootless Podman. Each candidate is pinged, and `/version` says whether it is Docker or
-//! Podman (Podman lists a `Podman Engine` component), because the two differ in how builds get
-//! secrets and which API carries them.
+//! The order follows what users already configure for their tools ([`candidates`]): an
+//! explicit endpoint (the `--engine` flag or the config file's `engine`) wins outright;
+//! otherwise `DOCKER_HOST` or the current Docker context ([`crate::docker_context`]), and
+//! `CONTAINER_HOST` (Podman's variable). An engine the user named is used or the build fails
+//! (kind `Unavailable`, exit 4) saying what was tried and what answered; the well-known sockets
+//! of Docker, rootful Podman and rootless Podman are tried only when nothing is named. Each
+//! candidate is pinged, and `/version` says whether it is Docker or Podman (Podman lists a
+//! `Podman Engine` component), because the two differ in how builds get secrets and which API
+//! carries them.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -13,15 +16,17 @@ use std::time::Duration;
 
 use bollard::Docker;
 
+use crate::docker_context;
 use crate::engine_http::EngineHttp;
 use crate::error::LocalError;
 
-/// How long one candidate may take to answer `/_ping`: whether anything listens at all.
-const PING_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one candidate may take to answer `/_ping`: whether anything listens at all. A
+/// hung engine (or something else listening there) fails discovery after this long.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an engine that answered `/_ping` may take to answer `/version`. Longer: a busy
 /// Podman answers it only once its image store is free, which can take a while when it
 /// commits layers for several builds.
-const VERSION_TIMEOUT: Duration = Duration::from_secs(60);
+pub const VERSION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Timeout of the bollard client's requests (inspect, version); builds and pushes go through
 /// [`EngineHttp`], which has no overall timeout (they are bounded by cancellation instead).
@@ -137,45 +142,96 @@ impl fmt::Display for Endpoint {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
     pub endpoint: String,
-    /// `--engine / config`, `DOCKER_HOST`, `CONTAINER_HOST`, `default Docker socket`, ...
-    pub source: &'static str,
+    /// `--engine / config`, `DOCKER_HOST`, `CONTAINER_HOST`, `Docker context ...`,
+    /// `default Docker socket`, ...
+    pub source: String,
+    /// Whether the user named this engine (flag, config, variable, context): a named engine
+    /// is used or the build fails; it is never silently replaced by another one.
+    pub named: bool,
+    /// Why the endpoint could not even be determined (an unknown Docker context).
+    pub problem: Option<String>,
 }
 
-/// The endpoints to try, in order. An explicit endpoint is the only candidate: the user said
-/// where the engine is, so silently using another one would build in the wrong place.
-pub fn candidates(explicit: Option<&str>, env: impl Fn(&str) -> Option<String>) -> Vec<Candidate> {
+impl Candidate {
+    fn named(endpoint: impl Into<String>, source: impl Into<String>) -> Candidate {
+        Candidate {
+            endpoint: endpoint.into(),
+            source: source.into(),
+            named: true,
+            problem: None,
+        }
+    }
+}
+
+/// The endpoints to try, in order, for a builder that accepts `choice`.
+///
+/// When the user names an engine, only what they named is tried:
+/// - `explicit` (the `--engine` flag or the config's `engine`) alone;
+/// - else, for Docker, `DOCKER_HOST`, else the current Docker context (the docker CLI's
+///   precedence); for Podman, `CONTAINER_HOST` (Podman's own variable; its tools ignore
+///   `DOCKER_HOST`); for `default`, both of these, Docker's first.
+///
+/// Only when nothing is named are the well-known sockets tried: Docker's, rootful Podman's,
+/// rootless Podman's.
+pub fn candidates(
+    choice: EngineChoice,
+    explicit: Option<&str>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Vec<Candidate> {
     if let Some(e) = explicit.map(str::trim).filter(|e| !e.is_empty()) {
-        return vec![Candidate {
-            endpoint: e.to_string(),
-            source: "--engine / config `engine`",
-        }];
+        return vec![Candidate::named(e, "--engine / config `engine`")];
+    }
+    let non_empty = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    let mut named: Vec<Candidate> = Vec::new();
+    if choice != EngineChoice::Podman {
+        if let Some(v) = non_empty("DOCKER_HOST") {
+            named.push(Candidate::named(v.trim(), "DOCKER_HOST"));
+        } else if let Some(c) = docker_context::selected(&env) {
+            let source = format!("Docker context `{}`, selected by {}", c.name, c.selected_by);
+            named.push(match c.endpoint {
+                Ok(endpoint) => Candidate::named(endpoint, source),
+                Err(problem) => Candidate {
+                    problem: Some(problem),
+                    ..Candidate::named(format!("docker context `{}`", c.name), source)
+                },
+            });
+        }
+    }
+    if choice != EngineChoice::Docker
+        && let Some(v) = non_empty("CONTAINER_HOST")
+        && !named.iter().any(|c| c.endpoint == v.trim())
+    {
+        named.push(Candidate::named(v.trim(), "CONTAINER_HOST"));
+    }
+    if !named.is_empty() {
+        return named;
     }
     let mut out: Vec<Candidate> = Vec::new();
-    let mut push = |endpoint: String, source| {
-        if !out.iter().any(|c| c.endpoint == endpoint) {
-            out.push(Candidate { endpoint, source });
-        }
+    let mut push = |endpoint: String, source: &str| {
+        out.push(Candidate {
+            endpoint,
+            source: source.to_string(),
+            named: false,
+            problem: None,
+        });
     };
-    let non_empty = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-    if let Some(v) = non_empty("DOCKER_HOST") {
-        push(v, "DOCKER_HOST");
-    }
-    if let Some(v) = non_empty("CONTAINER_HOST") {
-        push(v, "CONTAINER_HOST");
-    }
-    push(
-        "unix:///var/run/docker.sock".into(),
-        "default Docker socket",
-    );
-    push(
-        "unix:///run/podman/podman.sock".into(),
-        "rootful Podman socket",
-    );
-    if let Some(dir) = non_empty("XDG_RUNTIME_DIR") {
+    if choice != EngineChoice::Podman {
         push(
-            format!("unix://{}/podman/podman.sock", dir.trim_end_matches('/')),
-            "rootless Podman socket",
+            "unix:///var/run/docker.sock".into(),
+            "default Docker socket",
         );
+    }
+    if choice != EngineChoice::Docker {
+        push(
+            "unix:///run/podman/podman.sock".into(),
+            "rootful Podman socket",
+        );
+        if let Some(dir) = non_empty("XDG_RUNTIME_DIR") {
+            push(
+                format!("unix://{}/podman/podman.sock", dir.trim_end_matches('/')),
+                "rootless Podman socket",
+            );
+        }
     }
     out
 }
@@ -217,21 +273,31 @@ pub async fn discover(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<ConnectedEngine, LocalError> {
     let mut attempts = Vec::new();
-    for candidate in candidates(explicit, env) {
+    for candidate in candidates(choice, explicit, env) {
+        if let Some(problem) = &candidate.problem {
+            attempts.push(Attempt {
+                outcome: problem.clone(),
+                candidate,
+            });
+            continue;
+        }
         let outcome = match try_connect(&candidate.endpoint).await {
             Ok(engine) if choice.accepts(engine.kind) => {
                 tracing::debug!(endpoint = %engine.endpoint, kind = %engine.kind, version = %engine.version, "container engine found");
                 return Ok(engine);
             }
-            Ok(engine) => format!(
-                "answered as {} {}, but this builder needs {}",
-                engine.kind,
-                engine.version,
-                match choice {
-                    EngineChoice::Docker => "Docker",
-                    _ => "Podman",
-                }
-            ),
+            Ok(engine) => {
+                let (needs, builder) = match choice {
+                    EngineChoice::Docker => ("Docker", "docker"),
+                    _ => ("Podman", "podman"),
+                };
+                format!(
+                    "answered as {} {}, but builder `{builder}` builds only on {needs}: choose the builder of that engine (`--builder {}` or `default`), or point it at a {needs} engine",
+                    engine.kind,
+                    engine.version,
+                    engine.kind.to_string().to_ascii_lowercase(),
+                )
+            }
             Err(reason) => reason,
         };
         tracing::debug!(endpoint = %candidate.endpoint, %outcome, "engine candidate skipped");
@@ -261,7 +327,12 @@ pub async fn try_connect(endpoint: &str) -> Result<ConnectedEngine, String> {
     .map_err(|e| format!("cannot create a client: {e}"))?;
     tokio::time::timeout(PING_TIMEOUT, docker.ping())
         .await
-        .map_err(|_| format!("no answer within {}s", PING_TIMEOUT.as_secs()))?
+        .map_err(|_| {
+            format!(
+                "no answer to /_ping within {}s (a hung engine, or not an engine)",
+                PING_TIMEOUT.as_secs()
+            )
+        })?
         .map_err(|e| format!("no answer to /_ping: {e}"))?;
     let probe = async {
         let version = docker
@@ -339,29 +410,76 @@ mod tests {
         assert!(Endpoint::parse("docker").is_err());
     }
 
+    fn endpoints(c: Vec<Candidate>) -> Vec<String> {
+        c.into_iter().map(|c| c.endpoint).collect()
+    }
+
     #[test]
-    fn candidate_order() {
+    fn a_named_engine_is_the_only_candidate() {
         let env = |k: &str| match k {
             "DOCKER_HOST" => Some("unix:///a.sock".to_string()),
-            "CONTAINER_HOST" => Some("unix:///var/run/docker.sock".to_string()),
+            "CONTAINER_HOST" => Some("unix:///b.sock".to_string()),
             "XDG_RUNTIME_DIR" => Some("/run/user/1000".to_string()),
             _ => None,
         };
-        let c: Vec<String> = candidates(None, env)
-            .into_iter()
-            .map(|c| c.endpoint)
-            .collect();
         assert_eq!(
-            c,
+            endpoints(candidates(EngineChoice::Any, None, env)),
+            ["unix:///a.sock", "unix:///b.sock"]
+        );
+        assert_eq!(
+            endpoints(candidates(EngineChoice::Docker, None, env)),
+            ["unix:///a.sock"]
+        );
+        assert_eq!(
+            endpoints(candidates(EngineChoice::Podman, None, env)),
+            ["unix:///b.sock"]
+        );
+        let only = candidates(EngineChoice::Any, Some("tcp://h:1"), env);
+        assert_eq!(endpoints(only.clone()), ["tcp://h:1"]);
+        assert!(only[0].named);
+    }
+
+    #[test]
+    fn well_known_sockets_only_when_nothing_is_named() {
+        let env = |k: &str| (k == "XDG_RUNTIME_DIR").then(|| "/run/user/1000".to_string());
+        let all = candidates(EngineChoice::Any, None, env);
+        assert!(all.iter().all(|c| !c.named));
+        assert_eq!(
+            endpoints(all),
             [
-                "unix:///a.sock",
                 "unix:///var/run/docker.sock",
                 "unix:///run/podman/podman.sock",
                 "unix:///run/user/1000/podman/podman.sock"
             ]
         );
-        let only = candidates(Some("tcp://h:1"), env);
-        assert_eq!(only.len(), 1);
-        assert_eq!(only[0].endpoint, "tcp://h:1");
+        assert_eq!(
+            endpoints(candidates(EngineChoice::Docker, None, env)),
+            ["unix:///var/run/docker.sock"]
+        );
+    }
+
+    #[test]
+    fn docker_host_beats_the_context() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"currentContext": "gone"}"#,
+        )
+        .expect("write");
+        let d = dir.path().to_string_lossy().to_string();
+        let with_host = |k: &str| match k {
+            "DOCKER_CONFIG" => Some(d.clone()),
+            "DOCKER_HOST" => Some("unix:///a.sock".to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            endpoints(candidates(EngineChoice::Docker, None, with_host)),
+            ["unix:///a.sock"]
+        );
+        // Without DOCKER_HOST, the unknown context is named, and fails; no fallback.
+        let without = |k: &str| (k == "DOCKER_CONFIG").then(|| d.clone());
+        let c = candidates(EngineChoice::Any, None, without);
+        assert_eq!(c.len(), 1);
+        assert!(c[0].named && c[0].problem.is_some(), "{c:?}");
     }
 }

@@ -5,6 +5,12 @@
 //!
 //! Requests stream their bodies (a build context can be large) and responses are read as a
 //! stream of JSON messages, as the Engine API sends them.
+//!
+//! Bounded phases ([`LocalError::Timeout`], exit 4, naming the endpoint and the operation): the
+//! connection (with the HTTP handshake) within [`CONNECT_TIMEOUT`], and the answer's head within
+//! [`FIRST_BYTE_TIMEOUT`] of the request body being sent (a build's context upload itself is
+//! not bounded: it may be large). What follows the head (a build's or a push's output) is not
+//! bounded in time: it ends with the work, or with cancellation.
 
 use std::io;
 use std::pin::Pin;
@@ -20,8 +26,19 @@ use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::oneshot;
+
 use crate::discovery::Endpoint;
 use crate::error::LocalError;
+
+/// How long connecting to an engine may take (an engine on this machine connects at once).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an engine may take to start answering once the request is sent. Generous: Podman
+/// answers a build only after unpacking its context, and only once its image store is free.
+pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A request body.
 pub(crate) type Body = BoxBody<Bytes, io::Error>;
@@ -59,21 +76,34 @@ impl EngineHttp {
         format!("/v4.0.0/libpod{path}")
     }
 
-    async fn connect(&self) -> Result<hyper::client::conn::http1::SendRequest<Body>, LocalError> {
-        let stream = match &self.endpoint {
-            Endpoint::Unix(p) => UnixStream::connect(p).await.map(EngineStream::Unix),
-            Endpoint::Tcp(a) => TcpStream::connect(a).await.map(EngineStream::Tcp),
-        }
-        .map_err(|e| LocalError::Connect {
-            endpoint: self.endpoint.to_string(),
-            reason: e.to_string(),
-        })?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
+    async fn connect(
+        &self,
+        what: &str,
+    ) -> Result<hyper::client::conn::http1::SendRequest<Body>, LocalError> {
+        let endpoint = self.endpoint.to_string();
+        let connect = async {
+            let stream = match &self.endpoint {
+                Endpoint::Unix(p) => UnixStream::connect(p).await.map(EngineStream::Unix),
+                Endpoint::Tcp(a) => TcpStream::connect(a).await.map(EngineStream::Tcp),
+            }
             .map_err(|e| LocalError::Connect {
-                endpoint: self.endpoint.to_string(),
-                reason: e.to_string(),
+                endpoint: endpoint.clone(),
+                source: e.into(),
             })?;
+            hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| LocalError::Connect {
+                    endpoint: endpoint.clone(),
+                    source: e.into(),
+                })
+        };
+        let (sender, conn) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| LocalError::Timeout {
+                endpoint: endpoint.clone(),
+                what: format!("the connection for {what}"),
+                after: CONNECT_TIMEOUT,
+            })??;
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!("engine connection ended: {e}");
@@ -102,7 +132,7 @@ impl EngineHttp {
         }
         builder.body(body).map_err(|e| LocalError::Transport {
             what: format!("building the request {path}"),
-            reason: e.to_string(),
+            source: e.into(),
         })
     }
 
@@ -125,20 +155,37 @@ impl EngineHttp {
         }
     }
 
-    /// One request on a new connection; any answer (whatever its status) is returned.
+    /// One request on a new connection; any answer (whatever its status) is returned. The
+    /// answer's head must come within [`FIRST_BYTE_TIMEOUT`] of the body being sent.
     async fn exchange(
         &self,
         what: &str,
         request: Request<Body>,
     ) -> Result<Response<Incoming>, LocalError> {
-        let mut sender = self.connect().await?;
-        sender
-            .send_request(request)
-            .await
-            .map_err(|e| LocalError::Transport {
+        let mut sender = self.connect(what).await?;
+        let (parts, body) = request.into_parts();
+        let (sent_tx, sent_rx) = oneshot::channel::<()>();
+        let request = Request::from_parts(parts, signal_end(body, sent_tx));
+        let response = sender.send_request(request);
+        tokio::pin!(response);
+        let transport = |e: hyper::Error| LocalError::Transport {
+            what: what.to_string(),
+            source: e.into(),
+        };
+        // Unbounded while the body is still being sent (a dropped sender also counts as
+        // sent: the request is then complete or failed, and the answer is all that is left).
+        tokio::select! {
+            r = &mut response => return r.map_err(transport),
+            _ = sent_rx => {}
+        }
+        match tokio::time::timeout(FIRST_BYTE_TIMEOUT, response).await {
+            Ok(r) => r.map_err(transport),
+            Err(_) => Err(LocalError::Timeout {
+                endpoint: self.endpoint.to_string(),
                 what: what.to_string(),
-                reason: e.to_string(),
-            })
+                after: FIRST_BYTE_TIMEOUT,
+            }),
+        }
     }
 
     /// Sends an upgrade request (`Connection: Upgrade`) and returns the upgraded connection.
@@ -157,10 +204,29 @@ impl EngineHttp {
             .await
             .map_err(|e| LocalError::Transport {
                 what: what.to_string(),
-                reason: e.to_string(),
+                source: e.into(),
             })?;
         Ok(TokioIo::new(upgraded))
     }
+}
+
+/// `body`, followed by a signal on `sent` once its last frame has been handed over.
+fn signal_end(body: Body, sent: oneshot::Sender<()>) -> Body {
+    use http_body_util::BodyStream;
+    use hyper::body::Body as _;
+    if body.is_end_stream() {
+        // An empty body stays one (no chunked encoding: an upgrade request must not send any).
+        let _ = sent.send(());
+        return body;
+    }
+    let mut sent = Some(sent);
+    let frames = BodyStream::new(body).chain(futures::stream::poll_fn(move |_| {
+        if let Some(tx) = sent.take() {
+            let _ = tx.send(());
+        }
+        std::task::Poll::Ready(None)
+    }));
+    BodyExt::boxed(http_body_util::StreamBody::new(frames))
 }
 
 /// Reads an error answer: the Engine API puts `{"message": "..."}` in the body.
@@ -330,6 +396,35 @@ pub(crate) fn query(params: &[(&str, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A FAKE engine: a unix socket that accepts connections and never answers. With the
+    /// clock paused, the first-byte timeout fires as soon as everything else is idle.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_engine_times_out_naming_endpoint_and_operation() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("fake-engine.sock");
+        let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+        let held = tokio::spawn(async move {
+            let mut conns = Vec::new();
+            while let Ok((c, _)) = listener.accept().await {
+                conns.push(c);
+            }
+        });
+        let http = EngineHttp::new(Endpoint::Unix(path.clone()), "1.41".into());
+        let e = http
+            .send("the ping", Method::GET, "/_ping", &[], empty())
+            .await
+            .expect_err("a silent engine");
+        assert!(matches!(e, LocalError::Timeout { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(text.contains("the ping"), "{text}");
+        assert_eq!(
+            imagespec_core::build::BuildError::from(e).kind,
+            imagespec_core::build::BuildErrorKind::Unavailable
+        );
+        held.abort();
+    }
 
     #[test]
     fn query_encoding() {

@@ -7,6 +7,9 @@
 
 use imagespec_core::build::{BuildError, BuildErrorKind};
 
+/// A cause kept as the error's `source`.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 use crate::discovery::{Attempt, EngineChoice, START_HINT};
 
 /// A failure of the local builder.
@@ -18,8 +21,24 @@ pub enum LocalError {
         attempts: Vec<Attempt>,
     },
 
-    #[error("the container engine at {endpoint} cannot be reached: {reason}")]
-    Connect { endpoint: String, reason: String },
+    #[error("the container engine at {endpoint} cannot be reached: {source}")]
+    Connect {
+        endpoint: String,
+        #[source]
+        source: BoxError,
+    },
+
+    /// An engine that accepted the connection but did not answer in time: a hung daemon, or
+    /// something that is not an engine listening there.
+    #[error(
+        "the container engine at {endpoint} did not answer {what} within {}s; is it hung, or is something else listening there?",
+        after.as_secs()
+    )]
+    Timeout {
+        endpoint: String,
+        what: String,
+        after: std::time::Duration,
+    },
 
     #[error("{what} failed: the engine answered {status}: {message}")]
     EngineStatus {
@@ -28,17 +47,30 @@ pub enum LocalError {
         message: String,
     },
 
-    #[error("{what} failed: {reason}")]
-    Transport { what: String, reason: String },
+    #[error("{what} failed: {source}")]
+    Transport {
+        what: String,
+        #[source]
+        source: BoxError,
+    },
 
     #[error("build secret `{id}`: {reason}")]
     Secret { id: String, reason: String },
 
-    #[error("cannot write the build context: {reason}")]
-    Context { reason: String },
+    /// Writing or reading back the build context; `what` says which step, `source` why.
+    #[error("cannot write the build context: {}", with_cause(what, source.as_deref()))]
+    Context {
+        what: String,
+        #[source]
+        source: Option<BoxError>,
+    },
 
     #[error("cannot plan the build: {0}")]
-    Plan(String),
+    Plan(#[from] imagespec_core::plan::PlanError),
+
+    /// The plan and the secrets read for it disagree (a bug, not bad input).
+    #[error("cannot plan the build: {0}")]
+    PlanMismatch(String),
 
     #[error("{0}")]
     Unsupported(String),
@@ -57,15 +89,45 @@ pub enum LocalError {
     },
 }
 
+/// `what: cause`, or `what` alone.
+fn with_cause(
+    what: &str,
+    source: Option<&(dyn std::error::Error + Send + Sync + 'static)>,
+) -> String {
+    match source {
+        Some(e) => format!("{what}: {e}"),
+        None => what.to_string(),
+    }
+}
+
+impl LocalError {
+    /// A context error with a cause.
+    pub(crate) fn context(what: impl Into<String>, source: impl Into<BoxError>) -> LocalError {
+        LocalError::Context {
+            what: what.into(),
+            source: Some(source.into()),
+        }
+    }
+}
+
 fn no_engine_message(choice: EngineChoice, attempts: &[Attempt]) -> String {
     let wanted = match choice {
         EngineChoice::Any => "no container engine (Docker or Podman) answered",
         EngineChoice::Docker => "no Docker engine answered",
         EngineChoice::Podman => "no Podman engine answered",
     };
-    let mut s = format!("{wanted}; tried:");
+    let named = !attempts.is_empty() && attempts.iter().all(|a| a.candidate.named);
+    let mut s = if named {
+        format!("{wanted} where you pointed imagespec; tried:")
+    } else {
+        format!("{wanted}; tried:")
+    };
     for a in attempts {
         s.push_str(&format!("\n  - {a}"));
+    }
+    if named {
+        // The user named the engine: say why no other one was used, and how to choose.
+        s.push_str("\n  imagespec builds only on the engine you name: fix the value, or unset it (DOCKER_HOST, CONTAINER_HOST, `docker context use default`, --engine) to use the default sockets");
     }
     s.push_str(&format!("\n  {START_HINT}"));
     s
@@ -74,9 +136,12 @@ fn no_engine_message(choice: EngineChoice, attempts: &[Attempt]) -> String {
 impl LocalError {
     pub fn kind(&self) -> BuildErrorKind {
         match self {
-            LocalError::NoEngine { .. } | LocalError::Connect { .. } => BuildErrorKind::Unavailable,
+            LocalError::NoEngine { .. }
+            | LocalError::Connect { .. }
+            | LocalError::Timeout { .. } => BuildErrorKind::Unavailable,
             // A spec the plan cannot express is something this builder cannot do.
             LocalError::Unsupported(_) | LocalError::Plan(_) => BuildErrorKind::Unsupported,
+            LocalError::PlanMismatch(_) => BuildErrorKind::Internal,
             LocalError::Cancelled => BuildErrorKind::Cancelled,
             LocalError::Credentials { .. } => BuildErrorKind::Auth,
             LocalError::Push { auth: true, .. } => BuildErrorKind::Auth,

@@ -20,13 +20,16 @@
 
 pub mod build;
 pub mod discovery;
+pub mod docker_context;
 mod engine_http;
 pub mod error;
 pub mod exists;
 pub mod progress;
+mod pull_auth;
 pub mod push;
 pub mod secrets;
 mod session;
+mod session_auth;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -129,15 +132,41 @@ impl LocalBuilder {
     }
 
     /// Builds a Dockerfile job on the engine (what [`ImageBuilder::build`] does after planning;
-    /// public for callers that bring their own Dockerfile).
+    /// public for callers that bring their own Dockerfile). Images the build pulls use the
+    /// builder's credential sources.
     pub async fn build_job(&self, job: BuildJob) -> Result<BuiltImage, BuildError> {
+        self.build_job_with(job, None).await
+    }
+
+    /// [`Self::build_job`], with the spec's `registry_config` consulted first for the pulls.
+    async fn build_job_with(
+        &self,
+        job: BuildJob,
+        registry_config: Option<&Path>,
+    ) -> Result<BuiltImage, BuildError> {
         if let Some(p) = &job.platform
             && p.contains(',')
         {
             return Err(LocalError::Unsupported(multi_platform_message(self.name)).into());
         }
         let engine = self.engine().await?;
-        build::run(engine, job, &self.temp_root()).await
+        build::run(
+            engine,
+            job,
+            &self.temp_root(),
+            self.credential_sources(registry_config),
+        )
+        .await
+    }
+
+    /// The credential sources for one image: the spec's `registry_config` first, then the
+    /// builder's (one rule for pulls and pushes).
+    fn credential_sources(&self, registry_config: Option<&Path>) -> CredentialSources {
+        let sources = (self.credentials)();
+        match registry_config {
+            Some(p) => sources.with_explicit_file(p),
+            None => sources,
+        }
     }
 
     /// Pushes an image from the engine's store to its registry; returns the manifest digest
@@ -150,10 +179,7 @@ impl LocalBuilder {
         cancel: &CancellationToken,
     ) -> Result<Option<String>, BuildError> {
         let engine = self.engine().await?;
-        let mut sources = (self.credentials)();
-        if let Some(p) = registry_config {
-            sources = sources.with_explicit_file(p);
-        }
+        let sources = self.credential_sources(registry_config);
         Ok(push::push(engine, image, &sources, events, cancel).await?)
     }
 }
@@ -253,7 +279,13 @@ impl ImageBuilder for LocalBuilder {
         let secrets = build::load_secrets(&req)?;
         let kind = self.engine().await?.kind;
         let job = build::job_from_request(&req, kind, secrets, BTreeMap::new())?;
-        let built = self.build_job(job).await?;
+        let registry_config = req
+            .spec
+            .spec
+            .registry_config
+            .as_deref()
+            .map(|p| req.spec.path(p));
+        let built = self.build_job_with(job, registry_config.as_deref()).await?;
         tracing::info!(image = %built.tag, id = ?built.image_id, "built");
         if !req.push {
             return Ok(BuildOutput {
@@ -262,12 +294,6 @@ impl ImageBuilder for LocalBuilder {
                 pushed: false,
             });
         }
-        let registry_config = req
-            .spec
-            .spec
-            .registry_config
-            .as_deref()
-            .map(|p| req.spec.path(p));
         let digest = self
             .push_image(&image, registry_config.as_deref(), &req.events, &req.cancel)
             .await?;

@@ -4,8 +4,13 @@
 //! the *client* for the value over a gRPC session the client opened (`POST /session`, upgraded to
 //! `h2c`, with the daemon as the gRPC client and us as the server). bollard's own BuildKit build
 //! registers only an auth service on its session, so this module serves the session itself:
-//! `grpc.health.v1.Health` (BuildKit drops a session whose health check fails) and
-//! `moby.buildkit.secrets.v1.Secrets`, answering only the ids this build declared.
+//! `grpc.health.v1.Health` (BuildKit drops a session whose health check fails),
+//! `moby.buildkit.secrets.v1.Secrets`, answering only the ids this build declared, and
+//! `moby.filesync.v1.Auth` (module `session_auth`), answering BuildKit's credential requests
+//! when it pulls a base image from a registry that needs a login.
+//!
+//! Because BuildKit asks the session for registry credentials on *every* pull (and fails with
+//! `no active sessions` when there is none), every Docker build opens one, secrets or not.
 //!
 //! This works with the daemon's embedded BuildKit (Docker 20.10 and later); no BuildKit container
 //! is involved. The session ends when [`Session`] is dropped.
@@ -28,9 +33,13 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tonic::{Request, Response, Status};
 
+use bollard::moby::filesync::v1::auth_server::AuthServer;
+use imagespec_registry::CredentialSources;
+
 use crate::engine_http::EngineHttp;
 use crate::error::LocalError;
 use crate::secrets::BuildSecret;
+use crate::session_auth::RegistryAuth;
 
 /// A running session; dropping it closes it.
 pub(crate) struct Session {
@@ -61,13 +70,15 @@ pub(crate) fn random_id() -> String {
     out
 }
 
-/// Opens a session on the engine serving `secrets`.
+/// Opens a session on the engine serving `secrets` and the registry credentials of
+/// `credentials`.
 pub(crate) async fn start(
     http: &EngineHttp,
     secrets: &[BuildSecret],
+    credentials: CredentialSources,
 ) -> Result<Session, LocalError> {
     let id = random_id();
-    let headers: Vec<(&str, String)> = vec![
+    let mut headers: Vec<(&str, String)> = vec![
         ("Connection", "Upgrade".into()),
         ("Upgrade", "h2c".into()),
         ("X-Docker-Expose-Session-Uuid", id.clone()),
@@ -82,6 +93,11 @@ pub(crate) async fn start(
             "/moby.buildkit.secrets.v1.Secrets/GetSecret".into(),
         ),
     ];
+    headers.extend(
+        crate::session_auth::METHODS
+            .iter()
+            .map(|m| ("X-Docker-Expose-Session-Grpc-Method", (*m).to_string())),
+    );
     let io = http
         .upgrade(
             "opening the BuildKit session",
@@ -99,7 +115,8 @@ pub(crate) async fn start(
     };
     let router = tonic::transport::Server::builder()
         .add_service(HealthServer::new(Healthy))
-        .add_service(SecretsServer::new(store));
+        .add_service(SecretsServer::new(store))
+        .add_service(AuthServer::new(RegistryAuth::new(credentials)));
     let task = tokio::spawn(async move {
         let incoming = futures::stream::iter([Ok::<_, io::Error>(SessionConn(io))]);
         if let Err(e) = router.serve_with_incoming(incoming).await {
