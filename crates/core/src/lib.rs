@@ -5,6 +5,7 @@
 pub mod build;
 pub mod config;
 pub mod hash;
+pub mod net;
 pub mod plan;
 pub mod reference;
 pub mod spec;
