@@ -53,6 +53,8 @@ fn classify_engine(e: &EngineError) -> (u8, &'static str) {
     match e {
         EngineError::Base { source, .. } => classify_engine(source),
         EngineError::ExistenceUnknown { .. } => (EXISTENCE_UNKNOWN, "existence_unknown"),
+        // Refused registry credentials during the existence check: a set-up problem.
+        EngineError::Denied { .. } => (BUILDER, "auth"),
         EngineError::Build { source, .. } if source.kind == BuildErrorKind::Cancelled => {
             (CANCELLED, "cancelled")
         }

@@ -63,6 +63,13 @@ pub enum Existence {
     Unknown {
         reason: String,
     },
+    /// The registry refused the credentials (or wants some and none were found). Not a kind
+    /// of "unknown": no `--if-unknown` policy applies, because building or assuming would
+    /// only hide a set-up problem the push would hit anyway. `reason` names the registry and
+    /// the credential source used (a file, a helper, or none), never a secret.
+    Denied {
+        reason: String,
+    },
 }
 
 /// The answer of [`ImageBuilder::locate`].
@@ -263,8 +270,10 @@ impl BuildError {
     /// The first error in this error's source chain that is an `E` (the backend's own error
     /// type, an `std::io::Error`, ...).
     pub fn find_source<E: std::error::Error + 'static>(&self) -> Option<&E> {
-        let mut next: Option<&(dyn std::error::Error + 'static)> =
-            self.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static));
+        let mut next: Option<&(dyn std::error::Error + 'static)> = self
+            .source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static));
         while let Some(err) = next {
             if let Some(found) = err.downcast_ref::<E>() {
                 return Some(found);

@@ -161,6 +161,12 @@ pub enum EngineError {
         "cannot tell whether {image} exists: {reason}\n  the existence policy is `fail`; fix the cause, or pass --if-unknown build (build anyway) or --if-unknown assume (use it as is)"
     )]
     ExistenceUnknown { image: String, reason: String },
+    /// The registry refused the credentials during the existence check; whatever the
+    /// existence policy, this is an error.
+    #[error(
+        "cannot check whether {image} exists: {reason}\n  fix the credentials (`docker login`, the credential helper, or the spec's `registry_config`); --if-unknown does not apply to refused credentials"
+    )]
+    Denied { image: String, reason: String },
     #[error("building {image} with `{builder}` failed: {source}")]
     Build {
         image: String,
@@ -451,6 +457,12 @@ impl Engine {
                     });
                 }
                 Existence::Missing => {}
+                Existence::Denied { reason } => {
+                    return Err(EngineError::Denied {
+                        image,
+                        reason: reason.clone(),
+                    });
+                }
                 Existence::Unknown { reason } => match options.policy {
                     ExistencePolicy::Fail => {
                         return Err(EngineError::ExistenceUnknown {
