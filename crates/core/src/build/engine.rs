@@ -9,8 +9,8 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use super::builder::{
-    BuildError, BuildOutput, BuildRequest, BuilderKind, EventSink, Existence, ExistsQuery,
-    ImageBuilder,
+    BuildError, BuildErrorKind, BuildOutput, BuildRequest, BuilderKind, EventSink, Existence,
+    ExistsQuery, ImageBuilder,
 };
 use super::registry::{BuilderRegistry, UnknownBuilder};
 use super::variant::Variant;
@@ -404,6 +404,39 @@ impl Engine {
         })
     }
 
+    /// The cross-process build lock for `image` (see [`super::lock`]). A lock that cannot be
+    /// set up is not worth failing a build for: the names are content-derived, so an
+    /// unlocked build is only wasted work, and the warning says so.
+    async fn lock_for_build(
+        &self,
+        image: &str,
+        builder: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Option<super::lock::BuildLock>, EngineError> {
+        use super::lock::{LockError, acquire, lock_dir};
+        match acquire(&lock_dir(), image, cancel).await {
+            Ok(lock) => Ok(Some(lock)),
+            Err(LockError::Cancelled) => Err(EngineError::Build {
+                image: image.to_string(),
+                builder: builder.to_string(),
+                source: Box::new(BuildError::new(
+                    BuildErrorKind::Cancelled,
+                    format!(
+                        "cancelled while waiting for another imagespec process building {image}"
+                    ),
+                )),
+            }),
+            Err(LockError::Io { path, source }) => {
+                tracing::warn!(
+                    "cannot take the build lock {} ({source}); building {image} without it, so \
+                     another imagespec process may build it too",
+                    path.display()
+                );
+                Ok(None)
+            }
+        }
+    }
+
     async fn ensure_one(
         &self,
         planned: &Planned,
@@ -433,6 +466,14 @@ impl Engine {
             });
         }
         let forced = options.force || spec.spec.force_push;
+        // Build once per machine: held from before the existence check until the build is
+        // done, so a peer process that waited finds the image this one pushed.
+        let _lock = if forced || dry_run {
+            None
+        } else {
+            self.lock_for_build(&image, builder.name(), &options.cancel)
+                .await?
+        };
         let existence = if forced {
             None
         } else {
