@@ -69,6 +69,8 @@ fn classify_engine(e: &EngineError) -> (u8, &'static str) {
         }
         EngineError::Build { .. } => (BUILD_FAILED, "build_failed"),
         EngineError::Hash(_) | EngineError::Plan { .. } => (INVALID_SPEC, "invalid_spec"),
+        // An unusable IMAGESPEC_NETWORK_TIMEOUT is invalid configuration.
+        EngineError::NetworkTimeout(_) => (INVALID_SPEC, "invalid_config"),
         EngineError::UnknownBuilder(_)
         | EngineError::Unconfigured { .. }
         | EngineError::LocalBuildNotAllowed { .. }

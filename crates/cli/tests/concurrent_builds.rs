@@ -210,3 +210,28 @@ fn refused_registry_credentials_exit_4_even_with_if_unknown_assume() {
         assert!(out.stdout.is_empty(), "{policy}: no image reported");
     }
 }
+
+#[test]
+fn an_unusable_network_timeout_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    new_spec(dir.path(), &unique());
+    let out = imagespec(dir.path())
+        .env("IMAGESPEC_NETWORK_TIMEOUT", "soon")
+        .args([
+            "build",
+            "spec.yaml",
+            "--builder",
+            "docker",
+            "--registry",
+            "127.0.0.1:1/x",
+        ])
+        .args(["--if-unknown", "assume"])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("IMAGESPEC_NETWORK_TIMEOUT=`soon`") && stderr.contains("number of seconds"),
+        "{stderr}"
+    );
+}

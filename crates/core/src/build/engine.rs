@@ -167,6 +167,8 @@ pub enum EngineError {
         "cannot check whether {image} exists: {reason}\n  fix the credentials (`docker login`, the credential helper, or the spec's `registry_config`); --if-unknown does not apply to refused credentials"
     )]
     Denied { image: String, reason: String },
+    #[error(transparent)]
+    NetworkTimeout(crate::net::TimeoutError),
     #[error("building {image} with `{builder}` failed: {source}")]
     Build {
         image: String,
@@ -311,6 +313,9 @@ impl Engine {
 
     /// Selects builders and computes names for a spec and its base spec, failing before any build.
     pub fn plan(&self, spec: &LoadedSpec, options: &EngineOptions) -> Result<Planned, EngineError> {
+        // Every backend's network client reads IMAGESPEC_NETWORK_TIMEOUT; a value it cannot use
+        // is refused here, before any work, rather than turned into "existence unknown".
+        crate::net::NetworkTimeouts::from_env().map_err(EngineError::NetworkTimeout)?;
         let base = match spec.base() {
             Some(base_spec) => Some(Box::new(self.plan(&base_spec, options).map_err(|e| {
                 EngineError::Base {
