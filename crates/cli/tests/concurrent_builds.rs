@@ -115,7 +115,7 @@ fn six_concurrent_builds_of_one_new_spec_build_it_once_and_all_succeed() {
         .collect();
     // Bounded: a process that is not done within the deadline fails the test (and is killed).
     let deadline = Instant::now() + Duration::from_secs(600);
-    let mut done = vec![false; N];
+    let mut done = [false; N];
     while done.iter().any(|d| !d) {
         for (i, child) in children.iter_mut().enumerate() {
             if !done[i] && child.try_wait().expect("wait").is_some() {
