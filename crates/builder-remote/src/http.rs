@@ -186,6 +186,18 @@ impl Api {
             };
             let outcome = match tokio::time::timeout(first_byte, request.send()).await {
                 Ok(Ok(response)) => classify(response, &self.base).await,
+                // The client's idle limit fired while waiting for the head: the same silence.
+                Ok(Err(e)) if e.is_timeout() && !matches!(body, Body::File(_)) => {
+                    silent += 1;
+                    Err(Attempt::Transient {
+                        reason: format!(
+                            "no answer within {}",
+                            seconds(first_byte.min(self.timeouts.idle))
+                        ),
+                        status: None,
+                        wait: None,
+                    })
+                }
                 Ok(Err(e)) => Err(Attempt::Transient {
                     reason: describe(&e),
                     status: None,
@@ -360,6 +372,72 @@ mod tests {
         let delays: Vec<u128> = (1..=6).map(|n| p.delay(n).as_millis()).collect();
         assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
         assert_eq!(p.delay(60).as_millis(), 1000);
+    }
+
+    /// A FAKE build service on 127.0.0.1 that accepts connections and never answers.
+    async fn silent_fake() -> (String, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream); // keep it open, say nothing
+            }
+        });
+        (url, task)
+    }
+
+    #[tokio::test]
+    async fn fake_service_that_never_answers_fails_after_three_silent_tries_naming_request_and_host()
+     {
+        let (url, task) = silent_fake().await;
+        let retry = RetryPolicy {
+            attempts: 10,
+            initial_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(20),
+            max_retry_after: Duration::from_millis(20),
+        };
+        let api = Api::with_timeouts(
+            &url,
+            Secret::new("t0ken"),
+            retry,
+            NetworkTimeouts::uniform(Duration::from_millis(300)),
+        )
+        .expect("api");
+        let result = tokio::time::timeout(
+            Duration::from_secs(20),
+            api.send(
+                Method::GET,
+                "/images/exists?image=x",
+                &Body::None,
+                Duration::from_secs(60),
+            ),
+        )
+        .await
+        .expect("bounded");
+        task.abort();
+        let err = result.expect_err("no answer");
+        let text = err.to_string();
+        assert!(
+            matches!(err, RemoteError::Unreachable { attempts: 3, .. }),
+            "{err:?}"
+        );
+        assert!(
+            text.contains(&url)
+                && text.contains("GET /v1/images/exists: no answer within 0.3 s")
+                && !text.contains("t0ken"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_unusable_timeout_setting_is_refused() {
+        assert!(matches!(
+            NetworkTimeouts::from_value(Some("later")).map_err(RemoteError::from),
+            Err(RemoteError::Timeouts(_))
+        ));
     }
 
     #[test]
