@@ -86,6 +86,9 @@ pub enum LocalError {
         image: String,
         message: String,
         auth: bool,
+        /// What the engine reported, or the engine API error.
+        #[source]
+        cause: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
 }
 

@@ -2,9 +2,10 @@
 //!
 //! When pushing, the registry is the truth (the engine's store says nothing about what a
 //! cluster can pull), so the check asks the registry with the same credentials a push would
-//! use. When not pushing, the engine's own store is asked. Either way the answer is tri-state:
-//! anything that prevents a clear answer (engine down, registry error, rejected credentials)
-//! is `Unknown` with a reason, never a guess.
+//! use. When not pushing, the engine's own store is asked. Either way the answer is never a
+//! guess: rejected credentials are `Denied` (naming the credential source), anything else that
+//! prevents a clear answer (engine down, registry error, no answer in time) is `Unknown` with
+//! a reason.
 
 use std::path::Path;
 
@@ -57,6 +58,7 @@ pub(crate) async fn in_registry(
             Existence::Missing
         }
         imagespec_registry::Existence::Unknown { reason } => Existence::Unknown { reason },
+        imagespec_registry::Existence::Denied { reason } => Existence::Denied { reason },
     }
 }
 

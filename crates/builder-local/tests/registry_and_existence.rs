@@ -120,19 +120,24 @@ async fn push_and_check(choice: EngineChoice) {
         "wrong platform"
     );
 
-    // Wrong credentials: unknown, and the password is nowhere in the reason.
+    // Wrong credentials: denied (never unknown, which a policy could skip), naming the file
+    // the credentials came from, and the password is nowhere in the reason.
     let wrong = builder(choice)
         .await
         .with_credentials(credentials_in(bad.path()));
     match wrong.exists(&image, &query(true, &["linux/amd64"])).await {
-        Existence::Unknown { reason } => {
+        Existence::Denied { reason } => {
             assert!(
                 !reason.contains(&wrong_password),
                 "the password is in the reason: {reason}"
             );
-            assert!(!reason.is_empty());
+            assert!(
+                reason.contains("were rejected")
+                    && reason.contains(&bad.path().join("config.json").display().to_string()),
+                "{reason}"
+            );
         }
-        other => panic!("wrong credentials must give Unknown, got {other:?}"),
+        other => panic!("wrong credentials must give Denied, got {other:?}"),
     }
     let err = wrong
         .push_image(&full, None, &events, &CancellationToken::new())

@@ -21,6 +21,8 @@ pub enum RemoteError {
     NoToken { url: String },
     #[error("`{url}` is not a valid build service URL: {reason}")]
     BadUrl { url: String, reason: String },
+    #[error(transparent)]
+    Timeouts(#[from] imagespec_core::net::TimeoutError),
     #[error("the build service at {url} is unreachable after {attempts} attempts: {reason}")]
     Unreachable {
         url: String,
@@ -90,7 +92,8 @@ impl RemoteError {
         match self {
             RemoteError::NotConfigured
             | RemoteError::NoToken { .. }
-            | RemoteError::BadUrl { .. } => BuildErrorKind::Unavailable,
+            | RemoteError::BadUrl { .. }
+            | RemoteError::Timeouts(_) => BuildErrorKind::Unavailable,
             RemoteError::Unreachable { .. }
             | RemoteError::Server { .. }
             | RemoteError::StreamLost { .. } => BuildErrorKind::Unavailable,

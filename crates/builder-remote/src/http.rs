@@ -1,6 +1,11 @@
 //! The HTTP side of the client: bearer auth, bounded retries with exponential backoff for
-//! transient failures (connection errors, 5xx, 429 with its `Retry-After`), and problem+json
-//! errors turned into [`RemoteError`]s.
+//! transient failures (connection errors, no answer in time, 5xx, 429 with its `Retry-After`),
+//! and problem+json errors turned into [`RemoteError`]s.
+//!
+//! Timeouts come from [`NetworkTimeouts`] (`IMAGESPEC_NETWORK_TIMEOUT`): connecting, the
+//! answer's headers (except for uploads, whose answer only comes once the body is sent; the
+//! caller's per-request limit bounds those), and silence mid-body. Every retry is a warning
+//! naming the request, the service and the attempt.
 //!
 //! Retrying `POST /v1/builds` is safe: the service gives identical concurrent submissions the
 //! same build.
@@ -8,6 +13,7 @@
 use std::time::Duration;
 
 use imagespec_core::config::Secret;
+use imagespec_core::net::{NetworkTimeouts, seconds};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 
@@ -16,6 +22,10 @@ use crate::protocol::{API_PREFIX, Problem, problem_type};
 
 /// How many `429 Too Many Requests` answers one request waits out before giving up.
 const MAX_RATE_WAITS: u32 = 120;
+
+/// Tries that end in silence (no answer within the first-byte timeout) a request gets in all:
+/// fewer than other failures, because each one already cost a whole timeout.
+const MAX_SILENT_TRIES: u32 = 3;
 
 /// How often and how patiently transient failures are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +68,7 @@ pub struct Api {
     base: String,
     token: Secret,
     pub retry: RetryPolicy,
+    pub timeouts: NetworkTimeouts,
 }
 
 /// A request body that can be rebuilt for every attempt.
@@ -68,7 +79,17 @@ pub enum Body<'a> {
 }
 
 impl Api {
+    /// Fails on a bad URL or an unusable `IMAGESPEC_NETWORK_TIMEOUT`.
     pub fn new(url: &str, token: Secret, retry: RetryPolicy) -> Result<Api, RemoteError> {
+        Self::with_timeouts(url, token, retry, NetworkTimeouts::from_env()?)
+    }
+
+    pub fn with_timeouts(
+        url: &str,
+        token: Secret,
+        retry: RetryPolicy,
+        timeouts: NetworkTimeouts,
+    ) -> Result<Api, RemoteError> {
         let base = url.trim().trim_end_matches('/').to_string();
         let parsed = reqwest::Url::parse(&base).map_err(|e| RemoteError::BadUrl {
             url: base.clone(),
@@ -81,7 +102,8 @@ impl Api {
             });
         }
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
+            .connect_timeout(timeouts.connect)
+            .read_timeout(timeouts.idle)
             .build()
             .map_err(|e| RemoteError::BadUrl {
                 url: base.clone(),
@@ -92,6 +114,7 @@ impl Api {
             base,
             token,
             retry,
+            timeouts,
         })
     }
 
@@ -130,6 +153,7 @@ impl Api {
         timeout: Duration,
     ) -> Result<Response, RemoteError> {
         let mut failures = 0u32;
+        let mut silent = 0u32;
         let mut rate_waits = 0u32;
         loop {
             let mut request = self.request(method.clone(), path).timeout(timeout);
@@ -155,14 +179,43 @@ impl Api {
                     request.body(reqwest::Body::wrap_stream(stream))
                 }
             };
-            let outcome = match request.send().await {
-                Ok(response) => classify(response, &self.base).await,
-                Err(e) => Err(Attempt::Transient {
+            // An upload's answer comes only after its body: the caller's limit bounds it.
+            let first_byte = match body {
+                Body::File(_) => timeout,
+                _ => self.timeouts.first_byte.min(timeout),
+            };
+            let outcome = match tokio::time::timeout(first_byte, request.send()).await {
+                Ok(Ok(response)) => classify(response, &self.base).await,
+                // The client's idle limit fired while waiting for the head: the same silence.
+                Ok(Err(e)) if e.is_timeout() && !matches!(body, Body::File(_)) => {
+                    silent += 1;
+                    Err(Attempt::Transient {
+                        reason: format!(
+                            "no answer within {}",
+                            seconds(first_byte.min(self.timeouts.idle))
+                        ),
+                        status: None,
+                        wait: None,
+                    })
+                }
+                Ok(Err(e)) => Err(Attempt::Transient {
                     reason: describe(&e),
                     status: None,
                     wait: None,
                 }),
+                Err(_elapsed) => {
+                    silent += 1;
+                    Err(Attempt::Transient {
+                        reason: format!("no answer within {}", seconds(first_byte)),
+                        status: None,
+                        wait: None,
+                    })
+                }
             };
+            let operation = format!(
+                "{method} {API_PREFIX}{}",
+                path.split('?').next().unwrap_or(path)
+            );
             match outcome {
                 Ok(response) => return Ok(response),
                 Err(Attempt::Fatal(e)) => return Err(e),
@@ -178,29 +231,40 @@ impl Api {
                         let delay = wait
                             .unwrap_or(Duration::from_secs(1))
                             .min(self.retry.max_retry_after);
-                        tracing::debug!(?delay, "build service: rate limited; waiting");
+                        tracing::warn!(
+                            "build service {}: {operation}: rate limited; waiting {}",
+                            self.base,
+                            seconds(delay)
+                        );
                         tokio::time::sleep(delay).await;
                         continue;
                     }
                     failures += 1;
-                    if failures >= self.retry.attempts {
+                    if failures >= self.retry.attempts || silent >= MAX_SILENT_TRIES {
                         return Err(match status {
                             Some(status) => RemoteError::Server {
                                 status,
                                 attempts: failures,
-                                detail: reason,
+                                detail: format!("{operation}: {reason}"),
                             },
                             None => RemoteError::Unreachable {
                                 url: self.base.clone(),
                                 attempts: failures,
-                                reason,
+                                reason: format!("{operation}: {reason}"),
                             },
                         });
                     }
                     let delay = wait
                         .map(|w| w.min(self.retry.max_retry_after))
                         .unwrap_or_else(|| self.retry.delay(failures));
-                    tracing::debug!(%reason, ?delay, attempt = failures, "build service: retrying");
+                    tracing::warn!(
+                        attempt = failures,
+                        delay_ms = delay.as_millis() as u64,
+                        "build service {}: {operation}: {reason}; retrying in {} (attempt {failures} of {})",
+                        self.base,
+                        seconds(delay),
+                        self.retry.attempts
+                    );
                     tokio::time::sleep(delay).await;
                 }
             }
@@ -308,6 +372,72 @@ mod tests {
         let delays: Vec<u128> = (1..=6).map(|n| p.delay(n).as_millis()).collect();
         assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
         assert_eq!(p.delay(60).as_millis(), 1000);
+    }
+
+    /// A FAKE build service on 127.0.0.1 that accepts connections and never answers.
+    async fn silent_fake() -> (String, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream); // keep it open, say nothing
+            }
+        });
+        (url, task)
+    }
+
+    #[tokio::test]
+    async fn fake_service_that_never_answers_fails_after_three_silent_tries_naming_request_and_host()
+     {
+        let (url, task) = silent_fake().await;
+        let retry = RetryPolicy {
+            attempts: 10,
+            initial_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(20),
+            max_retry_after: Duration::from_millis(20),
+        };
+        let api = Api::with_timeouts(
+            &url,
+            Secret::new("t0ken"),
+            retry,
+            NetworkTimeouts::uniform(Duration::from_millis(300)),
+        )
+        .expect("api");
+        let result = tokio::time::timeout(
+            Duration::from_secs(20),
+            api.send(
+                Method::GET,
+                "/images/exists?image=x",
+                &Body::None,
+                Duration::from_secs(60),
+            ),
+        )
+        .await
+        .expect("bounded");
+        task.abort();
+        let err = result.expect_err("no answer");
+        let text = err.to_string();
+        assert!(
+            matches!(err, RemoteError::Unreachable { attempts: 3, .. }),
+            "{err:?}"
+        );
+        assert!(
+            text.contains(&url)
+                && text.contains("GET /v1/images/exists: no answer within 0.3 s")
+                && !text.contains("t0ken"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_unusable_timeout_setting_is_refused() {
+        assert!(matches!(
+            NetworkTimeouts::from_value(Some("later")).map_err(RemoteError::from),
+            Err(RemoteError::Timeouts(_))
+        ));
     }
 
     #[test]

@@ -274,6 +274,12 @@ impl ImageBuilder for RemoteBuilder {
             .await
         {
             Ok(answer) => answer,
+            // A refused token is a set-up problem, not "cannot tell": no policy may skip it.
+            Err(e @ crate::error::RemoteError::Unauthorized { .. }) => {
+                return Located::at_requested_name(Existence::Denied {
+                    reason: e.to_string(),
+                });
+            }
             Err(e) => return unknown(e.to_string()),
         };
         let existence = match answer.state {
@@ -283,6 +289,11 @@ impl ImageBuilder for RemoteBuilder {
                 reason: answer
                     .reason
                     .unwrap_or_else(|| "the build service could not tell".to_string()),
+            },
+            ExistsState::Denied => Existence::Denied {
+                reason: answer.reason.unwrap_or_else(|| {
+                    "the build service's registry refused its credentials".to_string()
+                }),
             },
         };
         Located {

@@ -237,7 +237,7 @@ pub struct ExistsResponse {
     /// The fully qualified name that was checked.
     pub image: String,
     pub state: ExistsState,
-    /// Why the answer is `unknown`.
+    /// Why the answer is `unknown` or `denied`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -248,6 +248,8 @@ pub enum ExistsState {
     Exists,
     Missing,
     Unknown,
+    /// The registry refused the service's credentials; `reason` says which.
+    Denied,
 }
 
 /// A log event on the wire: the SSE `event` field is its kind, `data` this JSON.

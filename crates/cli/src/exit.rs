@@ -53,6 +53,8 @@ fn classify_engine(e: &EngineError) -> (u8, &'static str) {
     match e {
         EngineError::Base { source, .. } => classify_engine(source),
         EngineError::ExistenceUnknown { .. } => (EXISTENCE_UNKNOWN, "existence_unknown"),
+        // Refused registry credentials during the existence check: a set-up problem.
+        EngineError::Denied { .. } => (BUILDER, "auth"),
         EngineError::Build { source, .. } if source.kind == BuildErrorKind::Cancelled => {
             (CANCELLED, "cancelled")
         }
@@ -67,6 +69,8 @@ fn classify_engine(e: &EngineError) -> (u8, &'static str) {
         }
         EngineError::Build { .. } => (BUILD_FAILED, "build_failed"),
         EngineError::Hash(_) | EngineError::Plan { .. } => (INVALID_SPEC, "invalid_spec"),
+        // An unusable IMAGESPEC_NETWORK_TIMEOUT is invalid configuration.
+        EngineError::NetworkTimeout(_) => (INVALID_SPEC, "invalid_config"),
         EngineError::UnknownBuilder(_)
         | EngineError::Unconfigured { .. }
         | EngineError::LocalBuildNotAllowed { .. }

@@ -7,6 +7,7 @@ pub mod check;
 pub mod config;
 pub mod hash;
 pub mod inputs;
+pub mod net;
 pub mod plan;
 pub mod reference;
 pub mod spec;

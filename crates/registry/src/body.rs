@@ -16,6 +16,7 @@ pub(crate) async fn read_limited(
     limit: usize,
     registry: &str,
     what: &str,
+    within: std::time::Duration,
 ) -> Result<Vec<u8>, RegistryError> {
     let too_large = || RegistryError::InvalidResponse {
         registry: registry.to_string(),
@@ -26,8 +27,19 @@ pub(crate) async fn read_limited(
         return Err(too_large());
     }
     let mut body = Vec::new();
+    // A document is small: a server that trickles it byte by byte is as stuck as a silent one.
+    let deadline = tokio::time::Instant::now() + within;
     loop {
-        match response.chunk().await {
+        let chunk = tokio::time::timeout_at(deadline, response.chunk()).await;
+        let Ok(chunk) = chunk else {
+            return Err(RegistryError::TimedOut {
+                registry: registry.to_string(),
+                operation: format!("reading {what}"),
+                limit: within,
+                attempts: 1,
+            });
+        };
+        match chunk {
             Ok(Some(chunk)) => {
                 if body.len() + chunk.len() > limit {
                     return Err(too_large());
@@ -62,13 +74,16 @@ struct ErrorItem {
 
 /// The registry's `{"errors":[{"code","message"}]}` answer, as `(first code, summary)`.
 /// Falls back to the status text when the body is not in that format.
-pub(crate) async fn error_summary(response: Response) -> (Option<String>, String) {
+pub(crate) async fn error_summary(
+    response: Response,
+    within: std::time::Duration,
+) -> (Option<String>, String) {
     let status = response.status();
     let fallback = status
         .canonical_reason()
         .unwrap_or("no explanation")
         .to_string();
-    let Ok(bytes) = read_limited(response, 64 * 1024, "", "error body").await else {
+    let Ok(bytes) = read_limited(response, 64 * 1024, "", "error body", within).await else {
         return (None, fallback);
     };
     match serde_json::from_slice::<ErrorBody>(&bytes) {

@@ -1,8 +1,7 @@
 //! The client: configuration, and the read operations (manifests, blobs) the existence check
 //! and callers build on.
 
-use std::time::Duration;
-
+use imagespec_core::net::NetworkTimeouts;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 
@@ -40,8 +39,8 @@ impl std::fmt::Debug for RegistryClient {
 pub struct RegistryClientBuilder {
     credentials: CredentialSources,
     insecure: Vec<String>,
-    connect_timeout: Duration,
-    request_timeout: Duration,
+    /// `None`: the defaults, or `IMAGESPEC_NETWORK_TIMEOUT` when set.
+    timeouts: Option<NetworkTimeouts>,
     retry: RetryPolicy,
 }
 
@@ -50,8 +49,7 @@ impl Default for RegistryClientBuilder {
         Self {
             credentials: CredentialSources::none(),
             insecure: Vec::new(),
-            connect_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(60),
+            timeouts: None,
             retry: RetryPolicy::default(),
         }
     }
@@ -71,15 +69,12 @@ impl RegistryClientBuilder {
         self
     }
 
-    /// The time allowed to open a connection (default 10 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// The time allowed for a whole request, body included (default 60 s).
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
+    /// The limits on connecting, on waiting for an answer, and on silence mid-body. Without
+    /// this, [`NetworkTimeouts::from_env`] decides (`IMAGESPEC_NETWORK_TIMEOUT`, else 10 s /
+    /// 15 s / 30 s). There is no limit on a whole transfer: a large blob may take its time
+    /// as long as bytes keep coming.
+    pub fn timeouts(mut self, timeouts: NetworkTimeouts) -> Self {
+        self.timeouts = Some(timeouts);
         self
     }
 
@@ -89,17 +84,25 @@ impl RegistryClientBuilder {
         self
     }
 
+    /// Fails when the HTTP client cannot be set up, or `IMAGESPEC_NETWORK_TIMEOUT` is not a
+    /// usable duration (a value the user set is used or refused, never ignored).
     pub fn build(self) -> Result<RegistryClient, RegistryError> {
+        let timeouts = match self.timeouts {
+            Some(t) => t,
+            None => NetworkTimeouts::from_env().map_err(|e| RegistryError::Client {
+                reason: e.to_string(),
+            })?,
+        };
         let http = reqwest::Client::builder()
-            .connect_timeout(self.connect_timeout)
-            .timeout(self.request_timeout)
+            .connect_timeout(timeouts.connect)
+            .read_timeout(timeouts.idle)
             .user_agent(concat!("imagespec/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| RegistryError::Client {
                 reason: crate::retry::describe(&e),
             })?;
         Ok(RegistryClient {
-            transport: Transport::new(http, self.retry, self.credentials),
+            transport: Transport::new(http, self.retry, timeouts, self.credentials),
             insecure: self.insecure,
         })
     }
@@ -166,7 +169,8 @@ impl RegistryClient {
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or_default().trim().to_string())
             .unwrap_or_default();
-        let bytes = read_limited(response, MAX_DOCUMENT, &endpoint.registry, &what).await?;
+        let within = self.transport.timeouts.first_byte;
+        let bytes = read_limited(response, MAX_DOCUMENT, &endpoint.registry, &what, within).await?;
         let digest = sha256_digest(&bytes);
         if let Some(expected) = &reference.digest
             && expected.starts_with("sha256:")
@@ -207,7 +211,8 @@ impl RegistryClient {
             .send(&target, Method::GET, &url, |b| b)
             .await?;
         let response = expect_success(&endpoint, &what, sent).await?;
-        let bytes = read_limited(response, limit, &endpoint.registry, &what).await?;
+        let within = self.transport.timeouts.first_byte;
+        let bytes = read_limited(response, limit, &endpoint.registry, &what, within).await?;
         let actual = sha256_digest(&bytes);
         if digest.starts_with("sha256:") && actual != digest {
             return Err(RegistryError::DigestMismatch {
@@ -253,7 +258,7 @@ pub(crate) async fn expect_success(
             attempts: sent.attempts,
         });
     }
-    let (code, message) = error_summary(sent.response).await;
+    let (code, message) = error_summary(sent.response, sent.within).await;
     let unknown = code
         .as_deref()
         .is_some_and(|c| matches!(c, "MANIFEST_UNKNOWN" | "NAME_UNKNOWN" | "BLOB_UNKNOWN"));

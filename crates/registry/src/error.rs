@@ -145,6 +145,18 @@ pub enum RegistryError {
         attempts: u32,
         reason: String,
     },
+    #[error(
+        "{operation} on {registry}: no answer within {}, {attempts} attempt(s); check that the registry is up, or raise {} for a slow one",
+        imagespec_core::net::seconds(*limit),
+        imagespec_core::net::TIMEOUT_ENV
+    )]
+    TimedOut {
+        registry: String,
+        /// What was being done, e.g. `checking manifest team/app:v1`.
+        operation: String,
+        limit: std::time::Duration,
+        attempts: u32,
+    },
     #[error("{registry} kept answering {status} to {what} after {attempts} attempt(s)")]
     ServerError {
         registry: String,
@@ -223,5 +235,34 @@ impl RegistryError {
     /// `true` when the thing asked for does not exist (as opposed to "could not tell").
     pub fn is_not_found(&self) -> bool {
         matches!(self, RegistryError::NotFound { .. })
+    }
+
+    /// `true` when the registry refused our identity, or wants one and none was found: a
+    /// set-up problem, not "could not tell".
+    pub fn is_auth(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::AuthRequired { .. }
+                | RegistryError::AuthRejected { .. }
+                | RegistryError::Denied { .. }
+        )
+    }
+
+    /// `true` for a manifest PUT refused because a blob it names is not (yet) visible: a
+    /// registry behind a load balancer or a concurrent push of the same blobs answers so
+    /// for a moment after the blob upload succeeded.
+    pub fn is_blob_unknown(&self) -> bool {
+        match self {
+            RegistryError::NotFound { code, .. } => {
+                matches!(
+                    code.as_deref(),
+                    Some("BLOB_UNKNOWN" | "MANIFEST_BLOB_UNKNOWN")
+                )
+            }
+            RegistryError::UnexpectedStatus { message, .. } => {
+                message.starts_with("BLOB_UNKNOWN") || message.starts_with("MANIFEST_BLOB_UNKNOWN")
+            }
+            _ => false,
+        }
     }
 }

@@ -24,6 +24,11 @@ pub enum Existence {
     /// The registry could not be asked or would not answer; `reason` says why and never
     /// contains a secret.
     Unknown { reason: String },
+    /// The registry refused our credentials, or wants some and none were found. `reason` names
+    /// the registry and the credential source used (file, helper, or none), never a secret.
+    /// Kept apart from `Unknown` so that no "build or assume when unknown" policy can turn a
+    /// refused login into a success.
+    Denied { reason: String },
 }
 
 /// Why an image counts as missing.
@@ -58,6 +63,7 @@ impl fmt::Display for Existence {
             Existence::Exists { digest } => write!(f, "exists ({digest})"),
             Existence::Missing { reason } => write!(f, "missing: {reason}"),
             Existence::Unknown { reason } => write!(f, "unknown: {reason}"),
+            Existence::Denied { reason } => write!(f, "denied: {reason}"),
         }
     }
 }
@@ -90,7 +96,8 @@ impl fmt::Display for MissingReason {
 
 impl RegistryClient {
     /// Checks whether `reference` exists, and, if `platforms` is not empty, has every one of
-    /// them. Never fails: problems become [`Existence::Unknown`].
+    /// them. Never fails: refused credentials become [`Existence::Denied`], other problems
+    /// [`Existence::Unknown`].
     ///
     /// Without platforms this is one `HEAD`. With platforms the manifest is fetched: an index
     /// must list each platform; a single-platform manifest's config blob must match.
@@ -106,6 +113,9 @@ impl RegistryClient {
             Ok(existence) => existence,
             Err(e) if e.is_not_found() => Existence::Missing {
                 reason: MissingReason::NotFound,
+            },
+            Err(e) if e.is_auth() => Existence::Denied {
+                reason: e.to_string(),
             },
             Err(e) => Existence::Unknown {
                 reason: e.to_string(),

@@ -89,13 +89,35 @@ impl RegistryClient {
         let digest = sha256_digest(&body);
         let name = reference.tag.as_deref().unwrap_or(&digest);
         let url = endpoint.url(&format!("v2/{}/manifests/{name}", reference.repository))?;
-        let sent = self
-            .transport
-            .send(&target, Method::PUT, &url, |b| {
-                b.header(CONTENT_TYPE, media_type).body(body.clone())
-            })
-            .await?;
-        expect_success(&endpoint, &format!("manifest `{reference}`"), sent).await?;
-        Ok(digest)
+        let what = format!("manifest `{reference}`");
+        let max = self.transport.retry.max_attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            let sent = self
+                .transport
+                .send(&target, Method::PUT, &url, |b| {
+                    b.header(CONTENT_TYPE, media_type).body(body.clone())
+                })
+                .await?;
+            match expect_success(&endpoint, &what, sent).await {
+                Ok(_) => return Ok(digest),
+                // Right after a blob upload (ours or a concurrent pusher's), a registry may not
+                // see the blob yet; the manifest is fine, so wait and send it again.
+                Err(e) if e.is_blob_unknown() && attempt < max => {
+                    let wait = self.transport.retry.backoff(attempt);
+                    tracing::warn!(
+                        registry = %endpoint.registry,
+                        attempt,
+                        delay_ms = wait.as_millis() as u64,
+                        "{}: pushing {what}: a blob it names is not visible yet ({e}); retrying in {} (attempt {attempt} of {max})",
+                        endpoint.registry,
+                        imagespec_core::net::seconds(wait)
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 }

@@ -2,13 +2,17 @@
 //!
 //! Registries rate-limit (429) and have bad minutes (502/503/504); a single such answer should
 //! not turn into "could not tell whether the image exists". But an existence check sits on the
-//! critical path of every build, so retries are few and short: a registry that is down is
-//! reported as [`crate::Existence::Unknown`] within about a second by default.
+//! critical path of every build, so retries are few and short: a registry that refuses
+//! connections is reported as [`crate::Existence::Unknown`] within about a second by default,
+//! one that accepts and never answers after `max_attempts` times the first-byte timeout.
+//! Retries are never silent: each is a `tracing` warning naming operation, registry, attempt
+//! and wait.
 
 use std::time::{Duration, SystemTime};
 
+use imagespec_core::net::{NetworkTimeouts, seconds};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
-use reqwest::{RequestBuilder, Response, StatusCode};
+use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 
 use crate::error::RegistryError;
 
@@ -50,10 +54,12 @@ impl RetryPolicy {
     }
 }
 
-/// A response and how many tries it took.
+/// A response, how many tries it took, and how long reading a document from it may take.
 pub(crate) struct Sent {
     pub response: Response,
     pub attempts: u32,
+    /// The limit on reading a small document (manifest, token, error) from `response`.
+    pub within: Duration,
 }
 
 fn is_retryable(status: StatusCode) -> bool {
@@ -91,11 +97,45 @@ pub(crate) fn describe(error: &reqwest::Error) -> String {
     }
 }
 
-/// Sends the request built by `build` (called once per try), retrying transient failures.
+/// What a request does, in words, for messages: "checking manifest team/app:v1".
+pub(crate) fn operation(method: &Method, url: &Url) -> String {
+    let path = url.path();
+    let Some(rest) = path.strip_prefix("/v2/") else {
+        return format!("{method} {path}");
+    };
+    if let Some((repository, reference)) = rest.rsplit_once("/manifests/") {
+        let sep = if reference.contains(':') { "@" } else { ":" };
+        let verb = match *method {
+            Method::PUT => "pushing",
+            Method::GET => "reading",
+            _ => "checking",
+        };
+        return format!("{verb} manifest {repository}{sep}{reference}");
+    }
+    if let Some((repository, _)) = rest.split_once("/blobs/uploads") {
+        return format!("uploading a blob to {repository}");
+    }
+    if let Some((repository, digest)) = rest.rsplit_once("/blobs/") {
+        let verb = if *method == Method::GET {
+            "reading"
+        } else {
+            "checking"
+        };
+        let short = digest.get(..19).unwrap_or(digest);
+        return format!("{verb} blob {short}… of {repository}");
+    }
+    format!("{method} {path}")
+}
+
+/// Sends the request built by `build` (called once per try), retrying transient failures:
+/// connection errors, no answer within `timeouts.first_byte`, and retryable statuses. Every
+/// retry is a warning naming the operation, the registry, the attempt and the wait.
 /// A final retryable status is returned as a response (the caller reports it); a final
-/// transport error becomes [`RegistryError::Unreachable`].
+/// transport error becomes [`RegistryError::Unreachable`], a final silence
+/// [`RegistryError::TimedOut`].
 pub(crate) async fn send(
     policy: &RetryPolicy,
+    timeouts: &NetworkTimeouts,
     registry: &str,
     build: impl Fn() -> RequestBuilder,
 ) -> Result<Sent, RegistryError> {
@@ -107,36 +147,62 @@ pub(crate) async fn send(
             reason: describe(&e),
         })?;
         let (method, url) = (request.method().clone(), request.url().clone());
-        match client.execute(request).await {
-            Ok(response) => {
+        let what = operation(&method, &url);
+        let answer = match tokio::time::timeout(timeouts.first_byte, client.execute(request)).await
+        {
+            // The client's idle limit can fire first while waiting for the head: the same
+            // silence, reported the same way.
+            Ok(Err(error)) if error.is_timeout() => Err(()),
+            Ok(result) => Ok(result),
+            Err(_elapsed) => Err(()),
+        };
+        let silence = timeouts.first_byte.min(timeouts.idle);
+        let (failure, wait) = match answer {
+            Ok(Ok(response)) => {
                 let status = response.status();
                 tracing::debug!(%method, %url, status = status.as_u16(), attempt, "registry response");
                 if !is_retryable(status) || attempt >= max {
                     return Ok(Sent {
                         response,
                         attempts: attempt,
+                        within: timeouts.first_byte,
                     });
                 }
                 let wait = retry_after(response.headers(), SystemTime::now())
                     .map(|d| d.min(policy.max_delay))
                     .unwrap_or_else(|| policy.backoff(attempt));
-                tracing::debug!(%method, %url, status = status.as_u16(), wait_ms = wait.as_millis() as u64, "retrying");
-                tokio::time::sleep(wait).await;
+                (format!("answered {}", status.as_u16()), wait)
             }
-            Err(error) if error.is_builder() || attempt >= max => {
-                tracing::debug!(%method, %url, attempt, error = %describe(&error), "request failed");
+            Ok(Err(error)) if error.is_builder() || attempt >= max => {
                 return Err(RegistryError::Unreachable {
                     registry: registry.to_string(),
                     attempts: attempt,
-                    reason: describe(&error),
+                    reason: format!("{what}: {}", describe(&error)),
                 });
             }
-            Err(error) => {
-                let wait = policy.backoff(attempt);
-                tracing::debug!(%method, %url, attempt, error = %describe(&error), wait_ms = wait.as_millis() as u64, "retrying");
-                tokio::time::sleep(wait).await;
+            Ok(Err(error)) => (describe(&error), policy.backoff(attempt)),
+            Err(()) if attempt >= max => {
+                return Err(RegistryError::TimedOut {
+                    registry: registry.to_string(),
+                    operation: what,
+                    limit: silence,
+                    attempts: attempt,
+                });
             }
-        }
+            Err(()) => (
+                format!("no answer within {}", seconds(silence)),
+                policy.backoff(attempt),
+            ),
+        };
+        tracing::warn!(
+            registry,
+            operation = %what,
+            attempt,
+            delay_ms = wait.as_millis() as u64,
+            "{registry}: {what}: {failure}; retrying in {} (attempt {attempt} of {max})",
+            seconds(wait)
+        );
+        tokio::time::sleep(wait).await;
         attempt += 1;
     }
 }
@@ -157,6 +223,31 @@ mod tests {
         assert_eq!(p.backoff(3), Duration::from_millis(800));
         assert_eq!(p.backoff(4), Duration::from_secs(1));
         assert_eq!(p.backoff(60), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn operations_in_words() {
+        let op = |m: Method, u: &str| operation(&m, &Url::parse(u).expect("url"));
+        assert_eq!(
+            op(Method::HEAD, "http://r:5000/v2/team/app/manifests/v1"),
+            "checking manifest team/app:v1"
+        );
+        assert_eq!(
+            op(Method::PUT, "http://r/v2/a/manifests/sha256:abc"),
+            "pushing manifest a@sha256:abc"
+        );
+        assert_eq!(
+            op(Method::POST, "http://r/v2/a/b/blobs/uploads/"),
+            "uploading a blob to a/b"
+        );
+        assert_eq!(
+            op(
+                Method::HEAD,
+                "http://r/v2/a/blobs/sha256:0123456789abcdef0123"
+            ),
+            "checking blob sha256:0123456789ab… of a"
+        );
+        assert_eq!(op(Method::GET, "http://r/token"), "GET /token");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use imagespec_core::net::NetworkTimeouts;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use reqwest::{Method, RequestBuilder, StatusCode, Url};
 
@@ -70,6 +71,7 @@ struct State {
 pub(crate) struct Transport {
     pub http: reqwest::Client,
     pub retry: RetryPolicy,
+    pub timeouts: NetworkTimeouts,
     pub sources: CredentialSources,
     state: Mutex<State>,
 }
@@ -78,11 +80,13 @@ impl Transport {
     pub(crate) fn new(
         http: reqwest::Client,
         retry: RetryPolicy,
+        timeouts: NetworkTimeouts,
         sources: CredentialSources,
     ) -> Self {
         Self {
             http,
             retry,
+            timeouts,
             sources,
             state: Mutex::new(State::default()),
         }
@@ -111,7 +115,7 @@ impl Transport {
         // Credentials go only to the registry itself (an upload `Location` may be elsewhere).
         let attach = target.endpoint.same_origin(url);
         loop {
-            let sent = retry::send(&self.retry, registry, || {
+            let sent = retry::send(&self.retry, &self.timeouts, registry, || {
                 let builder = self.http.request(method.clone(), url.clone());
                 let builder = match (&authorization, attach) {
                     (Some(value), true) => builder.header(AUTHORIZATION, value),
@@ -302,7 +306,7 @@ impl Transport {
         for scope in scopes {
             query.push(("scope", scope));
         }
-        let sent = retry::send(&self.retry, registry, || {
+        let sent = retry::send(&self.retry, &self.timeouts, registry, || {
             match found.map(|f| &f.credential) {
                 Some(Credential::IdentityToken(token)) => {
                     let mut form = query.clone();
@@ -337,13 +341,15 @@ impl Transport {
             });
         }
         if !status.is_success() {
-            let (_, message) = error_summary(sent.response).await;
+            let (_, message) = error_summary(sent.response, sent.within).await;
             return Err(token_error(format!(
                 "it answered {status} after {} attempt(s): {message}",
                 sent.attempts
             )));
         }
-        let bytes = read_limited(sent.response, 1024 * 1024, registry, "token answer").await?;
+        let within = sent.within;
+        let bytes =
+            read_limited(sent.response, 1024 * 1024, registry, "token answer", within).await?;
         let answer: TokenResponse = serde_json::from_slice(&bytes)
             .map_err(|_| token_error("the answer is not JSON with a `token`".to_string()))?;
         let value = answer

@@ -1,6 +1,8 @@
 //! Behaviour against a FAKE registry (see `support/fake.rs`): only faults and flows a real
 //! `docker-registry` cannot be made to produce on demand — 503 storms, `Retry-After`, a hung
-//! server, and a Bearer token service. Every test here says `fake` in its name.
+//! server, one that answers byte by byte or drops a transfer, a 500 or `BLOB_UNKNOWN` before
+//! success, a 401 for good credentials, and a Bearer token service. Every test here says
+//! `fake` in its name, and each is bounded in time by short configured timeouts.
 
 mod support;
 
@@ -8,8 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use imagespec_core::net::NetworkTimeouts;
 use imagespec_registry::{
-    CredentialSources, Existence, ImageReference, RegistryClient, RetryPolicy,
+    CredentialSources, Existence, ImageReference, RegistryClient, RegistryError, RetryPolicy,
 };
 use support::fake::{FakeServer, Reply};
 
@@ -143,24 +146,206 @@ async fn fake_server_retry_after_is_honoured_up_to_the_cap() {
     );
 }
 
-#[tokio::test]
-async fn fake_server_that_hangs_times_out_as_unknown() {
-    let server = FakeServer::start(|_| Reply::hang()).await;
-    let client = RegistryClient::builder()
-        .request_timeout(Duration::from_millis(300))
-        .retry(fast_retry(2))
+/// Short limits for tests: a fault shows within a second, not after the 15 s default.
+fn quick() -> NetworkTimeouts {
+    NetworkTimeouts::uniform(Duration::from_millis(300))
+}
+
+fn quick_client(retry: RetryPolicy) -> RegistryClient {
+    RegistryClient::builder()
+        .timeouts(quick())
+        .retry(retry)
         .build()
-        .expect("client");
-    let started = Instant::now();
-    let existence = client.check(&reference(&server), &[]).await;
+        .expect("client")
+}
+
+/// Bounds a test's wait: a hang fails the test instead of stalling the suite.
+async fn bounded<T>(work: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), work)
+        .await
+        .expect("finished within the bound")
+}
+
+#[tokio::test]
+async fn fake_server_that_accepts_and_never_answers_times_out_naming_operation_and_host() {
+    let server = FakeServer::start(|_| Reply::hang()).await;
+    let logs = support::logs::capture();
+    let existence = bounded(quick_client(fast_retry(2)).check(&reference(&server), &[])).await;
     let Existence::Unknown { reason } = &existence else {
         panic!("expected Unknown, got {existence:?}");
     };
+    let expected = format!(
+        "checking manifest team/app:v1 on {}: no answer within 0.3 s, 2 attempt(s)",
+        server.host()
+    );
+    assert!(reason.contains(&expected), "{reason}");
+    assert!(reason.contains("IMAGESPEC_NETWORK_TIMEOUT"), "{reason}");
+    assert_eq!(server.requests().len(), 2);
+    // The retry was visible: a warning naming host, operation, attempt and wait.
+    let warnings = logs.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
-        reason.contains("timed out") && reason.contains("2 attempt(s)"),
+        warnings[0].contains(&format!(
+            "{}: checking manifest team/app:v1: no answer within 0.3 s; retrying in 0.01 s (attempt 1 of 2)",
+            server.host()
+        )),
+        "{warnings:?}"
+    );
+}
+
+#[tokio::test]
+async fn fake_server_answering_byte_by_byte_times_out() {
+    // Headers one byte every 50 ms: about 5 s for the head, far beyond the 0.3 s limit.
+    let server = FakeServer::start(|_| found().trickle_head(Duration::from_millis(50))).await;
+    let existence = bounded(quick_client(fast_retry(1)).check(&reference(&server), &[])).await;
+    let Existence::Unknown { reason } = &existence else {
+        panic!("expected Unknown, got {existence:?}");
+    };
+    assert!(reason.contains("no answer within 0.3 s"), "{reason}");
+
+    // A document body trickled byte by byte is stuck too, even though bytes keep coming.
+    let manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+    let server = FakeServer::start(move |_| {
+        Reply::status(200)
+            .header("Content-Type", "application/vnd.oci.image.index.v1+json")
+            .body(manifest.to_vec())
+            .trickle_body(Duration::from_millis(50))
+    })
+    .await;
+    let err = bounded(quick_client(fast_retry(1)).get_manifest(&reference(&server)))
+        .await
+        .expect_err("trickled body");
+    let text = err.to_string();
+    assert!(
+        text.contains("reading manifest `") && text.contains("no answer within 0.3 s"),
+        "{text}"
+    );
+    assert!(matches!(err, RegistryError::TimedOut { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn fake_server_500_then_ok_on_manifest_put_is_retried() {
+    let server = FakeServer::start(sequence(
+        1,
+        Reply::status(500),
+        Reply::status(201).header("Docker-Content-Digest", DIGEST),
+    ))
+    .await;
+    let logs = support::logs::capture();
+    let digest = bounded(quick_client(fast_retry(3)).put_manifest(
+        &reference(&server),
+        "application/vnd.oci.image.manifest.v1+json",
+        b"{}".to_vec(),
+    ))
+    .await
+    .expect("pushed on the second try");
+    assert!(digest.starts_with("sha256:"));
+    assert_eq!(server.requests().len(), 2);
+    let warnings = logs.warnings();
+    assert!(
+        warnings.len() == 1
+            && warnings[0].contains("pushing manifest team/app:v1: answered 500; retrying"),
+        "{warnings:?}"
+    );
+}
+
+#[tokio::test]
+async fn fake_server_manifest_blob_unknown_right_after_a_push_is_retried() {
+    let unknown = Reply::status(400).body(
+        r#"{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#,
+    );
+    let server = FakeServer::start(sequence(2, unknown.clone(), Reply::status(201))).await;
+    bounded(quick_client(fast_retry(3)).put_manifest(
+        &reference(&server),
+        "application/vnd.oci.image.manifest.v1+json",
+        b"{}".to_vec(),
+    ))
+    .await
+    .expect("pushed once the blob is visible");
+    assert_eq!(server.requests().len(), 3);
+
+    // Bounded: a blob that never appears is an error after the policy's tries.
+    let server = FakeServer::start(move |_| unknown.clone()).await;
+    let err = bounded(quick_client(fast_retry(2)).put_manifest(
+        &reference(&server),
+        "application/vnd.oci.image.manifest.v1+json",
+        b"{}".to_vec(),
+    ))
+    .await
+    .expect_err("never visible");
+    assert!(err.is_blob_unknown(), "{err:?}");
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn fake_server_that_drops_mid_blob_names_the_blob_and_host() {
+    let blob = vec![7u8; 4096];
+    let digest = imagespec_registry::manifest::sha256_digest(&blob);
+    let server =
+        FakeServer::start(move |_| Reply::status(200).body(blob.clone()).truncate(1000)).await;
+    let err = bounded(quick_client(fast_retry(1)).get_blob(&reference(&server), &digest, 1 << 20))
+        .await
+        .expect_err("dropped");
+    let text = err.to_string();
+    assert!(
+        text.contains(&server.host()) && text.contains(&format!("reading blob `{digest}`")),
+        "{text}"
+    );
+
+    // An upload the server drops without answering: the operation and host are named.
+    let server = FakeServer::start(|req| {
+        if req.method == "HEAD" {
+            Reply::status(404)
+        } else if req.method == "POST" {
+            Reply::status(202).header("Location", "/v2/team/app/blobs/uploads/1")
+        } else {
+            Reply::dropped()
+        }
+    })
+    .await;
+    let err = bounded(quick_client(fast_retry(2)).push_blob(&reference(&server), vec![1u8; 2048]))
+        .await
+        .expect_err("dropped upload");
+    let text = err.to_string();
+    assert!(
+        text.contains(&server.host())
+            && text.contains("uploading a blob to team/app")
+            && text.contains("2 attempt(s)"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn fake_server_401_on_good_credentials_is_denied_naming_the_source() {
+    // The fake refuses everyone, with the right password too: as a registry whose htpasswd
+    // file lost the user would.
+    let server = FakeServer::start(|_| {
+        Reply::status(401).header("WWW-Authenticate", r#"Basic realm="fake""#)
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let client = client_with_config(
+        &dir,
+        serde_json::json!({"auths": {(server.host()): {"username": "user", "password": "S3cret-Pass"}}}),
+    );
+    let existence = bounded(client.check(&reference(&server), &[])).await;
+    let Existence::Denied { reason } = &existence else {
+        panic!("expected Denied, got {existence:?}");
+    };
+    let config = dir.path().join("config.json");
+    assert!(
+        reason.contains("were rejected")
+            && reason.contains(&config.display().to_string())
+            && !reason.contains("S3cret-Pass"),
         "{reason}"
     );
-    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // No credentials at all: denied too, saying none were found and where it looked.
+    let existence = bounded(quick_client(fast_retry(1)).check(&reference(&server), &[])).await;
+    let Existence::Denied { reason } = &existence else {
+        panic!("expected Denied, got {existence:?}");
+    };
+    assert!(reason.contains("no credentials were found"), "{reason}");
 }
 
 /// A fake registry with a Bearer token service at `/token` on the same server. The token
@@ -257,7 +442,7 @@ async fn fake_server_bearer_token_flow_with_basic_credentials() {
 }
 
 #[tokio::test]
-async fn fake_server_bearer_with_wrong_password_is_unknown() {
+async fn fake_server_bearer_with_wrong_password_is_denied() {
     let server = bearer_registry(false).await;
     let dir = tempfile::tempdir().expect("tmp");
     let client = client_with_config(
@@ -265,8 +450,8 @@ async fn fake_server_bearer_with_wrong_password_is_unknown() {
         serde_json::json!({"auths": {(server.host()): {"username": "user", "password": "Not-The-Pass"}}}),
     );
     let existence = client.check(&reference(&server), &[]).await;
-    let Existence::Unknown { reason } = &existence else {
-        panic!("expected Unknown, got {existence:?}");
+    let Existence::Denied { reason } = &existence else {
+        panic!("expected Denied, got {existence:?}");
     };
     assert!(
         reason.contains("were rejected") && !reason.contains("Not-The-Pass"),

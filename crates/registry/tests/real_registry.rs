@@ -38,9 +38,11 @@ fn fast_retry() -> RetryPolicy {
     }
 }
 
-fn assert_unknown_without_secret(existence: &Existence, secret: &str) -> String {
-    let Existence::Unknown { reason } = existence else {
-        panic!("expected Unknown, got {existence:?}");
+/// Refused or missing credentials are `Denied`: never `Unknown` (which a policy could turn into
+/// "assume it exists"), never `Missing`.
+fn assert_denied_without_secret(existence: &Existence, secret: &str) -> String {
+    let Existence::Denied { reason } = existence else {
+        panic!("expected Denied, got {existence:?}");
     };
     assert!(
         !reason.contains(secret),
@@ -83,7 +85,7 @@ async fn exists_and_missing_with_correct_credentials() {
 }
 
 #[tokio::test]
-async fn wrong_password_is_unknown_not_missing_and_never_leaks() {
+async fn wrong_password_is_denied_not_missing_and_never_leaks() {
     let registry = TestRegistry::start();
     let good = client_with_password(&registry, &registry.password);
     let app = registry.reference("team/app:v1");
@@ -93,7 +95,7 @@ async fn wrong_password_is_unknown_not_missing_and_never_leaks() {
     let bad = client_with_password(&registry, wrong_password);
     for reference in [app.clone(), registry.reference("team/app:absent")] {
         let existence = bad.check(&reference, &[]).await;
-        let reason = assert_unknown_without_secret(&existence, wrong_password);
+        let reason = assert_denied_without_secret(&existence, wrong_password);
         assert!(
             reason.contains(&format!("credentials for {} ", registry.addr))
                 && reason.contains("were rejected"),
@@ -101,18 +103,18 @@ async fn wrong_password_is_unknown_not_missing_and_never_leaks() {
         );
         // With platforms, the GET path must behave the same.
         let existence = bad.check(&reference, &[platform("linux/amd64")]).await;
-        assert_unknown_without_secret(&existence, wrong_password);
+        assert_denied_without_secret(&existence, wrong_password);
     }
 }
 
 #[tokio::test]
-async fn no_credentials_is_unknown_and_says_how_to_log_in() {
+async fn no_credentials_is_denied_and_says_how_to_log_in() {
     let registry = TestRegistry::start();
     let anonymous = RegistryClient::builder().build().expect("client");
     let existence = anonymous
         .check(&registry.reference("team/app:v1"), &[])
         .await;
-    let reason = assert_unknown_without_secret(&existence, &registry.password);
+    let reason = assert_denied_without_secret(&existence, &registry.password);
     assert!(reason.contains("requires authentication"), "{reason}");
     assert!(reason.contains("docker login"), "{reason}");
 }

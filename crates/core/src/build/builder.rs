@@ -63,6 +63,13 @@ pub enum Existence {
     Unknown {
         reason: String,
     },
+    /// The registry refused the credentials (or wants some and none were found). Not a kind
+    /// of "unknown": no `--if-unknown` policy applies, because building or assuming would
+    /// only hide a set-up problem the push would hit anyway. `reason` names the registry and
+    /// the credential source used (a file, a helper, or none), never a secret.
+    Denied {
+        reason: String,
+    },
 }
 
 /// The answer of [`ImageBuilder::locate`].

@@ -9,8 +9,8 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use super::builder::{
-    BuildError, BuildOutput, BuildRequest, BuilderKind, EventSink, Existence, ExistsQuery,
-    ImageBuilder,
+    BuildError, BuildErrorKind, BuildOutput, BuildRequest, BuilderKind, EventSink, Existence,
+    ExistsQuery, ImageBuilder,
 };
 use super::registry::{BuilderRegistry, UnknownBuilder};
 use super::variant::Variant;
@@ -169,6 +169,14 @@ pub enum EngineError {
         /// The `fail` policy came from `FLYTE_IMG_FAST_FAIL`, not from the user's choice.
         fast_fail: bool,
     },
+    /// The registry refused the credentials during the existence check; whatever the
+    /// existence policy, this is an error.
+    #[error(
+        "cannot check whether {image} exists: {reason}\n  fix the credentials (`docker login`, the credential helper, or the spec's `registry_config`); --if-unknown does not apply to refused credentials"
+    )]
+    Denied { image: String, reason: String },
+    #[error(transparent)]
+    NetworkTimeout(crate::net::TimeoutError),
     #[error("building {image} with `{builder}` failed: {source}")]
     Build {
         image: String,
@@ -357,6 +365,9 @@ impl Engine {
         resolved: Option<&ResolvedImage>,
         options: &EngineOptions,
     ) -> Result<Planned, EngineError> {
+        // Every backend's network client reads IMAGESPEC_NETWORK_TIMEOUT; a value it cannot use
+        // is refused here, before any work, rather than turned into "existence unknown".
+        crate::net::NetworkTimeouts::from_env().map_err(EngineError::NetworkTimeout)?;
         let base = match spec.base() {
             Some(base_spec) => Some(Box::new(
                 self.plan_with(
@@ -461,6 +472,39 @@ impl Engine {
         })
     }
 
+    /// The cross-process build lock for `image` (see [`super::lock`]). A lock that cannot be
+    /// set up is not worth failing a build for: the names are content-derived, so an
+    /// unlocked build is only wasted work, and the warning says so.
+    async fn lock_for_build(
+        &self,
+        image: &str,
+        builder: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Option<super::lock::BuildLock>, EngineError> {
+        use super::lock::{LockError, acquire, lock_dir};
+        match acquire(&lock_dir(), image, cancel).await {
+            Ok(lock) => Ok(Some(lock)),
+            Err(LockError::Cancelled) => Err(EngineError::Build {
+                image: image.to_string(),
+                builder: builder.to_string(),
+                source: Box::new(BuildError::new(
+                    BuildErrorKind::Cancelled,
+                    format!(
+                        "cancelled while waiting for another imagespec process building {image}"
+                    ),
+                )),
+            }),
+            Err(LockError::Io { path, source }) => {
+                tracing::warn!(
+                    "cannot take the build lock {} ({source}); building {image} without it, so \
+                     another imagespec process may build it too",
+                    path.display()
+                );
+                Ok(None)
+            }
+        }
+    }
+
     async fn ensure_one(
         &self,
         planned: &Planned,
@@ -490,6 +534,14 @@ impl Engine {
             });
         }
         let forced = options.force || spec.spec.force_push;
+        // Build once per machine: held from before the existence check until the build is
+        // done, so a peer process that waited finds the image this one pushed.
+        let _lock = if forced || dry_run {
+            None
+        } else {
+            self.lock_for_build(&image, builder.name(), &options.cancel)
+                .await?
+        };
         let existence = if forced {
             None
         } else {
@@ -514,6 +566,12 @@ impl Engine {
                     });
                 }
                 Existence::Missing => {}
+                Existence::Denied { reason } => {
+                    return Err(EngineError::Denied {
+                        image,
+                        reason: reason.clone(),
+                    });
+                }
                 Existence::Unknown { reason } => match options.policy {
                     ExistencePolicy::Fail => {
                         return Err(EngineError::ExistenceUnknown {

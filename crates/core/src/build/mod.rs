@@ -2,6 +2,7 @@
 
 pub mod builder;
 pub mod engine;
+mod lock;
 pub mod noop;
 pub mod registry;
 pub mod testing;

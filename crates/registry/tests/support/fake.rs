@@ -29,13 +29,20 @@ impl Seen {
     }
 }
 
-/// What the fake answers. `hang` keeps the connection open without answering.
+/// What the fake answers. `hang` keeps the connection open without answering; `drop` closes
+/// it without answering; `truncate` sends the headers (with the full `Content-Length`) and
+/// only that many body bytes, then closes; `trickle_head` / `trickle_body` send the head or
+/// the body one byte at a time with that pause between bytes.
 #[derive(Debug, Clone, Default)]
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub hang: bool,
+    pub drop: bool,
+    pub truncate: Option<usize>,
+    pub trickle_head: Option<std::time::Duration>,
+    pub trickle_body: Option<std::time::Duration>,
 }
 
 impl Reply {
@@ -58,6 +65,24 @@ impl Reply {
             hang: true,
             ..Self::default()
         }
+    }
+    pub fn dropped() -> Self {
+        Self {
+            drop: true,
+            ..Self::default()
+        }
+    }
+    pub fn truncate(mut self, bytes: usize) -> Self {
+        self.truncate = Some(bytes);
+        self
+    }
+    pub fn trickle_head(mut self, pause: std::time::Duration) -> Self {
+        self.trickle_head = Some(pause);
+        self
+    }
+    pub fn trickle_body(mut self, pause: std::time::Duration) -> Self {
+        self.trickle_body = Some(pause);
+        self
     }
 }
 
@@ -150,6 +175,9 @@ async fn serve(mut stream: TcpStream, seen: Arc<Mutex<Vec<Seen>>>, handler: Arc<
         tokio::time::sleep(std::time::Duration::from_secs(30)).await;
         return;
     }
+    if reply.drop {
+        return;
+    }
     let mut out = format!("HTTP/1.1 {} Fake\r\nConnection: close\r\n", reply.status);
     for (k, v) in &reply.headers {
         out.push_str(&format!("{k}: {v}\r\n"));
@@ -158,10 +186,35 @@ async fn serve(mut stream: TcpStream, seen: Arc<Mutex<Vec<Seen>>>, handler: Arc<
         out.push_str(&format!("Content-Length: {}\r\n", reply.body.len()));
     }
     out.push_str("\r\n");
-    let mut bytes = out.into_bytes();
-    if request.method != "HEAD" {
-        bytes.extend_from_slice(&reply.body);
+    let head = out.into_bytes();
+    let mut body = if request.method != "HEAD" {
+        reply.body.clone()
+    } else {
+        Vec::new()
+    };
+    if let Some(n) = reply.truncate {
+        body.truncate(n);
     }
-    let _ = stream.write_all(&bytes).await;
+    if write(&mut stream, &head, reply.trickle_head).await.is_err() {
+        return;
+    }
+    let _ = write(&mut stream, &body, reply.trickle_body).await;
     let _ = stream.shutdown().await;
+}
+
+/// Writes `bytes`, all at once or one byte per `pause`.
+async fn write(
+    stream: &mut TcpStream,
+    bytes: &[u8],
+    pause: Option<std::time::Duration>,
+) -> std::io::Result<()> {
+    let Some(pause) = pause else {
+        return stream.write_all(bytes).await;
+    };
+    for byte in bytes {
+        stream.write_all(std::slice::from_ref(byte)).await?;
+        stream.flush().await?;
+        tokio::time::sleep(pause).await;
+    }
+    Ok(())
 }

@@ -3,6 +3,7 @@
 
 pub mod fake;
 pub mod image;
+pub mod logs;
 pub mod registry;
 
 use std::path::Path;

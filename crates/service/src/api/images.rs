@@ -58,6 +58,7 @@ pub async fn exists(
         Existence::Exists => (ExistsState::Exists, None),
         Existence::Missing => (ExistsState::Missing, None),
         Existence::Unknown { reason } => (ExistsState::Unknown, Some(reason)),
+        Existence::Denied { reason } => (ExistsState::Denied, Some(reason)),
     };
     Ok(axum::Json(ExistsResponse {
         image: name.to_string(),
