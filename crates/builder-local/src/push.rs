@@ -289,9 +289,6 @@ pub(crate) async fn push(
         }
         let wait = PUSH_RETRY_DELAY.saturating_mul(2u32.saturating_pow(attempt - 1));
         tracing::warn!(
-            registry,
-            attempt,
-            delay_ms = wait.as_millis() as u64,
             "{registry}: pushing {image}: {}; retrying in {} (attempt {attempt} of {PUSH_ATTEMPTS})",
             failure.message,
             imagespec_core::net::seconds(wait)

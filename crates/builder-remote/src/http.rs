@@ -258,8 +258,6 @@ impl Api {
                         .map(|w| w.min(self.retry.max_retry_after))
                         .unwrap_or_else(|| self.retry.delay(failures));
                     tracing::warn!(
-                        attempt = failures,
-                        delay_ms = delay.as_millis() as u64,
                         "build service {}: {operation}: {reason}; retrying in {} (attempt {failures} of {})",
                         self.base,
                         seconds(delay),

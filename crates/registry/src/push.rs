@@ -106,9 +106,6 @@ impl RegistryClient {
                 Err(e) if e.is_blob_unknown() && attempt < max => {
                     let wait = self.transport.retry.backoff(attempt);
                     tracing::warn!(
-                        registry = %endpoint.registry,
-                        attempt,
-                        delay_ms = wait.as_millis() as u64,
                         "{}: pushing {what}: a blob it names is not visible yet ({e}); retrying in {} (attempt {attempt} of {max})",
                         endpoint.registry,
                         imagespec_core::net::seconds(wait)

@@ -195,10 +195,6 @@ pub(crate) async fn send(
             ),
         };
         tracing::warn!(
-            registry,
-            operation = %what,
-            attempt,
-            delay_ms = wait.as_millis() as u64,
             "{registry}: {what}: {failure}; retrying in {} (attempt {attempt} of {max})",
             seconds(wait)
         );
