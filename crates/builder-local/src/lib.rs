@@ -254,6 +254,10 @@ impl ImageBuilder for LocalBuilder {
         }
         match self.engine().await {
             Ok(engine) => exists::in_engine(engine, image, &query.platforms).await,
+            // No engine to look in is no engine to build with either.
+            Err(e) if e.kind() == BuildErrorKind::Unavailable => Existence::Unavailable {
+                reason: e.to_string(),
+            },
             Err(e) => Existence::Unknown {
                 reason: e.to_string(),
             },

@@ -262,9 +262,11 @@ impl ImageBuilder for RemoteBuilder {
     /// without a registry lives in the service's own registry).
     async fn locate(&self, image: &ImageName, query: &ExistsQuery) -> Located {
         let unknown = |reason: String| Located::at_requested_name(Existence::Unknown { reason });
+        let unavailable =
+            |reason: String| Located::at_requested_name(Existence::Unavailable { reason });
         let api = match self.api() {
             Ok(api) => api,
-            Err(e) => return unknown(e.to_string()),
+            Err(e) => return unavailable(e.to_string()),
         };
         let image = image.to_string();
         let platforms = query.platforms.join(",");
@@ -279,6 +281,10 @@ impl ImageBuilder for RemoteBuilder {
                 return Located::at_requested_name(Existence::Denied {
                     reason: e.to_string(),
                 });
+            }
+            // A service that cannot be reached cannot build either.
+            Err(e @ crate::error::RemoteError::Unreachable { .. }) => {
+                return unavailable(e.to_string());
             }
             Err(e) => return unknown(e.to_string()),
         };

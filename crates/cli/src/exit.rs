@@ -55,6 +55,7 @@ fn classify_engine(e: &EngineError) -> (u8, &'static str) {
         EngineError::ExistenceUnknown { .. } => (EXISTENCE_UNKNOWN, "existence_unknown"),
         // Refused registry credentials during the existence check: a set-up problem.
         EngineError::Denied { .. } => (BUILDER, "auth"),
+        EngineError::Unavailable { .. } => (BUILDER, "builder"),
         EngineError::Build { source, .. } if source.kind == BuildErrorKind::Cancelled => {
             (CANCELLED, "cancelled")
         }

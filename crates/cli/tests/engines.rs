@@ -109,3 +109,55 @@ fn a_docker_context_that_does_not_exist_exits_4() {
         "{stderr}"
     );
 }
+
+#[test]
+fn without_force_the_existence_check_of_a_dead_engine_exits_4_not_5() {
+    let config = tempfile::tempdir().expect("tempdir");
+    let dead = format!("unix://{}/no-engine.sock", config.path().display());
+    let mut cmd = Command::cargo_bin("imagespec").expect("binary");
+    cmd.current_dir(example())
+        .env("IMAGESPEC_CONFIG", "/nonexistent/imagespec-config.yaml")
+        .env("DOCKER_CONFIG", config.path())
+        .env_remove("DOCKER_HOST")
+        .env_remove("CONTAINER_HOST")
+        .env_remove("IMAGESPEC_VARIANT")
+        .timeout(Duration::from_secs(120))
+        // `--no-push`: the image would be looked for in the engine's own store.
+        .args(["build", "--no-push", "--if-unknown", "assume", "spec.yaml"])
+        .args(["--engine", &dead]);
+    let stderr = exits_4(&mut cmd);
+    assert!(stderr.contains(&dead), "{stderr}");
+    assert!(!stderr.contains("assum"), "no policy applies: {stderr}");
+}
+
+#[test]
+fn an_unreachable_build_service_exits_4_not_5() {
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut cmd = Command::cargo_bin("imagespec").expect("binary");
+    cmd.current_dir(example())
+        .env("IMAGESPEC_CONFIG", "/nonexistent/imagespec-config.yaml")
+        .env("IMAGESPEC_REMOTE_URL", &url)
+        .env("IMAGESPEC_REMOTE_TOKEN", "t0ken-for-nothing")
+        .env("IMAGESPEC_NETWORK_TIMEOUT", "2")
+        .env_remove("IMAGESPEC_VARIANT")
+        .timeout(Duration::from_secs(120))
+        .args([
+            "build",
+            "--builder",
+            "union",
+            "--if-unknown",
+            "build",
+            "spec.yaml",
+        ]);
+    let stderr = exits_4(&mut cmd);
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    assert!(
+        !stderr.contains("t0ken"),
+        "the token never appears: {stderr}"
+    );
+}

@@ -70,6 +70,12 @@ pub enum Existence {
     Denied {
         reason: String,
     },
+    /// The builder itself cannot be reached: no engine answered (or not the one the user
+    /// named), the build service is down or refuses the connection. Not "unknown" either: the
+    /// build would fail the same way, so no policy applies.
+    Unavailable {
+        reason: String,
+    },
 }
 
 /// The answer of [`ImageBuilder::locate`].

@@ -175,6 +175,15 @@ pub enum EngineError {
         "cannot check whether {image} exists: {reason}\n  fix the credentials (`docker login`, the credential helper, or the spec's `registry_config`); --if-unknown does not apply to refused credentials"
     )]
     Denied { image: String, reason: String },
+    /// The builder could not be reached to check whether the image exists.
+    #[error(
+        "builder `{builder}` cannot be reached to check whether {image} exists: {reason}\n  --if-unknown does not apply: the build would need the same builder"
+    )]
+    Unavailable {
+        image: String,
+        builder: String,
+        reason: String,
+    },
     #[error(transparent)]
     NetworkTimeout(crate::net::TimeoutError),
     #[error("building {image} with `{builder}` failed: {source}")]
@@ -569,6 +578,13 @@ impl Engine {
                 Existence::Denied { reason } => {
                     return Err(EngineError::Denied {
                         image,
+                        reason: reason.clone(),
+                    });
+                }
+                Existence::Unavailable { reason } => {
+                    return Err(EngineError::Unavailable {
+                        image,
+                        builder: builder.name().to_string(),
                         reason: reason.clone(),
                     });
                 }

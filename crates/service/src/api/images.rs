@@ -57,7 +57,11 @@ pub async fn exists(
     let (state, reason) = match answer {
         Existence::Exists => (ExistsState::Exists, None),
         Existence::Missing => (ExistsState::Missing, None),
-        Existence::Unknown { reason } => (ExistsState::Unknown, Some(reason)),
+        // The worker's engine being unreachable is the service's problem: to the client the
+        // answer is "cannot tell".
+        Existence::Unknown { reason } | Existence::Unavailable { reason } => {
+            (ExistsState::Unknown, Some(reason))
+        }
         Existence::Denied { reason } => (ExistsState::Denied, Some(reason)),
     };
     Ok(axum::Json(ExistsResponse {
