@@ -1,28 +1,13 @@
 //! The `imagespec` binary on the bundled examples: output, JSON, exit codes, and a real build.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use assert_cmd::Command;
 use predicates::prelude::*;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
 
-fn example(name: &str) -> PathBuf {
-    repo().join("examples").join(name)
-}
-
-/// `imagespec` run in `dir`, isolated from the user's configuration and variant.
-fn imagespec(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("imagespec").expect("binary");
-    cmd.current_dir(dir)
-        .env("IMAGESPEC_CONFIG", "/nonexistent/imagespec-config.yaml")
-        .env_remove("IMAGESPEC_VARIANT")
-        .env_remove("FLYTE_FORCE_PUSH_IMAGE_SPEC")
-        .env_remove("FLYTE_IMG_FAST_FAIL");
-    cmd
-}
+use common::{example, imagespec, registry_env, repo};
 
 fn stdout_of(cmd: &mut Command) -> String {
     let out = cmd.output().expect("run");
@@ -262,25 +247,6 @@ fn dockerfile_and_context_are_reproducible() {
         !a.windows(b"todo.txt".len()).any(|w| w == b"todo.txt"),
         ".dockerignore'd file in the context"
     );
-}
-
-/// The dev environment's registry credentials, or a failure that says how to get them.
-fn registry_env() -> Vec<(String, String)> {
-    // `IMAGESPEC_DEV_DIR` (set by `.dev-env/env`) lets a git worktree use the one dev environment.
-    let dev_dir = std::env::var_os("IMAGESPEC_DEV_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".dev-env"));
-    let path = dev_dir.join("registry.env");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; run `bash scripts/dev-env.sh` first",
-            path.display()
-        )
-    });
-    text.lines()
-        .filter_map(|l| l.trim_start_matches("export ").split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
-        .collect()
 }
 
 fn docker_config_with_registry_login() -> tempfile::TempDir {

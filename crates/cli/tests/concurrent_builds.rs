@@ -2,53 +2,21 @@
 //! password-protected registry: concurrent builds of one new spec on one machine build it once,
 //! and refused registry credentials are an error whatever `--if-unknown` says.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
 
-/// `imagespec` run in `dir`, isolated from the user's configuration and variant.
-fn imagespec(dir: &Path) -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("imagespec"));
-    cmd.current_dir(dir)
-        .env("IMAGESPEC_CONFIG", "/nonexistent/imagespec-config.yaml")
-        .env_remove("IMAGESPEC_VARIANT")
-        .env_remove("FLYTE_FORCE_PUSH_IMAGE_SPEC")
-        .env_remove("FLYTE_IMG_FAST_FAIL")
-        .env_remove("RUST_LOG");
-    cmd
-}
+use common::{isolated as imagespec, registry_env as dev_registry_env, registry_var};
 
-/// The dev environment's registry and login, or a failure that says how to get them.
+/// The dev environment's registry, user and password.
 fn registry_env() -> (String, String, String) {
-    let dir = std::env::var_os("IMAGESPEC_DEV_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".dev-env"));
-    let path = dir.join("registry.env");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; run `bash scripts/dev-env.sh` first",
-            path.display()
-        )
-    });
-    let vars: Vec<(String, String)> = text
-        .lines()
-        .filter_map(|l| l.trim_start_matches("export ").split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
-        .collect();
-    let get = |k: &str| {
-        vars.iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
+    let env = dev_registry_env();
     (
-        get("IMAGESPEC_REGISTRY"),
-        get("IMAGESPEC_REGISTRY_USER"),
-        get("IMAGESPEC_REGISTRY_PASSWORD"),
+        registry_var(&env, "IMAGESPEC_REGISTRY"),
+        registry_var(&env, "IMAGESPEC_REGISTRY_USER"),
+        registry_var(&env, "IMAGESPEC_REGISTRY_PASSWORD"),
     )
 }
 

@@ -1,20 +1,10 @@
 //! Symlinks and special files in a spec's trees: every command agrees on what they mean.
 
 use std::os::unix::fs::symlink;
-use std::path::Path;
 
-use assert_cmd::Command;
+mod common;
 
-/// `imagespec` run in `dir`, isolated from the user's configuration and variant.
-fn imagespec(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("imagespec").expect("binary");
-    cmd.current_dir(dir)
-        .env("IMAGESPEC_CONFIG", "/nonexistent/imagespec-config.yaml")
-        .env_remove("IMAGESPEC_VARIANT")
-        .env_remove("FLYTE_FORCE_PUSH_IMAGE_SPEC")
-        .env_remove("FLYTE_IMG_FAST_FAIL");
-    cmd
-}
+use common::imagespec;
 
 fn project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tmp");

@@ -122,32 +122,17 @@ fn open_nonblocking(path: &Path) -> std::io::Result<File> {
     options.open(path)
 }
 
-/// What a non-regular file is, in words.
-fn special_kind(metadata: &std::fs::Metadata) -> Option<&'static str> {
+/// What a non-regular file is, in words (the kinds every spec input names the same way).
+fn special_kind(metadata: &std::fs::Metadata) -> Option<String> {
     let t = metadata.file_type();
     if t.is_file() {
         return None;
     }
     if t.is_dir() {
-        return Some("a directory");
+        return Some("a directory".to_string());
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if t.is_fifo() {
-            return Some("a FIFO (named pipe)");
-        }
-        if t.is_char_device() {
-            return Some("a character device");
-        }
-        if t.is_block_device() {
-            return Some("a block device");
-        }
-        if t.is_socket() {
-            return Some("a socket");
-        }
-    }
-    Some("not a regular file")
+    let kind = crate::tree::filesystem::special_kind(&t).unwrap_or("special file");
+    Some(format!("a {kind}"))
 }
 
 /// The name of the pseudo file system `file` is on (`/proc`, `/sys`), whose files report a size of

@@ -1,0 +1,57 @@
+//! Helpers of the CLI's test files (a module of each, so not a test target itself).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn example(name: &str) -> PathBuf {
+    repo().join("examples").join(name)
+}
+
+/// The `imagespec` binary run in `dir`, isolated from the user's configuration and variant.
+pub fn isolated(dir: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("imagespec"));
+    cmd.current_dir(dir)
+        .env("IMAGESPEC_CONFIG", "/nonexistent/imagespec-config.yaml")
+        .env_remove("IMAGESPEC_VARIANT")
+        .env_remove("FLYTE_FORCE_PUSH_IMAGE_SPEC")
+        .env_remove("FLYTE_IMG_FAST_FAIL")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+/// [`isolated`] as an `assert_cmd` command.
+pub fn imagespec(dir: &Path) -> assert_cmd::Command {
+    assert_cmd::Command::from_std(isolated(dir))
+}
+
+/// The dev environment's registry variables (`IMAGESPEC_REGISTRY`, `..._USER`, `..._PASSWORD`),
+/// or a failure that says how to get them. `IMAGESPEC_DEV_DIR` (set by `.dev-env/env`) lets a
+/// git worktree use the one dev environment.
+pub fn registry_env() -> Vec<(String, String)> {
+    let dev_dir = std::env::var_os("IMAGESPEC_DEV_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".dev-env"));
+    let path = dev_dir.join("registry.env");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run `bash scripts/dev-env.sh` first",
+            path.display()
+        )
+    });
+    text.lines()
+        .filter_map(|l| l.trim_start_matches("export ").split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .collect()
+}
+
+/// One of [`registry_env`]'s variables, or empty.
+pub fn registry_var(env: &[(String, String)], key: &str) -> String {
+    env.iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
