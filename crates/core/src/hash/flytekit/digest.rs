@@ -57,18 +57,28 @@ pub fn copy_digest(root: &Path, entries: &[String]) -> Result<String, FlytekitEr
 
 /// `ls_files(source_root, CopyFileDetection.ALL, deref_symlinks=False, ignore_group)`: every
 /// file not excluded by flytekit's ignore group, `.git` directories skipped, sorted by path.
+///
+/// `source_root` is the text as written: flytekit walks it relative to the working directory
+/// and hands the ignore rules the walked paths, which for a relative root still start with it
+/// (`src/a.pyc`, not `a.pyc`); only an absolute root is made relative first. So a `.gitignore`
+/// pattern such as `secret.txt` matches only when the root is `.` or absolute, in flytekit and
+/// here alike.
 pub fn source_digest(root: &Path, source_root: &str) -> Result<String, FlytekitError> {
     let top = root.join(source_root);
     let ignore = IgnoreGroup::new(&top)?;
     let mut files = Vec::new();
     walk(&top, &top, &mut files, &|name| name == ".git")?;
-    files.retain(|(_, rel)| !ignore.is_ignored(rel));
-    // `all_files.sort()` sorts absolute paths; with one common prefix that is the relative order.
-    files.sort_by(|a, b| {
-        a.0.as_os_str()
-            .as_encoded_bytes()
-            .cmp(b.0.as_os_str().as_encoded_bytes())
+    let absolute = Path::new(source_root).is_absolute();
+    files.retain(|(_, rel)| {
+        let seen = if absolute {
+            rel.clone()
+        } else {
+            format!("{}/{rel}", source_root.trim_end_matches('/'))
+        };
+        !ignore.is_ignored(&seen)
     });
+    // `all_files.sort()` sorts paths that share one prefix: the relative order.
+    files.sort_by(|a, b| a.1.as_bytes().cmp(b.1.as_bytes()));
     let mut hasher = Md5::new();
     for (abs, rel) in files {
         update(&mut hasher, &abs, &rel)?;
@@ -186,8 +196,20 @@ impl IgnoreGroup {
         Ok(IgnoreGroup { git_ignored })
     }
 
-    fn is_ignored(&self, rel: &str) -> bool {
-        self.git_ignored.contains(rel) || STANDARD_IGNORE_PATTERNS.iter().any(|p| fnmatch(p, rel))
+    /// `path` as flytekit's ignores see it; git's list is compared with `Path(path).as_posix()`.
+    fn is_ignored(&self, path: &str) -> bool {
+        self.git_ignored.contains(&as_posix(path))
+            || STANDARD_IGNORE_PATTERNS.iter().any(|p| fnmatch(p, path))
+    }
+}
+
+/// `pathlib.PurePosixPath(path).as_posix()`: `.` components and repeated or trailing `/` dropped.
+fn as_posix(path: &str) -> String {
+    let lead = if path.starts_with('/') { "/" } else { "" };
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    match (lead, parts.is_empty()) {
+        ("", true) => ".".to_string(),
+        _ => format!("{lead}{}", parts.join("/")),
     }
 }
 
@@ -207,6 +229,13 @@ fn fnmatch(pattern: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn as_posix_drops_dots_and_slashes() {
+        assert_eq!(as_posix("./a//b/"), "a/b");
+        assert_eq!(as_posix("src/./x.py"), "src/x.py");
+        assert_eq!(as_posix("/abs/x"), "/abs/x");
+    }
 
     #[test]
     fn fnmatch_star_crosses_slashes() {
