@@ -110,7 +110,10 @@ fn every_corpus_spec_gets_flytekits_exact_name() {
     assert_eq!(reference.len(), specs.len(), "{reference:?}");
     let mut mismatches = Vec::new();
     for (spec, expected) in &reference {
-        assert!(!expected.starts_with("ERROR"), "flytekit refused {spec}: {expected}");
+        assert!(
+            !expected.starts_with("ERROR"),
+            "flytekit refused {spec}: {expected}"
+        );
         let got = imagespec_name(dir.path(), spec);
         if &got != expected {
             mismatches.push(format!("{spec}: imagespec {got} != flytekit {expected}"));
@@ -132,7 +135,11 @@ fn gitignored_source_files_count_exactly_where_flytekit_counts_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     let run = |args: &[&str]| {
-        let out = Process::new("git").args(args).current_dir(root).output().expect("git");
+        let out = Process::new("git")
+            .args(args)
+            .current_dir(root)
+            .output()
+            .expect("git");
         assert!(out.status.success(), "git {args:?}");
     };
     run(&["init", "-q"]);
@@ -141,22 +148,34 @@ fn gitignored_source_files_count_exactly_where_flytekit_counts_them() {
     std::fs::write(root.join("src/main.py"), "print(1)\n").expect("write");
     let dot = "dot.yaml".to_string();
     let sub = "sub.yaml".to_string();
-    std::fs::write(root.join(&dot), "name: dot\nsource_root: .\nsource_copy_mode: all\n")
-        .expect("write");
-    std::fs::write(root.join(&sub), "name: sub\nsource_root: src\nsource_copy_mode: all\n")
-        .expect("write");
+    std::fs::write(
+        root.join(&dot),
+        "name: dot\nsource_root: .\nsource_copy_mode: all\n",
+    )
+    .expect("write");
+    std::fs::write(
+        root.join(&sub),
+        "name: sub\nsource_root: src\nsource_copy_mode: all\n",
+    )
+    .expect("write");
     let names = || (imagespec_name(root, &dot), imagespec_name(root, &sub));
     let before = names();
     std::fs::write(root.join("secret.txt"), "ignored").expect("write");
     std::fs::write(root.join("src/secret.txt"), "counted by flytekit").expect("write");
     let after = names();
     assert_eq!(before.0, after.0, "ignored in the `.` root");
-    assert_ne!(before.1, after.1, "counted under `src`, as flytekit counts it");
+    assert_ne!(
+        before.1, after.1,
+        "counted under `src`, as flytekit counts it"
+    );
     let reference = flytekit_names(root, &[dot.clone(), sub.clone()]);
     assert_eq!((reference[0].1.clone(), reference[1].1.clone()), after);
     std::fs::write(root.join("kept.txt"), "kept").expect("write");
     let changed = imagespec_name(root, &dot);
-    assert_ne!(changed, after.0, "a file that is not ignored changes the name");
+    assert_ne!(
+        changed, after.0,
+        "a file that is not ignored changes the name"
+    );
     assert_eq!(flytekit_names(root, &[dot])[0].1, changed);
 }
 
@@ -177,9 +196,15 @@ fn loaded_modules_is_refused_with_the_fix() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("auto.yaml:2:"), "located: {stderr}");
-    assert!(stderr.contains("source_copy_mode: all"), "the fix: {stderr}");
+    assert!(
+        stderr.contains("source_copy_mode: all"),
+        "the fix: {stderr}"
+    );
     // imagespec's own scheme names the same spec.
-    imagespec(dir.path()).args(["tag", "auto.yaml"]).assert().success();
+    imagespec(dir.path())
+        .args(["tag", "auto.yaml"])
+        .assert()
+        .success();
 }
 
 /// The scheme comes from the flag, then `IMAGESPEC_TAG_SCHEME`, then the config file; the
@@ -190,12 +215,19 @@ fn the_scheme_comes_from_flag_env_or_config_and_defaults_to_imagespec() {
     let spec = "01-minimal.yaml";
     let tag = |cmd: &mut Command| {
         let out = cmd.output().expect("run");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     let default = tag(imagespec(dir.path()).args(["tag", spec]));
     let hex = default.rsplit(':').next().unwrap_or_default();
-    assert!(hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()), "{default}");
+    assert!(
+        hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{default}"
+    );
     let flag = tag(imagespec(dir.path()).args(["tag", "--tag-scheme", "flytekit", spec]));
     assert_ne!(flag, default);
     let env = tag(imagespec(dir.path())
@@ -220,7 +252,10 @@ fn the_scheme_comes_from_flag_env_or_config_and_defaults_to_imagespec() {
         .expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("tag_scheme") && stderr.contains("imagespec or flytekit"), "{stderr}");
+    assert!(
+        stderr.contains("tag_scheme") && stderr.contains("imagespec or flytekit"),
+        "{stderr}"
+    );
 }
 
 /// The dev environment's registry login as a Docker config, or a failure saying how to get it.
@@ -230,8 +265,12 @@ fn docker_config_with_registry_login() -> (tempfile::TempDir, String) {
         .map(PathBuf::from)
         .unwrap_or_else(|| here().join("../../../../.dev-env"));
     let path = dev_dir.join("registry.env");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run `bash scripts/dev-env.sh` first", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run `bash scripts/dev-env.sh` first",
+            path.display()
+        )
+    });
     let get = |k: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(&format!("{k}=")))
@@ -273,10 +312,21 @@ fn build_pushes_under_flytekits_name_and_then_finds_it() {
     let build = |dir: &Path| {
         let out = imagespec(dir)
             .env("DOCKER_CONFIG", config.path())
-            .args(["--output", "json", "build", "--tag-scheme", "flytekit", spec])
+            .args([
+                "--output",
+                "json",
+                "build",
+                "--tag-scheme",
+                "flytekit",
+                spec,
+            ])
             .output()
             .expect("run");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let last = String::from_utf8_lossy(&out.stdout)
             .lines()
             .last()

@@ -85,14 +85,28 @@ fn check_loaded_files(loaded: &LoadedSpec) -> Result<ResolvedImage, SpecError> {
 /// A checked spec named by `scheme`: imagespec's name (already computed by the checks, which
 /// also read every file the spec names) or flytekit's ([`crate::hash::flytekit`]), whose
 /// refusals are located in the file like every other problem.
+///
+/// Only the name changes: the hash inputs stay imagespec's, because they are what the build
+/// plan checks the files against (a file edited after naming is refused, whatever the scheme).
 pub fn with_tag_scheme(mut checked: Checked, scheme: TagScheme) -> Result<Checked, SpecError> {
     if scheme == TagScheme::Flytekit {
-        checked.resolved =
-            crate::hash::flytekit::resolve(&checked.loaded).map_err(|e| SpecError {
-                diagnostics: vec![flytekit_diagnostic(&checked.loaded, &e)],
-            })?;
+        let flytekit = crate::hash::flytekit::resolve(&checked.loaded).map_err(|e| SpecError {
+            diagnostics: vec![flytekit_diagnostic(&checked.loaded, &e)],
+        })?;
+        checked.resolved = renamed(checked.resolved, &flytekit);
     }
     Ok(checked)
+}
+
+/// `own` (and its base) under the names of `other`.
+fn renamed(mut own: ResolvedImage, other: &ResolvedImage) -> ResolvedImage {
+    own.name = other.name.clone();
+    own.spec_hash = other.spec_hash.clone();
+    own.base = match (own.base, &other.base) {
+        (Some(base), Some(other_base)) => Some(Box::new(renamed(*base, other_base))),
+        (base, _) => base,
+    };
+    own
 }
 
 fn flytekit_diagnostic(top: &LoadedSpec, e: &FlytekitError) -> Diagnostic {

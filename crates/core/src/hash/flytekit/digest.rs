@@ -206,7 +206,10 @@ impl IgnoreGroup {
 /// `pathlib.PurePosixPath(path).as_posix()`: `.` components and repeated or trailing `/` dropped.
 fn as_posix(path: &str) -> String {
     let lead = if path.starts_with('/') { "/" } else { "" };
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
     match (lead, parts.is_empty()) {
         ("", true) => ".".to_string(),
         _ => format!("{lead}{}", parts.join("/")),
