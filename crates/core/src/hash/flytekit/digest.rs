@@ -251,17 +251,17 @@ mod tests {
 
     #[test]
     fn requirements_are_stripped_before_hashing() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test io");
         let a = dir.path().join("a.txt");
         let b = dir.path().join("b.txt");
-        fs::write(&a, "\n numpy\n\n").unwrap();
-        fs::write(&b, "numpy").unwrap();
+        fs::write(&a, "\n numpy\n\n").expect("test io");
+        fs::write(&b, "numpy").expect("test io");
         assert_eq!(
-            requirements_sha1(&a).unwrap(),
-            requirements_sha1(&b).unwrap()
+            requirements_sha1(&a).expect("test io"),
+            requirements_sha1(&b).expect("test io")
         );
         assert_eq!(
-            requirements_sha1(&b).unwrap(),
+            requirements_sha1(&b).expect("test io"),
             hex::encode(Sha1::digest(b"numpy"))
         );
     }
