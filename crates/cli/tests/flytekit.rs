@@ -105,7 +105,7 @@ fn every_corpus_spec_gets_flytekits_exact_name() {
         .filter(|n| n.ends_with(".yaml") || n.ends_with(".json"))
         .collect();
     specs.sort();
-    assert!(specs.len() >= 18, "corpus: {specs:?}");
+    assert!(specs.len() >= 22, "corpus: {specs:?}");
     let reference = flytekit_names(dir.path(), &specs);
     assert_eq!(reference.len(), specs.len(), "{reference:?}");
     let mut mismatches = Vec::new();
