@@ -59,11 +59,17 @@ impl Setup {
         registry: Option<&str>,
         scheme: Option<TagSchemeArg>,
     ) -> anyhow::Result<Checked> {
-        let scheme = scheme
-            .map(TagScheme::from)
+        Ok(with_tag_scheme(
+            self.check_spec(path, registry)?,
+            self.tag_scheme(scheme),
+        )?)
+    }
+
+    /// `--tag-scheme` (or `IMAGESPEC_TAG_SCHEME`), then the config file, then imagespec's own.
+    pub fn tag_scheme(&self, flag: Option<TagSchemeArg>) -> TagScheme {
+        flag.map(TagScheme::from)
             .or(self.config.tag_scheme)
-            .unwrap_or_default();
-        Ok(with_tag_scheme(self.check_spec(path, registry)?, scheme)?)
+            .unwrap_or_default()
     }
 
     /// Every builder this program knows.

@@ -341,3 +341,29 @@ fn build_pushes_under_flytekits_name_and_then_finds_it() {
     assert_eq!(second["outcome"]["image"].as_str(), Some(expected.as_str()));
     assert_eq!(second["outcome"]["action"], "exists");
 }
+
+/// `--explain` shows the text whose md5 is flytekit's tag, as flytekit builds it.
+#[test]
+fn explain_shows_the_text_flytekit_hashes() {
+    let dir = corpus();
+    let out = imagespec(dir.path())
+        .args([
+            "tag",
+            "--tag-scheme",
+            "flytekit",
+            "--explain",
+            "01-minimal.yaml",
+        ])
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("md5 of {'name': 'minimal', 'platform': 'linux/amd64'}"),
+        "{stdout}"
+    );
+}
