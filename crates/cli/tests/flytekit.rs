@@ -367,3 +367,29 @@ fn explain_shows_the_text_flytekit_hashes() {
         "{stdout}"
     );
 }
+
+/// The build service names images by imagespec's scheme, so a remote build under flytekit's
+/// name is refused before anything is sent (no server is contacted: the URL has none).
+#[test]
+fn the_remote_builder_is_refused_under_the_flytekit_scheme() {
+    let dir = corpus();
+    let out = imagespec(dir.path())
+        .env("IMAGESPEC_REMOTE_URL", "http://127.0.0.1:9")
+        .env("IMAGESPEC_REMOTE_TOKEN", "unused")
+        .args([
+            "build",
+            "--tag-scheme",
+            "flytekit",
+            "--builder",
+            "union",
+            "01-minimal.yaml",
+        ])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("--tag-scheme flytekit") && stderr.contains("--builder default"),
+        "{stderr}"
+    );
+}
