@@ -18,7 +18,9 @@
 #      then checks a BuildKit build (COPY --from uv image, RUN --mount=type=cache,
 #      RUN --mount=type=secret, pip/uv from PyPI) on docker and podman and pushes
 #      the result to the registry (only when images changed, or with --verify)
-#   6. writes $STATE/env:  source "$STATE/env"  (DOCKER_HOST, IMAGESPEC_* variables)
+#   6. installs flytekit 1.16.31 from PyPI into $STATE/flytekit-venv (cached), the
+#      reference the `--tag-scheme flytekit` test compares names with
+#   7. writes $STATE/env:  source "$STATE/env"  (DOCKER_HOST, IMAGESPEC_* variables)
 #
 # Flags:
 #   --no-podman  skip everything podman (service, images, login, checks)
@@ -26,6 +28,8 @@
 #   --rebuild    drop cached tarballs and images and build them again
 #   --status     show what is up, do not change anything
 #   --stop       stop the daemons this script started (pid files in $STATE)
+#   --flytekit   only steps 6 and 7 (the flytekit venv and the env file); leaves the
+#                daemons, images and credentials alone
 #
 # Environment:
 #   IMAGESPEC_DEV_DIR        state dir (default: <repo>/.dev-env): logs, configs,
@@ -93,6 +97,7 @@ while (($#)); do
   --rebuild) REBUILD=1 ;;
   --status) ACTION=status ;;
   --stop) ACTION=stop ;;
+  --flytekit) ACTION=flytekit ;;
   -h | --help)
     usage
     exit 0
@@ -722,7 +727,32 @@ EOF
   done_step "build (cache+secret mounts, uv, pip) and push ok: ${engines[*]}"
 }
 
-# ------------------------------------------------------------------ 6 env --
+# ------------------------------------------------------------- 6 flytekit --
+
+FLYTEKIT_VERSION=1.16.31
+FLYTEKIT_VENV=$STATE/flytekit-venv
+
+# flytekit_venv: flytekit $FLYTEKIT_VERSION in its own venv; a venv that already has it is kept.
+flytekit_venv() {
+  step flytekit
+  local py=$FLYTEKIT_VENV/bin/python
+  if [[ -x $py ]] && "$py" -c "import importlib.metadata as m, sys; sys.exit(m.version('flytekit') != '$FLYTEKIT_VERSION')" 2>/dev/null; then
+    done_step "flytekit $FLYTEKIT_VERSION cached in $FLYTEKIT_VENV"
+    return
+  fi
+  rm -rf "$FLYTEKIT_VENV"
+  python3 -m venv "$FLYTEKIT_VENV" >"$STATE/flytekit.log" 2>&1 || {
+    log_tail "$STATE/flytekit.log"
+    die "python3 -m venv failed (apt-get install python3-venv)"
+  }
+  "$py" -m pip install --quiet "flytekit==$FLYTEKIT_VERSION" >>"$STATE/flytekit.log" 2>&1 || {
+    log_tail "$STATE/flytekit.log"
+    die "pip install flytekit==$FLYTEKIT_VERSION failed (log: $STATE/flytekit.log)"
+  }
+  done_step "flytekit $FLYTEKIT_VERSION installed in $FLYTEKIT_VENV"
+}
+
+# ------------------------------------------------------------------ 7 env --
 
 write_env() {
   step env
@@ -736,6 +766,7 @@ export IMAGESPEC_REGISTRY_PASSWORD=$REG_PASS
 export IMAGESPEC_BASE_IMAGE=$BASE_IMAGE
 export IMAGESPEC_PYTHON_IMAGE=$PYTHON_IMAGE
 export IMAGESPEC_UV_IMAGE=$UV_IMAGE
+export IMAGESPEC_FLYTEKIT_PYTHON=$FLYTEKIT_VENV/bin/python
 export IMAGESPEC_DEV_DIR=$STATE
 EOF
   done_step "source $STATE/env"
@@ -754,6 +785,13 @@ stop)
   stop_all
   exit 0
   ;;
+flytekit)
+  [[ -f $STATE/registry.env ]] || die "$STATE/registry.env missing: run scripts/dev-env.sh once first"
+  REG_PASS=$(registry_password)
+  flytekit_venv
+  write_env
+  exit 0
+  ;;
 esac
 
 install_packages
@@ -763,6 +801,7 @@ start_registry
 registry_login
 build_images
 check_builds
+flytekit_venv
 write_env
 rm -rf "$STATE/tmp"
 log "ready in $((SECONDS - T0))s"

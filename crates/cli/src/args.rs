@@ -31,6 +31,24 @@ pub enum OutputFormat {
     Json,
 }
 
+/// `--tag-scheme`: whose naming rule gives the tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TagSchemeArg {
+    /// imagespec's own content hash (`imagespec-tag-v1`).
+    Imagespec,
+    /// flytekit 1.16's `ImageSpec.image_name()`, the names pyflyte looks for.
+    Flytekit,
+}
+
+impl From<TagSchemeArg> for imagespec_core::hash::TagScheme {
+    fn from(arg: TagSchemeArg) -> Self {
+        match arg {
+            TagSchemeArg::Imagespec => imagespec_core::hash::TagScheme::Imagespec,
+            TagSchemeArg::Flytekit => imagespec_core::hash::TagScheme::Flytekit,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check a spec file and report every problem with its line and column.
@@ -68,6 +86,9 @@ pub struct TagArgs {
     /// Also list every input of the hash.
     #[arg(long)]
     pub explain: bool,
+    /// Naming scheme: imagespec (default) or flytekit [config: tag_scheme].
+    #[arg(long, value_enum, env = "IMAGESPEC_TAG_SCHEME", value_name = "SCHEME")]
+    pub tag_scheme: Option<TagSchemeArg>,
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +129,9 @@ pub struct BuildArgs {
     /// Container engine endpoint for local builds (e.g. unix:///run/podman/podman.sock).
     #[arg(long, value_name = "URL")]
     pub engine: Option<String>,
+    /// Naming scheme: imagespec (default) or flytekit [config: tag_scheme].
+    #[arg(long, value_enum, env = "IMAGESPEC_TAG_SCHEME", value_name = "SCHEME")]
+    pub tag_scheme: Option<TagSchemeArg>,
 }
 
 #[derive(Debug, Args)]

@@ -8,10 +8,11 @@ use imagespec_builder_remote::{RemoteBuilder, RemoteConfig};
 use imagespec_core::build::{
     BuilderRegistry, NoopBuilder, Variant, VariantSource, resolve_variant,
 };
-use imagespec_core::check::{Checked, check_file};
+use imagespec_core::check::{Checked, check_file, with_tag_scheme};
 use imagespec_core::config::{Config, Secret};
+use imagespec_core::hash::TagScheme;
 
-use crate::args::Cli;
+use crate::args::{Cli, TagSchemeArg};
 
 /// The environment variable naming the deployment variant.
 pub const VARIANT_ENV: &str = "IMAGESPEC_VARIANT";
@@ -48,6 +49,27 @@ impl Setup {
     /// ([`imagespec_core::check`]): every command goes through here, so they all agree.
     pub fn check_spec(&self, path: &Path, registry: Option<&str>) -> anyhow::Result<Checked> {
         Ok(check_file(path, &self.root, registry)?)
+    }
+
+    /// [`Setup::check_spec`] named by a tag scheme: `--tag-scheme` (or `IMAGESPEC_TAG_SCHEME`),
+    /// then the config file's `tag_scheme`, then imagespec's own.
+    pub fn check_spec_named(
+        &self,
+        path: &Path,
+        registry: Option<&str>,
+        scheme: Option<TagSchemeArg>,
+    ) -> anyhow::Result<Checked> {
+        Ok(with_tag_scheme(
+            self.check_spec(path, registry)?,
+            self.tag_scheme(scheme),
+        )?)
+    }
+
+    /// `--tag-scheme` (or `IMAGESPEC_TAG_SCHEME`), then the config file, then imagespec's own.
+    pub fn tag_scheme(&self, flag: Option<TagSchemeArg>) -> TagScheme {
+        flag.map(TagScheme::from)
+            .or(self.config.tag_scheme)
+            .unwrap_or_default()
     }
 
     /// Every builder this program knows.

@@ -12,7 +12,8 @@
 
 use std::path::Path;
 
-use crate::hash::{HashError, ResolvedImage, resolve_image};
+use crate::hash::flytekit::FlytekitError;
+use crate::hash::{HashError, ResolvedImage, TagScheme, resolve_image};
 use crate::plan::{BuildPlan, PlanError};
 use crate::spec::{Diagnostic, DiagnosticKind, LoadedSpec, SpecError};
 use crate::tree::TreeError;
@@ -79,6 +80,56 @@ fn check_loaded_files(loaded: &LoadedSpec) -> Result<ResolvedImage, SpecError> {
     let resolved = hash(loaded)?;
     secrets_outside_context(loaded, &resolved)?;
     Ok(resolved)
+}
+
+/// A checked spec named by `scheme`: imagespec's name (already computed by the checks, which
+/// also read every file the spec names) or flytekit's ([`crate::hash::flytekit`]), whose
+/// refusals are located in the file like every other problem.
+///
+/// Only the name changes: the hash inputs stay imagespec's, because they are what the build
+/// plan checks the files against (a file edited after naming is refused, whatever the scheme).
+pub fn with_tag_scheme(mut checked: Checked, scheme: TagScheme) -> Result<Checked, SpecError> {
+    if scheme == TagScheme::Flytekit {
+        let flytekit = crate::hash::flytekit::resolve(&checked.loaded).map_err(|e| SpecError {
+            diagnostics: vec![flytekit_diagnostic(&checked.loaded, &e)],
+        })?;
+        checked.resolved = renamed(checked.resolved, &flytekit);
+    }
+    Ok(checked)
+}
+
+/// `own` (and its base) under the names of `other`.
+fn renamed(mut own: ResolvedImage, other: &ResolvedImage) -> ResolvedImage {
+    own.name = other.name.clone();
+    own.spec_hash = other.spec_hash.clone();
+    own.base = match (own.base, &other.base) {
+        (Some(base), Some(other_base)) => Some(Box::new(renamed(*base, other_base))),
+        (base, _) => base,
+    };
+    own
+}
+
+fn flytekit_diagnostic(top: &LoadedSpec, e: &FlytekitError) -> Diagnostic {
+    let kind = match e {
+        FlytekitError::Io { .. } => DiagnosticKind::MissingFile,
+        FlytekitError::CopyModeWithoutRoot => DiagnosticKind::MissingField,
+        FlytekitError::NotString { .. } | FlytekitError::NotStringList { .. } => {
+            DiagnosticKind::WrongType
+        }
+        _ => DiagnosticKind::InvalidValue,
+    };
+    let help = match e {
+        FlytekitError::LoadedModules => Some("add `source_copy_mode: all`"),
+        FlytekitError::UnsupportedScalar { .. } => Some("quote the value"),
+        FlytekitError::DockerIgnore { .. } => Some("or run without `--tag-scheme flytekit`"),
+        _ => None,
+    };
+    let d = Diagnostic::new(kind, e.field(), format!("--tag-scheme flytekit: {e}"));
+    let d = match help {
+        Some(h) => d.with_help(h),
+        None => d,
+    };
+    locate(top, "", d)
 }
 
 /// The spec and each base spec, with the field path of each (`""`, `base_image`, ...).

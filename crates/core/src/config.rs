@@ -53,6 +53,8 @@ pub struct Config {
     pub path: Option<PathBuf>,
     pub variant: Option<Variant>,
     pub if_unknown: Option<ExistencePolicy>,
+    /// The naming scheme of `tag` and `build` (`imagespec` or `flytekit`).
+    pub tag_scheme: Option<crate::hash::TagScheme>,
     /// The container engine endpoint for local builds.
     pub engine: Option<String>,
     /// The build service for the remote builder.
@@ -146,6 +148,12 @@ impl Config {
                         diags.push(diag(path, at, "if_unknown", e, "use fail, build or assume"))
                     }
                 },
+                ("tag_scheme", Some(v)) => match v.parse() {
+                    Ok(t) => config.tag_scheme = Some(t),
+                    Err(e) => {
+                        diags.push(diag(path, at, "tag_scheme", e, "use imagespec or flytekit"))
+                    }
+                },
                 ("engine", Some(v)) => config.engine = Some(v),
                 ("remote", None) if value.as_mapping().is_some() => {
                     for (k, v) in value.as_mapping().into_iter().flat_map(|m| m.iter()) {
@@ -173,7 +181,7 @@ impl Config {
                     at,
                     other,
                     format!("unknown or malformed key `{other}`"),
-                    "known keys: variant, if_unknown, engine, remote.url, remote.token",
+                    "known keys: variant, if_unknown, tag_scheme, engine, remote.url, remote.token",
                 )),
             }
         }

@@ -1,6 +1,11 @@
 //! `imagespec build SPEC`: build and push unless the image exists.
 
-use imagespec_core::build::{Action, Engine, EngineOptions, Existence, ExistencePolicy, Outcome};
+use imagespec_core::build::{
+    Action, BuilderKind, Engine, EngineError, EngineOptions, Existence, ExistencePolicy, Outcome,
+    Planned,
+};
+use imagespec_core::hash::TagScheme;
+use imagespec_core::spec::SpecField;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::{BuildArgs, OutputFormat};
@@ -11,7 +16,8 @@ use crate::setup::Setup;
 pub async fn run(setup: &Setup, args: &BuildArgs, format: OutputFormat) -> anyhow::Result<()> {
     // The same checks as `validate`, before any engine or registry is contacted; the name they
     // computed is the one built (the engine does not hash the files again).
-    let checked = setup.check_spec(&args.spec.spec, args.registry.as_deref())?;
+    let checked =
+        setup.check_spec_named(&args.spec.spec, args.registry.as_deref(), args.tag_scheme)?;
     let (variant, _) = setup.variant(args.variant.variant.as_deref())?;
     let policy = match &args.if_unknown {
         Some(p) => p.parse().map_err(anyhow::Error::msg)?,
@@ -39,7 +45,19 @@ pub async fn run(setup: &Setup, args: &BuildArgs, format: OutputFormat) -> anyho
             on_interrupt.cancel();
         }
     });
+    let scheme = setup.tag_scheme(args.tag_scheme);
     let result = match engine.plan_resolved(&checked.loaded, &checked.resolved, &options) {
+        Ok(planned) if scheme == TagScheme::Flytekit && uses_remote(&planned) => {
+            watcher.abort();
+            // The build service names images itself, by imagespec's scheme: it would push under
+            // another name than the one asked for.
+            return Err(EngineError::Unsupported {
+                builder: planned.builder.name().to_string(),
+                field: SpecField::Name,
+                reason: "the build service names images by imagespec's scheme, so it cannot push under flytekit's name (--tag-scheme flytekit); build locally (`--builder default`) or use the imagespec scheme".into(),
+            }
+            .into());
+        }
         Ok(planned) => {
             engine
                 .ensure_planned(&planned, &options, args.dry_run)
@@ -91,4 +109,10 @@ fn describe(o: &Outcome) -> String {
         },
     };
     format!("{} [{}] {what}", o.image, o.builder)
+}
+
+/// Whether the spec or a base spec is built by the build service.
+fn uses_remote(planned: &Planned) -> bool {
+    planned.builder.capabilities().kind == BuilderKind::Remote
+        || planned.base.as_deref().is_some_and(uses_remote)
 }

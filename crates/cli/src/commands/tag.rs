@@ -1,6 +1,6 @@
 //! `imagespec tag SPEC`: the image name, computed without touching any engine or registry.
 
-use imagespec_core::hash::ResolvedImage;
+use imagespec_core::hash::{ResolvedImage, TagScheme, flytekit};
 
 use crate::args::{OutputFormat, TagArgs};
 use crate::output;
@@ -8,9 +8,9 @@ use crate::setup::Setup;
 
 pub fn run(setup: &Setup, args: &TagArgs, format: OutputFormat) -> anyhow::Result<()> {
     // The same checks as `validate`: a name is only printed for a spec that can be built.
-    let resolved = setup
-        .check_spec(&args.spec.spec, args.registry.as_deref())?
-        .resolved;
+    let checked =
+        setup.check_spec_named(&args.spec.spec, args.registry.as_deref(), args.tag_scheme)?;
+    let resolved = checked.resolved;
     match format {
         OutputFormat::Json => output::json_line(&serde_json::json!({
             "image": resolved.name.to_string(),
@@ -20,7 +20,17 @@ pub fn run(setup: &Setup, args: &TagArgs, format: OutputFormat) -> anyhow::Resul
         OutputFormat::Text => {
             output::text_line(&resolved.name);
             if args.explain {
-                explain(&resolved, "");
+                match setup.tag_scheme(args.tag_scheme) {
+                    // flytekit's tag is the md5 of one text: show that text (the image's
+                    // contents are still checked against imagespec's inputs, listed after it).
+                    TagScheme::Flytekit => {
+                        let flytekit = flytekit::resolve(&checked.loaded)?;
+                        explain_flytekit(&flytekit, "");
+                        output::text_line("  contents (checked at build time):");
+                        explain(&resolved, "  ");
+                    }
+                    TagScheme::Imagespec => explain(&resolved, ""),
+                }
             }
         }
     }
@@ -40,5 +50,16 @@ fn explain(resolved: &ResolvedImage, indent: &str) {
     if let Some(base) = &resolved.base {
         output::text_line(format!("{indent}  base spec {}:", base.name));
         explain(base, &format!("{indent}  "));
+    }
+}
+
+fn explain_flytekit(resolved: &ResolvedImage, indent: &str) {
+    output::text_line(format!("{indent}  scheme {}", resolved.inputs.scheme));
+    for input in &resolved.inputs.inputs {
+        output::text_line(format!("{indent}  md5 of {}", input.summary));
+    }
+    if let Some(base) = &resolved.base {
+        output::text_line(format!("{indent}  base spec {}:", base.name));
+        explain_flytekit(base, &format!("{indent}  "));
     }
 }

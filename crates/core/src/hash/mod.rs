@@ -21,6 +21,7 @@
 //! to how an existing field is encoded must bump the scheme name.
 
 pub mod encoder;
+pub mod flytekit;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -37,6 +38,29 @@ pub const HASH_SCHEME: &str = "imagespec-tag-v1";
 
 /// Length of the spec hash in characters.
 pub const HASH_LEN: usize = 32;
+
+/// Which naming scheme gives the tag: imagespec's own (the default) or flytekit 1.16's
+/// (`ImageSpec.image_name()`, so a build finds and makes the images pyflyte looks for).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TagScheme {
+    #[default]
+    Imagespec,
+    Flytekit,
+}
+
+impl std::str::FromStr for TagScheme {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "imagespec" => Ok(TagScheme::Imagespec),
+            "flytekit" => Ok(TagScheme::Flytekit),
+            other => Err(format!(
+                "unknown tag scheme `{other}`; use imagespec or flytekit"
+            )),
+        }
+    }
+}
 
 /// A fully qualified image name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]

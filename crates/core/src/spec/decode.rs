@@ -48,6 +48,9 @@ pub struct Decoded {
     pub spec: ImageSpec,
     pub locations: FieldLocations,
     pub diagnostics: Vec<Diagnostic>,
+    /// The parsed mapping as written (key order, quoting), for names that depend on the
+    /// spelling of the file, such as flytekit's (`crate::hash::flytekit`).
+    pub document: Option<Node>,
 }
 
 /// Decodes spec text (YAML or JSON), collecting every problem instead of stopping at the first.
@@ -70,6 +73,10 @@ pub fn decode_spec(text: &str, file: Option<&Path>) -> Decoded {
         content_after_first_document(text)
     } else {
         None
+    };
+    let document = match &parsed {
+        Ok(node @ Node::Mapping(_)) if rest.is_none() => Some(node.clone()),
+        _ => None,
     };
     let spec = match parsed {
         _ if text.trim().is_empty() => ImageSpec::default(),
@@ -110,6 +117,7 @@ pub fn decode_spec(text: &str, file: Option<&Path>) -> Decoded {
         spec,
         locations,
         diagnostics,
+        document,
     }
 }
 

@@ -1,6 +1,9 @@
 //! A validated spec together with the root its relative paths resolve against.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use marked_yaml::types::Node;
 
 use super::decode::{FieldLocations, decode_spec};
 use super::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, SpecError};
@@ -20,6 +23,9 @@ pub struct LoadedSpec {
     pub file: Option<PathBuf>,
     /// Positions of the fields in `file`.
     pub locations: FieldLocations,
+    /// The spec file's mapping as written (key order, quoting), when the spec came from one:
+    /// imagespec's own name ignores spelling, flytekit's depends on it (`crate::hash::flytekit`).
+    pub document: Option<Arc<Node>>,
 }
 
 impl LoadedSpec {
@@ -92,6 +98,7 @@ impl LoadedSpec {
             root: root.to_path_buf(),
             file: file.map(Path::to_path_buf),
             locations: decoded.locations,
+            document: decoded.document.map(Arc::new),
         };
         (Some(loaded), diags.into_vec(), complete)
     }
@@ -110,6 +117,7 @@ impl LoadedSpec {
             root,
             file: None,
             locations: FieldLocations::default(),
+            document: None,
         })
     }
 
@@ -141,11 +149,19 @@ impl LoadedSpec {
 
     /// The base spec (when `base_image` is a spec), sharing this spec's root and file.
     pub fn base(&self) -> Option<LoadedSpec> {
+        let document = self
+            .document
+            .as_deref()
+            .and_then(|d| d.as_mapping())
+            .and_then(|m| m.get_node("base_image"))
+            .filter(|n| n.as_mapping().is_some())
+            .map(|n| Arc::new(n.clone()));
         self.spec.base_spec().map(|base| LoadedSpec {
             spec: base.clone(),
             root: self.root.clone(),
             file: self.file.clone(),
             locations: FieldLocations::default(),
+            document,
         })
     }
 
