@@ -1,6 +1,6 @@
 //! What every command needs: the root, the configuration, the variant, the builders, the spec.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -8,10 +8,11 @@ use imagespec_builder_remote::{RemoteBuilder, RemoteConfig};
 use imagespec_core::build::{
     BuilderRegistry, NoopBuilder, Variant, VariantSource, resolve_variant,
 };
-use imagespec_core::check::{Checked, check_file};
+use imagespec_core::check::{Checked, check_file_with_runtime};
 use imagespec_core::config::{Config, Secret};
+use imagespec_core::plan::runtime::Runtime;
 
-use crate::args::Cli;
+use crate::args::{Cli, SpecArgs};
 
 /// The environment variable naming the deployment variant.
 pub const VARIANT_ENV: &str = "IMAGESPEC_VARIANT";
@@ -46,8 +47,22 @@ impl Setup {
 
     /// Loads a spec file, applying a `--registry` override, and runs every check on it
     /// ([`imagespec_core::check`]): every command goes through here, so they all agree.
-    pub fn check_spec(&self, path: &Path, registry: Option<&str>) -> anyhow::Result<Checked> {
-        Ok(check_file(path, &self.root, registry)?)
+    pub fn check_spec(&self, spec: &SpecArgs, registry: Option<&str>) -> anyhow::Result<Checked> {
+        let runtime = self.runtime(spec);
+        Ok(check_file_with_runtime(
+            &spec.spec, &self.root, registry, runtime,
+        )?)
+    }
+
+    /// `--no-flytekit` / `--flytekit-version`, then the config file, then the pinned release.
+    pub fn runtime(&self, spec: &SpecArgs) -> Runtime {
+        if spec.no_flytekit {
+            return Runtime::None;
+        }
+        spec.flytekit_version
+            .clone()
+            .or_else(|| self.config.runtime.clone())
+            .unwrap_or_default()
     }
 
     /// Every builder this program knows.

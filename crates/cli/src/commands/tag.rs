@@ -9,7 +9,7 @@ use crate::setup::Setup;
 pub fn run(setup: &Setup, args: &TagArgs, format: OutputFormat) -> anyhow::Result<()> {
     // The same checks as `validate`: a name is only printed for a spec that can be built.
     let resolved = setup
-        .check_spec(&args.spec.spec, args.registry.as_deref())?
+        .check_spec(&args.spec, args.registry.as_deref())?
         .resolved;
     match format {
         OutputFormat::Json => output::json_line(&serde_json::json!({

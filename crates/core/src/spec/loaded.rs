@@ -20,6 +20,9 @@ pub struct LoadedSpec {
     pub file: Option<PathBuf>,
     /// Positions of the fields in `file`.
     pub locations: FieldLocations,
+    /// The Flyte runtime the Python install adds (flytekit by default; see
+    /// [`crate::plan::runtime`]). Not a spec field: it comes from the configuration or a flag.
+    pub runtime: crate::plan::runtime::Runtime,
 }
 
 impl LoadedSpec {
@@ -92,6 +95,7 @@ impl LoadedSpec {
             root: root.to_path_buf(),
             file: file.map(Path::to_path_buf),
             locations: decoded.locations,
+            runtime: Default::default(),
         };
         (Some(loaded), diags.into_vec(), complete)
     }
@@ -110,6 +114,7 @@ impl LoadedSpec {
             root,
             file: None,
             locations: FieldLocations::default(),
+            runtime: Default::default(),
         })
     }
 
@@ -146,7 +151,14 @@ impl LoadedSpec {
             root: self.root.clone(),
             file: self.file.clone(),
             locations: FieldLocations::default(),
+            runtime: self.runtime.clone(),
         })
+    }
+
+    /// The same spec with another Flyte runtime (`--flytekit-version`, `--no-flytekit`).
+    pub fn with_runtime(mut self, runtime: crate::plan::runtime::Runtime) -> LoadedSpec {
+        self.runtime = runtime;
+        self
     }
 
     /// Resolves a spec path against the root.
