@@ -253,7 +253,16 @@ impl ImageBuilder for LocalBuilder {
         let secrets = build::load_secrets(&req)?;
         let kind = self.engine().await?.kind;
         let job = build::job_from_request(&req, kind, secrets, BTreeMap::new())?;
-        let built = self.build_job(job).await?;
+        let built = self.build_job(job).await.map_err(|mut e| {
+            // A helper image that cannot be pulled fails the build at its step; say which
+            // `builder_config` key picks another.
+            if let Some(hint) =
+                imagespec_core::plan::python::helper_image_hint(&req.spec.spec, &e.message)
+            {
+                e.message = format!("{}\n  help: {hint}", e.message);
+            }
+            e
+        })?;
         tracing::info!(image = %built.tag, id = ?built.image_id, "built");
         if !req.push {
             return Ok(BuildOutput {

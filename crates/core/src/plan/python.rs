@@ -195,6 +195,22 @@ fn micromamba_image(spec: &ImageSpec) -> &str {
 
 /// Whether there is an install step: packages, a requirements file, or the Flyte runtime
 /// (`runtime`, what [`super::runtime`] appends).
+/// When a failed build's `message` names one of the spec's helper images (`uv_image`,
+/// `micromamba_image`), the advice to give: the image could not be pulled, and the
+/// `builder_config` key that chooses another (a mirror, a local copy). The engines name the
+/// reference as the Dockerfile has it (BuildKit may prefix `docker.io/`, Podman `docker://`),
+/// so the reference appearing in the message is the test.
+pub fn helper_image_hint(spec: &ImageSpec, message: &str) -> Option<String> {
+    [("uv_image", uv_image(spec)), ("micromamba_image", micromamba_image(spec))]
+        .into_iter()
+        .find(|(_, reference)| message.contains(reference))
+        .map(|(key, reference)| {
+            format!(
+                "the helper image `{reference}` could not be used; set `builder_config: {{{key}: <image>}}` in the spec to a {key} the engine can pull (a mirror or a local copy)"
+            )
+        })
+}
+
 fn has_dependencies(spec: &ImageSpec, runtime: Option<&str>) -> bool {
     !spec.packages.is_empty() || spec.requirements.is_some() || runtime.is_some()
 }
@@ -506,5 +522,30 @@ pub(crate) fn check_line(field: &str, value: &str) -> Result<(), PlanError> {
         })
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_helper_image_names_its_builder_config_key() {
+        let spec = ImageSpec::new("a");
+        let uv = helper_image_hint(
+            &spec,
+            "failed to solve: ghcr.io/astral-sh/uv:0.13: failed to resolve source metadata",
+        )
+        .expect("uv");
+        assert!(uv.contains("builder_config: {uv_image: <image>}"), "{uv}");
+        let mamba = helper_image_hint(
+            &spec,
+            "initializing source docker://mambaorg/micromamba:2: pinging container registry",
+        )
+        .expect("micromamba");
+        assert!(mamba.contains("micromamba_image"), "{mamba}");
+        let mirrored = spec.with_builder_config("uv_image", "127.0.0.1:5000/uv:1");
+        assert!(helper_image_hint(&mirrored, "127.0.0.1:5000/uv:1: not found").is_some());
+        assert_eq!(helper_image_hint(&spec, "RUN pip install: exit code 1"), None);
     }
 }
