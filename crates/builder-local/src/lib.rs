@@ -256,8 +256,11 @@ impl ImageBuilder for LocalBuilder {
         let built = self.build_job(job).await.map_err(|mut e| {
             // A helper image that cannot be pulled fails the build at its step; say which
             // `builder_config` key picks another.
+            // BuildKit names the image in the failing step (`FROM <uv_image>`), Podman in the
+            // message.
+            let said = format!("{} {}", e.message, e.step.as_deref().unwrap_or_default());
             if let Some(hint) =
-                imagespec_core::plan::python::helper_image_hint(&req.spec.spec, &e.message)
+                imagespec_core::plan::python::helper_image_hint(&req.spec.spec, &said)
             {
                 e.message = format!("{}\n  help: {hint}", e.message);
             }

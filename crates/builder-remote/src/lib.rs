@@ -33,8 +33,8 @@ use imagespec_core::build::{
 };
 use imagespec_core::config::Secret;
 use imagespec_core::hash::ImageName;
-use imagespec_core::plan::{BuildPlan, PlanError};
 use imagespec_core::plan::runtime::Runtime;
+use imagespec_core::plan::{BuildPlan, PlanError};
 use imagespec_core::spec::LoadedSpec;
 use reqwest::Method;
 

@@ -658,7 +658,10 @@ fn flytekit_runtime_flags_and_config() {
     assert_eq!(tag(&["--no-flytekit"], Some(&pinned)), off);
 
     let dockerfile = stdout_of(imagespec(&dir).args(["dockerfile", "spec.yaml"]));
-    assert!(dockerfile.contains("idna flytekit==1.16.31") || dockerfile.contains("flytekit==1.16.31"), "{dockerfile}");
+    assert!(
+        dockerfile.contains("idna flytekit==1.16.31") || dockerfile.contains("flytekit==1.16.31"),
+        "{dockerfile}"
+    );
     let without = stdout_of(imagespec(&dir).args(["dockerfile", "--no-flytekit", "spec.yaml"]));
     assert!(!without.contains("flytekit"), "{without}");
     for command in ["validate", "context"] {

@@ -546,6 +546,9 @@ mod tests {
         assert!(mamba.contains("micromamba_image"), "{mamba}");
         let mirrored = spec.with_builder_config("uv_image", "127.0.0.1:5000/uv:1");
         assert!(helper_image_hint(&mirrored, "127.0.0.1:5000/uv:1: not found").is_some());
-        assert_eq!(helper_image_hint(&spec, "RUN pip install: exit code 1"), None);
+        assert_eq!(
+            helper_image_hint(&spec, "RUN pip install: exit code 1"),
+            None
+        );
     }
 }
