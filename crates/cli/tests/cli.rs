@@ -515,9 +515,11 @@ const BAD_SPECS: &[(&str, &str)] = &[
         "empty_command",
         "name: app\ncommands: [\"echo hi\", \"\"]\n",
     ),
+    // Secrets without packages are valid now (the Flyte runtime is installed, flytekit's case);
+    // without the runtime they are refused by the plan (core's plan tests).
     (
-        "unused_secret",
-        "name: app\npip_secret_mounts: [[\"env:T\", /run/secrets/t]]\n",
+        "secret_climbs",
+        "name: app\npackages: [six]\npip_secret_mounts: [[\"env:T\", ../t]]\n",
     ),
     (
         "secret_backslash",
