@@ -9,6 +9,7 @@ use imagespec_core::build::{
     Action, BuildEvent, BuilderRegistry, Capabilities, Engine, EngineError, EngineOptions,
     EventSink, Outcome,
 };
+use imagespec_core::plan::runtime::Runtime;
 use imagespec_core::spec::{ImageSpec, LoadedSpec};
 
 use crate::backend::Backend;
@@ -26,6 +27,7 @@ pub struct Case<'b> {
     engine: Engine,
     events: Arc<Mutex<Vec<BuildEvent>>>,
     fetched: Mutex<Vec<String>>,
+    runtime: Mutex<Runtime>,
 }
 
 impl<'b> Case<'b> {
@@ -46,6 +48,9 @@ impl<'b> Case<'b> {
             engine: Engine::new(builders),
             events: Arc::default(),
             fetched: Mutex::default(),
+            // Off unless the scenario is about it: flytekit is a large install, and the other
+            // scenarios test what the spec asks for.
+            runtime: Mutex::new(Runtime::None),
         })
     }
 
@@ -119,9 +124,20 @@ impl<'b> Case<'b> {
         }
     }
 
-    /// Validates a spec against this case's root.
+    /// The Flyte runtime the following specs get (off by default in scenarios).
+    pub fn set_runtime(&self, runtime: Runtime) {
+        *self.runtime.lock().unwrap_or_else(|p| p.into_inner()) = runtime;
+    }
+
+    /// Validates a spec against this case's root, with this case's Flyte runtime.
     pub fn load(&self, spec: ImageSpec) -> Result<LoadedSpec> {
+        let runtime = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         LoadedSpec::from_spec(spec, self.root())
+            .map(|l| l.with_runtime(runtime))
             .map_err(|e| anyhow!("the scenario's spec is invalid: {e}"))
     }
 

@@ -80,6 +80,7 @@ macro_rules! conformance {
             unsupported_platforms,
             missing_registry,
             source_edit_rebuilds_only_source_layer,
+            flytekit_task,
         );
     };
 }

@@ -13,8 +13,12 @@ pub const DISTRIBUTION: &str = "conformance-probe";
 pub const MODULE: &str = "conformance_probe";
 /// Where the environment-sourced secret is mounted.
 pub const ENV_TARGET: &str = "/run/secrets/conformance_env";
-/// Where the file-sourced secret is mounted.
-pub const FILE_TARGET: &str = "/run/secrets/conformance_file";
+/// Where the file-sourced secret is mounted: the spec names it relatively
+/// ([`FILE_TARGET_RELATIVE`], as flytekit's own test does), which is below the install step's
+/// working directory (`/root`), as BuildKit resolves a relative `target=`.
+pub const FILE_TARGET: &str = "/root/conformance_file";
+/// [`FILE_TARGET`] as the spec writes it.
+pub const FILE_TARGET_RELATIVE: &str = "conformance_file";
 
 const PYPROJECT: &str = r#"[build-system]
 requires = []

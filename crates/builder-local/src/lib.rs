@@ -289,7 +289,21 @@ impl ImageBuilder for LocalBuilder {
             .registry_config
             .as_deref()
             .map(|p| req.spec.path(p));
-        let built = self.build_job_with(job, registry_config.as_deref()).await?;
+        let built = self
+            .build_job_with(job, registry_config.as_deref())
+            .await
+            .map_err(|mut e| {
+                // A helper image that cannot be pulled fails the build at its step; say which
+                // `builder_config` key picks another. BuildKit names the image in the failing
+                // step (`FROM <uv_image>`), Podman in the message.
+                let said = format!("{} {}", e.message, e.step.as_deref().unwrap_or_default());
+                if let Some(hint) =
+                    imagespec_core::plan::python::helper_image_hint(&req.spec.spec, &said)
+                {
+                    e.message = format!("{}\n  help: {hint}", e.message);
+                }
+                e
+            })?;
         tracing::info!(image = %built.tag, id = ?built.image_id, "built");
         if !req.push {
             return Ok(BuildOutput {

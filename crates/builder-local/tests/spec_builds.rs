@@ -29,8 +29,10 @@ fn spec_text(name: &str, extra: &str) -> String {
 }
 
 fn load(text: &str, root: &std::path::Path) -> LoadedSpec {
+    // No Flyte runtime: these tests are about the engines, not flytekit (a large install).
     LoadedSpec::from_text(text, None, root)
         .unwrap_or_else(|e| panic!("invalid test spec: {e}\n{text}"))
+        .with_runtime(imagespec_core::plan::runtime::Runtime::None)
 }
 
 fn request(spec: &LoadedSpec, push: bool, events: EventSink) -> BuildRequest {
@@ -349,4 +351,38 @@ async fn the_engine_builds_only_when_missing() {
         .await
         .unwrap_or_else(|e| panic!("second ensure: {e}"));
     assert_eq!(second.action, Action::Exists);
+}
+
+/// A `uv_image` the engine cannot pull (a repository the dev registry does not have) fails the
+/// build with an error that names the `builder_config` key to set.
+async fn unpullable_helper_image_names_its_key(choice: EngineChoice) {
+    let b = builder(choice).await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let missing = format!("127.0.0.1:5000/imagespec-test/no-such-uv-{}:0", unique());
+    let text = format!(
+        "name: imagespec-test/nouv-{}\nbase_image: {PYTHON_IMAGE}\nplatform: linux/amd64\n\
+         packages: [six]\nbuilder_config:\n  uv_image: {missing}\n",
+        unique()
+    );
+    let spec = load(&text, root.path());
+    let _cleanup = Cleanup(choice, resolve_image(&spec).expect("name").name.to_string());
+    let err = b
+        .build(request(&spec, false, EventSink::discard()))
+        .await
+        .expect_err("the helper image does not exist");
+    let text = err.to_string();
+    assert!(
+        text.contains("builder_config: {uv_image: <image>}") && text.contains(&missing),
+        "{choice:?}: {text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_unpullable_helper_image_names_its_key() {
+    unpullable_helper_image_names_its_key(EngineChoice::Docker).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_unpullable_helper_image_names_its_key() {
+    unpullable_helper_image_names_its_key(EngineChoice::Podman).await
 }

@@ -33,6 +33,7 @@ use imagespec_core::build::{
 };
 use imagespec_core::config::Secret;
 use imagespec_core::hash::ImageName;
+use imagespec_core::plan::runtime::Runtime;
 use imagespec_core::plan::{BuildPlan, PlanError};
 use imagespec_core::spec::LoadedSpec;
 use reqwest::Method;
@@ -160,6 +161,10 @@ impl RemoteBuilder {
             // The engine only asks for a build when the image is missing or a rebuild is forced.
             force: true,
             base_image: request.base_image.clone(),
+            flytekit_version: Some(match &request.spec.runtime {
+                Runtime::Flytekit(version) => version.clone(),
+                Runtime::None => "none".into(),
+            }),
         };
         let body =
             serde_json::to_value(&submit).map_err(|e| RemoteError::Protocol(e.to_string()))?;

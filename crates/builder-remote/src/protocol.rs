@@ -84,6 +84,10 @@ pub struct SubmitBuild {
     /// The image to build from: a base spec's built image (the engine builds it first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_image: Option<String>,
+    /// The Flyte runtime the install adds: a flytekit version, or `none`; absent means the
+    /// pinned default. Part of the name, so the service must plan with the client's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flytekit_version: Option<String>,
 }
 
 /// Where a build is.

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use imagespec_core::plan::runtime::Runtime;
 
 /// Turn a declarative ImageSpec into a content-addressed container image: build it only when it
 /// does not exist yet, and push it.
@@ -74,6 +75,13 @@ pub struct ServeArgs {}
 pub struct SpecArgs {
     /// The spec file (YAML or JSON).
     pub spec: PathBuf,
+    /// flytekit release the Python install adds unless the spec names flytekit or union
+    /// (`none`: no Flyte runtime) [config: flytekit_version; default: the pinned release].
+    #[arg(long, value_name = "VERSION", value_parser = Runtime::parse)]
+    pub flytekit_version: Option<Runtime>,
+    /// Do not add flytekit: an image that does not run Flyte tasks [config: `flytekit: false`].
+    #[arg(long, conflicts_with = "flytekit_version")]
+    pub no_flytekit: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,6 @@
 //! What every command needs: the root, the configuration, the variant, the builders, the spec.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -8,11 +8,12 @@ use imagespec_builder_remote::{RemoteBuilder, RemoteConfig};
 use imagespec_core::build::{
     BuilderRegistry, NoopBuilder, Variant, VariantSource, resolve_variant,
 };
-use imagespec_core::check::{Checked, check_file, with_tag_scheme};
+use imagespec_core::check::{Checked, check_file_with_runtime, with_tag_scheme};
 use imagespec_core::config::{Config, Secret};
 use imagespec_core::hash::TagScheme;
+use imagespec_core::plan::runtime::Runtime;
 
-use crate::args::{Cli, TagSchemeArg};
+use crate::args::{Cli, SpecArgs, TagSchemeArg};
 
 /// The environment variable naming the deployment variant.
 pub const VARIANT_ENV: &str = "IMAGESPEC_VARIANT";
@@ -47,20 +48,34 @@ impl Setup {
 
     /// Loads a spec file, applying a `--registry` override, and runs every check on it
     /// ([`imagespec_core::check`]): every command goes through here, so they all agree.
-    pub fn check_spec(&self, path: &Path, registry: Option<&str>) -> anyhow::Result<Checked> {
-        Ok(check_file(path, &self.root, registry)?)
+    pub fn check_spec(&self, spec: &SpecArgs, registry: Option<&str>) -> anyhow::Result<Checked> {
+        let runtime = self.runtime(spec);
+        Ok(check_file_with_runtime(
+            &spec.spec, &self.root, registry, runtime,
+        )?)
+    }
+
+    /// `--no-flytekit` / `--flytekit-version`, then the config file, then the pinned release.
+    pub fn runtime(&self, spec: &SpecArgs) -> Runtime {
+        if spec.no_flytekit {
+            return Runtime::None;
+        }
+        spec.flytekit_version
+            .clone()
+            .or_else(|| self.config.runtime.clone())
+            .unwrap_or_default()
     }
 
     /// [`Setup::check_spec`] named by a tag scheme: `--tag-scheme` (or `IMAGESPEC_TAG_SCHEME`),
     /// then the config file's `tag_scheme`, then imagespec's own.
     pub fn check_spec_named(
         &self,
-        path: &Path,
+        spec: &SpecArgs,
         registry: Option<&str>,
         scheme: Option<TagSchemeArg>,
     ) -> anyhow::Result<Checked> {
         Ok(with_tag_scheme(
-            self.check_spec(path, registry)?,
+            self.check_spec(spec, registry)?,
             self.tag_scheme(scheme),
         )?)
     }

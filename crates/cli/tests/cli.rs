@@ -481,9 +481,11 @@ const BAD_SPECS: &[(&str, &str)] = &[
         "empty_command",
         "name: app\ncommands: [\"echo hi\", \"\"]\n",
     ),
+    // Secrets without packages are valid now (the Flyte runtime is installed, flytekit's case);
+    // without the runtime they are refused by the plan (core's plan tests).
     (
-        "unused_secret",
-        "name: app\npip_secret_mounts: [[\"env:T\", /run/secrets/t]]\n",
+        "secret_climbs",
+        "name: app\npackages: [six]\npip_secret_mounts: [[\"env:T\", ../t]]\n",
     ),
     (
         "secret_backslash",
@@ -589,4 +591,55 @@ fn problems_of_validation_and_planning_are_reported_in_one_round() {
         out.stdout.is_empty(),
         "tag printed a name for a refused spec"
     );
+}
+
+/// The Flyte runtime: on by default (`flytekit==1.16.31` in the install), another release with
+/// `--flytekit-version` or the config's `flytekit_version`, off with `--no-flytekit` or
+/// `flytekit: false`; each is another image name, and a bad version is a usage error.
+#[test]
+fn flytekit_runtime_flags_and_config() {
+    let dir = example("requirements");
+    let tag = |args: &[&str], config: Option<&Path>| {
+        let mut cmd = imagespec(&dir);
+        if let Some(config) = config {
+            cmd.env("IMAGESPEC_CONFIG", config);
+        }
+        stdout_of(cmd.arg("tag").args(args).arg("spec.yaml"))
+    };
+    let default = tag(&[], None);
+    let off = tag(&["--no-flytekit"], None);
+    let other = tag(&["--flytekit-version", "1.15.0"], None);
+    assert_ne!(default, off);
+    assert_ne!(default, other);
+    assert_ne!(off, other);
+    assert_eq!(tag(&["--flytekit-version", "none"], None), off);
+    let configs = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, text: &str| {
+        let path = configs.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    };
+    assert_eq!(tag(&[], Some(&write("off.yaml", "flytekit: false\n"))), off);
+    let pinned = write("pinned.yaml", "flytekit_version: \"1.15.0\"\n");
+    assert_eq!(tag(&[], Some(&pinned)), other);
+    // The flag wins over the configuration.
+    assert_eq!(tag(&["--no-flytekit"], Some(&pinned)), off);
+
+    let dockerfile = stdout_of(imagespec(&dir).args(["dockerfile", "spec.yaml"]));
+    assert!(
+        dockerfile.contains("idna flytekit==1.16.31") || dockerfile.contains("flytekit==1.16.31"),
+        "{dockerfile}"
+    );
+    let without = stdout_of(imagespec(&dir).args(["dockerfile", "--no-flytekit", "spec.yaml"]));
+    assert!(!without.contains("flytekit"), "{without}");
+    for command in ["validate", "context"] {
+        let mut cmd = imagespec(&dir);
+        cmd.args([command, "--flytekit-version", "latest", "spec.yaml"]);
+        if command == "context" {
+            cmd.args(["-o", "/dev/null"]);
+        }
+        cmd.assert()
+            .code(2)
+            .stderr(predicate::str::contains("not a flytekit version"));
+    }
 }

@@ -14,6 +14,7 @@ use std::path::Path;
 
 use crate::hash::flytekit::FlytekitError;
 use crate::hash::{HashError, ResolvedImage, TagScheme, resolve_image};
+use crate::plan::runtime::Runtime;
 use crate::plan::{BuildPlan, PlanError};
 use crate::spec::{Diagnostic, DiagnosticKind, LoadedSpec, SpecError};
 use crate::tree::TreeError;
@@ -27,8 +28,19 @@ pub struct Checked {
 
 /// Reads and checks a spec file; `registry` is a `--registry` override.
 pub fn check_file(path: &Path, root: &Path, registry: Option<&str>) -> Result<Checked, SpecError> {
+    check_file_with_runtime(path, root, registry, Runtime::default())
+}
+
+/// [`check_file`] with the Flyte runtime the install adds (`--flytekit-version`, `--no-flytekit`,
+/// the configuration's `flytekit_version`); it changes the plan and the name.
+pub fn check_file_with_runtime(
+    path: &Path,
+    root: &Path,
+    registry: Option<&str>,
+    runtime: Runtime,
+) -> Result<Checked, SpecError> {
     let text = LoadedSpec::read_file(path)?;
-    check_text(&text, Some(path), root, registry)
+    check_text_with_runtime(&text, Some(path), root, registry, runtime)
 }
 
 /// Checks spec text; `file` is used in messages.
@@ -38,10 +50,22 @@ pub fn check_text(
     root: &Path,
     registry: Option<&str>,
 ) -> Result<Checked, SpecError> {
+    check_text_with_runtime(text, file, root, registry, Runtime::default())
+}
+
+/// [`check_text`] with a Flyte runtime (see [`check_file_with_runtime`]).
+pub fn check_text_with_runtime(
+    text: &str,
+    file: Option<&Path>,
+    root: &Path,
+    registry: Option<&str>,
+    runtime: Runtime,
+) -> Result<Checked, SpecError> {
     let (loaded, mut diagnostics, complete) = LoadedSpec::load_text(text, file, root);
-    let Some(mut loaded) = loaded else {
+    let Some(loaded) = loaded else {
         return Err(SpecError { diagnostics });
     };
+    let mut loaded = loaded.with_runtime(runtime);
     if let Some(registry) = registry
         && diagnostics.is_empty()
     {

@@ -17,6 +17,7 @@ use marked_yaml::loader::{LoaderOptions, parse_yaml_with_options};
 use marked_yaml::types::Node;
 
 use crate::build::{ExistencePolicy, Variant};
+use crate::plan::runtime::Runtime;
 use crate::spec::{Diagnostic, DiagnosticKind, Location, SpecError};
 
 /// A secret string whose `Debug` and `Display` never show it.
@@ -60,6 +61,8 @@ pub struct Config {
     /// The build service for the remote builder.
     pub remote_url: Option<String>,
     pub remote_token: Option<Secret>,
+    /// The Flyte runtime (`flytekit_version: X`, `flytekit_version: none` or `flytekit: false`).
+    pub runtime: Option<Runtime>,
 }
 
 impl Config {
@@ -155,6 +158,32 @@ impl Config {
                     }
                 },
                 ("engine", Some(v)) => config.engine = Some(v),
+                ("flytekit_version", Some(v)) => match Runtime::parse(&v) {
+                    // `flytekit: false` wins over a version, wherever it stands.
+                    Ok(r) => {
+                        if config.runtime != Some(Runtime::None) {
+                            config.runtime = Some(r)
+                        }
+                    }
+                    Err(e) => diags.push(diag(
+                        path,
+                        at,
+                        "flytekit_version",
+                        e,
+                        "write e.g. `flytekit_version: \"1.16.31\"`, or `flytekit: false`",
+                    )),
+                },
+                ("flytekit", Some(v)) => match v.as_str() {
+                    "false" => config.runtime = Some(Runtime::None),
+                    "true" => {}
+                    other => diags.push(diag(
+                        path,
+                        at,
+                        "flytekit",
+                        format!("expected `true` or `false`, found `{other}`"),
+                        "write `flytekit: false` for images without the Flyte runtime",
+                    )),
+                },
                 ("remote", None) if value.as_mapping().is_some() => {
                     for (k, v) in value.as_mapping().into_iter().flat_map(|m| m.iter()) {
                         let at = v.span().start().map(|m| Location {
@@ -181,7 +210,7 @@ impl Config {
                     at,
                     other,
                     format!("unknown or malformed key `{other}`"),
-                    "known keys: variant, if_unknown, tag_scheme, engine, remote.url, remote.token",
+                    "known keys: variant, if_unknown, tag_scheme, engine, flytekit, flytekit_version, remote.url, remote.token",
                 )),
             }
         }
@@ -225,6 +254,24 @@ mod tests {
         assert_eq!(c.remote_url.as_deref(), Some("http://127.0.0.1:1"));
         assert_eq!(c.remote_token.as_ref().map(Secret::expose), Some("abc"));
         assert!(!format!("{c:?}").contains("abc"));
+    }
+
+    #[test]
+    fn flytekit_runtime_keys() {
+        let p = Path::new("c.yaml");
+        let c = Config::parse("flytekit_version: \"1.15.0\"\n", p).expect("valid");
+        assert_eq!(c.runtime, Some(Runtime::Flytekit("1.15.0".into())));
+        let c = Config::parse("flytekit_version: none\n", p).expect("valid");
+        assert_eq!(c.runtime, Some(Runtime::None));
+        let c = Config::parse("flytekit: false\nflytekit_version: 1.15.0\n", p).expect("valid");
+        assert_eq!(c.runtime, Some(Runtime::None));
+        assert_eq!(
+            Config::parse("flytekit: true\n", p).expect("valid").runtime,
+            None
+        );
+        let e = Config::parse("flytekit_version: latest\nflytekit: no\n", p).expect_err("bad");
+        assert_eq!(e.diagnostics.len(), 2, "{e}");
+        assert!(e.to_string().contains("c.yaml:1:19"), "{e}");
     }
 
     #[test]

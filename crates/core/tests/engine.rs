@@ -545,3 +545,24 @@ fn policy_parses() {
     );
     assert!("sometimes".parse::<ExistencePolicy>().is_err());
 }
+
+/// flytekit reads `FLYTE_PUSH_IMAGE_SPEC` as "push unless false"; `0` and `false` mean no push,
+/// and an unset or unrecognised value keeps the push.
+#[test]
+fn flyte_push_image_spec_false_means_no_push() {
+    for (value, push) in [
+        ("0", false),
+        ("false", false),
+        ("False", false),
+        ("1", true),
+        ("true", true),
+        ("maybe", true),
+    ] {
+        let mut options = EngineOptions::default();
+        options.apply_env(|k| (k == "FLYTE_PUSH_IMAGE_SPEC").then(|| value.to_string()));
+        assert_eq!(options.push, push, "FLYTE_PUSH_IMAGE_SPEC={value}");
+    }
+    let mut unset = EngineOptions::default();
+    unset.apply_env(|_| None);
+    assert!(unset.push);
+}

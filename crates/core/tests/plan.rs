@@ -10,7 +10,10 @@ use imagespec_core::plan::{
     SecretSource,
 };
 use imagespec_core::resolve_image;
-use support::{load, plan, plan_error, plan_with_base, project, redacted};
+use support::{
+    load, plan, plan_error, plan_error_without_runtime, plan_with_base, plan_with_runtime, project,
+    redacted,
+};
 
 /// Plans `yaml` in a copy of the fixture project and snapshots the (redacted) Dockerfile.
 fn snapshot(name: &str, yaml: &str) {
@@ -305,10 +308,17 @@ fn plan_a_child_extends_its_base_specs_python_environment() {
         text.contains("uv pip install --python /opt/conda/bin/python"),
         "{text}"
     );
+    // A `python_exec` base made the venv /opt/venv over its interpreter: the child installs
+    // into that venv, never recreating it (which would drop `--system-site-packages`).
     let exec = child("  python_exec: /usr/local/bin/python3\n");
     assert_eq!(
         exec.python(),
-        &PythonEnv::Exec("/usr/local/bin/python3".into())
+        &PythonEnv::Exec("/opt/venv/bin/python".into())
+    );
+    assert!(
+        !exec.dockerfile().contains("uv venv"),
+        "{}",
+        exec.dockerfile()
     );
     let venv = child("  packages: [numpy]\n");
     assert_eq!(venv.python(), &PythonEnv::Venv);
@@ -449,11 +459,12 @@ fn plan_layer_order_is_least_to_most_frequently_changed() {
         "apt-get install",
         "useradd",
         "uv venv",
-        "uv pip install",
+        // flytekit's order: `env` steers the install, `commands` see the copied and source files.
         "ENV A=",
+        "uv pip install",
         "COPY --chown=1000 copy/",
-        "RUN echo hi",
         "COPY --chown=1000 source/",
+        "RUN echo hi",
         "USER 1000",
         "LABEL dev.imagespec.spec-hash",
     ];
@@ -641,11 +652,183 @@ fn plan_empty_commands_and_bad_extra_args_are_rejected() {
 #[test]
 fn plan_secrets_without_an_install_step_are_rejected() {
     let dir = project();
-    let msg = plan_error(
+    let msg = plan_error_without_runtime(
         dir.path(),
         "name: e\npip_secret_mounts: [[secrets/netrc, /root/.netrc]]\n",
     );
     assert!(msg.contains("nothing is installed"), "{msg}");
+}
+
+/// flytekit's `test_create_docker_context_with_secrets`-style spec: secrets and no packages.
+/// flytekit always installs flytekit, so there is an install step to mount them on; and a
+/// relative target means, as in BuildKit, a path below the install step's working directory.
+#[test]
+fn plan_secrets_without_packages_mount_on_the_flytekit_install() {
+    let dir = project();
+    let (_, _, plan) = plan(
+        dir.path(),
+        "name: e\npip_secret_mounts: [[secrets/netrc, /root/.netrc], ['env:TOKEN', secret_dst_2]]\n",
+    );
+    let text = plan.dockerfile();
+    let install = text
+        .lines()
+        .position(|l| l.contains("uv pip install"))
+        .unwrap_or_else(|| panic!("no install step:\n{text}"));
+    let lines: Vec<&str> = text.lines().collect();
+    let run = &lines[..install];
+    assert!(
+        run.iter()
+            .any(|l| l.contains("--mount=type=secret,id=pip_secret_0,target=/root/.netrc")),
+        "{text}"
+    );
+    assert!(
+        run.iter()
+            .any(|l| l.contains("--mount=type=secret,id=pip_secret_1,target=/root/secret_dst_2")),
+        "{text}"
+    );
+    assert!(lines[install].ends_with("flytekit==1.16.31"), "{text}");
+    assert_eq!(plan.secrets()[1].target, "/root/secret_dst_2");
+    // `builder_options.workdir` moves the install step, and the relative target with it.
+    let (_, _, plan) = plan_with_runtime(
+        dir.path(),
+        "name: e\nbuilder_options: {workdir: /app}\npip_secret_mounts: [['env:TOKEN', sub/dst]]\n",
+        Default::default(),
+    );
+    assert_eq!(plan.secrets()[0].target, "/app/sub/dst");
+}
+
+/// The Flyte runtime: `flytekit==<pinned>` is appended to the install unless the packages or the
+/// requirements name flytekit (or union, which brings it); never with a lock file; off with
+/// `Runtime::None`. Ported from flytekit's `test_create_docker_context` family.
+#[test]
+fn plan_appends_the_flyte_runtime_unless_the_spec_names_it() {
+    use imagespec_core::plan::runtime::{DEFAULT_FLYTEKIT_VERSION, Runtime};
+    let dir = project();
+    let install = |yaml: &str, runtime: Runtime| {
+        let (_, _, plan) = plan_with_runtime(dir.path(), yaml, runtime);
+        let text = plan.dockerfile();
+        text.lines()
+            .find(|l| {
+                l.contains("uv pip install --python /opt/venv")
+                    || l.contains("uv sync")
+                    || l.contains("poetry install")
+            })
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    let pinned = format!("flytekit=={DEFAULT_FLYTEKIT_VERSION}");
+    // No packages at all: flytekit is still installed, so `pyflyte-execute` exists.
+    assert!(install("name: a\n", Runtime::default()).ends_with(&pinned));
+    assert!(
+        install("name: a\npackages: [numpy]\n", Runtime::default())
+            .ends_with(&format!("numpy {pinned}"))
+    );
+    assert!(
+        install(
+            "name: a\npackages: [numpy]\n",
+            Runtime::Flytekit("1.15.0".into())
+        )
+        .ends_with("numpy flytekit==1.15.0")
+    );
+    for named in [
+        "flytekit==1.14.0",
+        "Flytekit>=1.10",
+        "union",
+        "unionai==0.1.0",
+    ] {
+        let line = install(
+            &format!("name: a\npackages: ['{named}']\n"),
+            Runtime::default(),
+        );
+        assert!(!line.contains(&pinned), "{named}: {line}");
+    }
+    // flytekit's rule: a plugin still gets flytekit pinned.
+    assert!(
+        install(
+            "name: a\npackages: [flytekitplugins-pandas]\n",
+            Runtime::default()
+        )
+        .ends_with(&pinned)
+    );
+    // A requirements file that names it.
+    std::fs::write(dir.path().join("fk.txt"), "numpy\nflytekit>=1.10 # ours\n").unwrap();
+    assert!(!install("name: a\nrequirements: fk.txt\n", Runtime::default()).contains(&pinned));
+    // The fixture's requirements.txt pins `flytekit>=1.13,<2` itself.
+    assert!(
+        !install(
+            "name: a\nrequirements: requirements.txt\n",
+            Runtime::default()
+        )
+        .contains(&pinned)
+    );
+    std::fs::write(
+        dir.path().join("plain.txt"),
+        "numpy\n# flytekit is not named here\n",
+    )
+    .unwrap();
+    assert!(install("name: a\nrequirements: plain.txt\n", Runtime::default()).ends_with(&pinned));
+    // Lock files: what the lock pins, nothing added (as flytekit).
+    assert!(
+        !install(
+            "name: a\nrequirements: uvproj/uv.lock\n",
+            Runtime::default()
+        )
+        .contains("flytekit")
+    );
+    // Off: no install step at all for a spec without packages.
+    assert_eq!(install("name: a\n", Runtime::None), "");
+    assert!(!install("name: a\npackages: [numpy]\n", Runtime::None).contains("flytekit"));
+}
+
+/// `env` is set before the dependency install, so it steers uv (`UV_*`, `PIP_*`, `CFLAGS`).
+#[test]
+fn plan_env_comes_before_the_install() {
+    let dir = project();
+    let (_, _, plan) = plan(
+        dir.path(),
+        "name: a\npackages: [numpy]\nenv: {UV_INDEX_STRATEGY: unsafe-best-match}\n",
+    );
+    let text = plan.dockerfile();
+    let env = text.find("ENV UV_INDEX_STRATEGY=").expect("env");
+    let install = text.find("uv pip install").expect("install");
+    let identity = text
+        .find("LABEL dev.imagespec.spec-hash")
+        .expect("identity");
+    assert!(env < install && install < identity, "{text}");
+}
+
+/// Conda channels: `-c conda-forge` first, then `conda_channels` in order (flytekit's priority).
+#[test]
+fn plan_conda_forge_comes_first() {
+    let dir = project();
+    let (_, _, plan) = plan(
+        dir.path(),
+        "name: a\nconda_channels: [pytorch, conda-forge, nvidia]\nconda_packages: [pytorch]\n",
+    );
+    let text = plan.dockerfile();
+    assert!(
+        text.contains("-c conda-forge -c pytorch -c nvidia python=3"),
+        "{text}"
+    );
+}
+
+/// `python_exec`: a venv over that interpreter with its site packages visible (flytekit 1.16),
+/// never `--break-system-packages` into the base image's Python.
+#[test]
+fn plan_python_exec_is_a_venv_with_system_site_packages() {
+    let dir = project();
+    let (_, _, plan) = plan(
+        dir.path(),
+        "name: a\nbase_image: python:3.11-slim\npython_exec: /usr/local/bin/python3\npackages: [six]\n",
+    );
+    let text = plan.dockerfile();
+    assert!(text.contains("uv venv --allow-existing --python /usr/local/bin/python3 --system-site-packages /opt/venv"), "{text}");
+    assert!(
+        text.contains("uv pip install --python /opt/venv/bin/python"),
+        "{text}"
+    );
+    assert!(!text.contains("--break-system-packages"), "{text}");
+    assert!(text.contains("PATH=\"/opt/venv/bin:$PATH\""), "{text}");
 }
 
 #[test]

@@ -403,5 +403,37 @@ fn the_scheme_is_pinned() {
         .with_env([("A", "1")])
         .with_base_image("debian:bookworm-slim");
     let name = tag_of(dir.path(), spec);
-    insta::assert_snapshot!(name, @"pinned:fceb80f075db70a9cf883a9e9f2b415e");
+    insta::assert_snapshot!(name, @"pinned:f58b645861226a495743c3e93a9073ba");
+}
+
+/// The Flyte runtime is a hash input of its own: another flytekit version, or none, is another
+/// image; the default is the pinned release.
+#[test]
+fn the_flyte_runtime_changes_the_tag() {
+    use imagespec_core::plan::runtime::Runtime;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let name = |runtime: Runtime| {
+        let loaded = imagespec_core::LoadedSpec::from_spec(
+            ImageSpec::new("rt").with_packages(["six"]),
+            dir.path(),
+        )
+        .expect("valid")
+        .with_runtime(runtime);
+        let resolved = imagespec_core::resolve_image(&loaded).expect("hash");
+        let input = resolved
+            .inputs
+            .inputs
+            .iter()
+            .find(|i| i.field == "flyte_runtime")
+            .map(|i| i.summary.clone());
+        (resolved.name.to_string(), input)
+    };
+    let pinned = name(Runtime::default());
+    let other = name(Runtime::Flytekit("1.15.0".into()));
+    let none = name(Runtime::None);
+    assert_eq!(pinned.1.as_deref(), Some("flytekit==1.16.31"));
+    assert_eq!(none.1, None);
+    assert_ne!(pinned.0, other.0);
+    assert_ne!(pinned.0, none.0);
+    assert_ne!(other.0, none.0);
 }

@@ -132,7 +132,8 @@ async fn build(
         .map_err(|e| internal(format!("stored request unreadable: {e}")))?;
     let text = submitted.spec.to_string();
     let loaded = LoadedSpec::from_text(&text, None, &shared.workspace(id))
-        .map_err(|e| internal(e.to_string()))?;
+        .map_err(|e| internal(e.to_string()))?
+        .with_runtime(crate::api::builds::submitted_runtime(&submitted).map_err(internal)?);
     let mut resolved = resolve_image(&loaded).map_err(|e| internal(e.to_string()))?;
     let registry = shared.config.registry.as_deref();
     resolved.name = qualify(&resolved.name, registry)

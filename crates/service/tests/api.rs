@@ -74,6 +74,7 @@ async fn prepared_submission(
         platforms: vec!["linux/amd64".into()],
         force: true,
         base_image: None,
+        flytekit_version: Some("none".into()),
     }
 }
 

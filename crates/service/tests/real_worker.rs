@@ -63,7 +63,10 @@ fn example(dir: &Path, marker: &str) -> LoadedSpec {
             &format!("APP_MODE: production\n  RUN_MARKER: \"{marker}\""),
         );
     std::fs::write(dir.join("spec.yaml"), spec).expect("write spec");
-    LoadedSpec::from_file(&dir.join("spec.yaml"), dir).expect("example spec")
+    // No Flyte runtime: the test is about the service, not flytekit (a large install).
+    LoadedSpec::from_file(&dir.join("spec.yaml"), dir)
+        .expect("example spec")
+        .with_runtime(imagespec_core::plan::runtime::Runtime::None)
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@ pub mod base;
 pub mod contents;
 pub mod dependencies;
 pub mod engine;
+pub mod flytekit;
 pub mod layers;
 pub mod secrets;
 
@@ -14,6 +15,7 @@ pub use contents::{
 };
 pub use dependencies::{apt_packages, pip_index, requirements_txt, uv_lock};
 pub use engine::{exists_skips_build, force_rebuilds, missing_registry, unsupported_platforms};
+pub use flytekit::flytekit_task;
 pub use layers::source_edit_rebuilds_only_source_layer;
 pub use secrets::secret_mounts;
 

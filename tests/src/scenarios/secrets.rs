@@ -1,6 +1,6 @@
 //! `pip_secret_mounts`: the install step reads each secret (one from an environment variable,
-//! one from a file), and neither value is anywhere in the image, its history, its metadata or
-//! the build's events.
+//! one from a file mounted at a relative destination, as in flytekit's test), and neither value
+//! is anywhere in the image, its history, its metadata or the build's events.
 //!
 //! The proof that the step *read* them: the install step builds a local probe package whose
 //! build backend stores each secret's SHA-256 in the package (see [`crate::probe`]); the image
@@ -48,7 +48,7 @@ pub async fn secret_mounts(backend: &Backend) -> Result<()> {
             probe::DISTRIBUTION
         )])
         .with_pip_secret_mount(format!("env:{ENV_SECRET_VAR}"), probe::ENV_TARGET)
-        .with_pip_secret_mount("token.txt", probe::FILE_TARGET);
+        .with_pip_secret_mount("token.txt", probe::FILE_TARGET_RELATIVE);
     if !case.capabilities().secrets {
         return match case.try_ensure(spec, &case.options()).await? {
             Err(EngineError::Unsupported {

@@ -16,8 +16,7 @@ use crate::setup::Setup;
 pub async fn run(setup: &Setup, args: &BuildArgs, format: OutputFormat) -> anyhow::Result<()> {
     // The same checks as `validate`, before any engine or registry is contacted; the name they
     // computed is the one built (the engine does not hash the files again).
-    let checked =
-        setup.check_spec_named(&args.spec.spec, args.registry.as_deref(), args.tag_scheme)?;
+    let checked = setup.check_spec_named(&args.spec, args.registry.as_deref(), args.tag_scheme)?;
     let (variant, _) = setup.variant(args.variant.variant.as_deref())?;
     let policy = match &args.if_unknown {
         Some(p) => p.parse().map_err(anyhow::Error::msg)?,

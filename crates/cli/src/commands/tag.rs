@@ -8,8 +8,7 @@ use crate::setup::Setup;
 
 pub fn run(setup: &Setup, args: &TagArgs, format: OutputFormat) -> anyhow::Result<()> {
     // The same checks as `validate`: a name is only printed for a spec that can be built.
-    let checked =
-        setup.check_spec_named(&args.spec.spec, args.registry.as_deref(), args.tag_scheme)?;
+    let checked = setup.check_spec_named(&args.spec, args.registry.as_deref(), args.tag_scheme)?;
     let resolved = checked.resolved;
     match format {
         OutputFormat::Json => output::json_line(&serde_json::json!({

@@ -6,7 +6,7 @@ use crate::output;
 use crate::setup::Setup;
 
 pub fn run(setup: &Setup, args: &SpecArgs, format: OutputFormat) -> anyhow::Result<()> {
-    let checked = setup.check_spec(&args.spec, None)?;
+    let checked = setup.check_spec(args, None)?;
     match format {
         OutputFormat::Json => output::json_line(&serde_json::json!({
             "valid": true,

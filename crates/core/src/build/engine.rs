@@ -81,7 +81,9 @@ impl Default for EngineOptions {
 impl EngineOptions {
     /// Applies flytekit's environment switches: `FLYTE_FORCE_PUSH_IMAGE_SPEC` forces a rebuild,
     /// `FLYTE_IMG_FAST_FAIL` turns an undeterminable existence check into an error whatever the
-    /// configured policy.
+    /// configured policy, and `FLYTE_PUSH_IMAGE_SPEC` set to a false value (`0`, `false`, `no`,
+    /// `off`) builds without pushing. flytekit pushes unless the variable is `true` or `1`; an
+    /// unrecognised value keeps imagespec's default (push), so a typo never drops a push.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
         let truthy = |v: Option<String>| {
             v.is_some_and(|v| {
@@ -97,6 +99,17 @@ impl EngineOptions {
         if truthy(get("FLYTE_IMG_FAST_FAIL")) {
             self.policy = ExistencePolicy::Fail;
             self.fast_fail = true;
+        }
+        let falsy = |v: Option<String>| {
+            v.is_some_and(|v| {
+                matches!(
+                    v.trim().to_ascii_lowercase().as_str(),
+                    "0" | "false" | "no" | "off"
+                )
+            })
+        };
+        if falsy(get("FLYTE_PUSH_IMAGE_SPEC")) {
+            self.push = false;
         }
     }
 }

@@ -188,6 +188,15 @@ fn combine(inputs: &HashInputs) -> String {
     hex::encode(&e.finish()[..HASH_LEN / 2])
 }
 
+/// The Flyte runtime ([`crate::plan::runtime`]): its own input, unset when it is off.
+fn runtime_input(c: &mut Collector, runtime: &crate::plan::runtime::Runtime) {
+    if let Some(requirement) = runtime.requirement() {
+        c.add("flyte_runtime", requirement.clone(), |e| {
+            e.str(&requirement);
+        });
+    }
+}
+
 struct Collector {
     inputs: Vec<HashInput>,
 }
@@ -274,6 +283,7 @@ pub fn hash_inputs_of(
     c.list("pip_extra_index_url", &spec.pip_extra_index_url);
     c.opt_str("pip_extra_args", &spec.pip_extra_args);
     c.list("packages", &spec.packages);
+    runtime_input(&mut c, &loaded.runtime);
     if let Some(req) = &files.requirements {
         let kind = req.kind;
         let digest = req.file.digest;

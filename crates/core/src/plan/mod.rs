@@ -7,13 +7,15 @@
 //! and passes [`BuildPlan::platforms`] to the engine; nothing platform-specific is in the
 //! Dockerfile.
 //!
-//! Layers go from the least to the most frequently changed, so an edit rebuilds as little as
-//! possible: base image, system packages, working directory and runtime user, Python, Python
-//! dependencies, `env`, `copy`, `commands`, source files, entrypoint and `USER`; the spec's
-//! identity (`LABEL dev.imagespec.spec-hash`/`plan-version`/`inputs`, `ENV IMAGESPEC_SPEC_HASH`)
-//! comes last, so a spec change that does not touch a layer's inputs keeps that layer cached.
-//! One consequence: `env` is set after the dependencies are installed, so an `env` change does
-//! not reinstall them, and `env` values are not seen by the install step (`commands` see them).
+//! Layers go from the least to the most frequently changed, in flytekit's order where it
+//! matters: base image, system packages, working directory and runtime user, Python, `env`,
+//! Python dependencies (with the Flyte runtime, [`runtime`]), `copy`, source files, `commands`,
+//! entrypoint and `USER`; the spec's identity (`LABEL dev.imagespec.spec-hash`/`plan-version`/
+//! `inputs`, `ENV IMAGESPEC_SPEC_HASH`) comes last, so a spec change that does not touch a
+//! layer's inputs keeps that layer cached. `env` comes before the install, so `UV_*`, `PIP_*` or
+//! `CFLAGS` steer it (an `env` change reinstalls the dependencies); `commands` come after the
+//! `copy` and source files, so `pip install -e .` or `python -m compileall /root` sees them (a
+//! source edit reruns the commands; without commands it reruns only the source layer).
 //!
 //! The runtime user (uid 1000, see [`system`]) owns the working directory and the files copied
 //! into it; the Python environment stays owned by root, so installing packages at run time as
@@ -32,6 +34,7 @@ pub mod instruction;
 pub mod options;
 pub mod python;
 pub mod render;
+pub mod runtime;
 pub mod secrets;
 pub mod shell;
 pub mod system;
@@ -54,7 +57,7 @@ pub const DEFAULT_BASE_IMAGE: &str = "debian:bookworm-slim";
 /// Version of the recipe this module turns specs into. Bumped whenever the same spec would
 /// render a different Dockerfile (a new default helper image, a changed install command), so a
 /// tool can tell images built by different recipes apart; it is an input of the image name's hash.
-pub const PLAN_VERSION: &str = "2";
+pub const PLAN_VERSION: &str = "3";
 
 /// Label carrying [`PLAN_VERSION`].
 pub const LABEL_PLAN_VERSION: &str = "dev.imagespec.plan-version";
@@ -140,8 +143,8 @@ impl BuildPlan {
             secrets,
             apt,
             environment,
-            dependencies,
             env,
+            dependencies,
             commands,
         } = steps;
 
@@ -172,8 +175,8 @@ impl BuildPlan {
             options.non_root_user,
         ));
         instructions.extend(environment);
-        instructions.extend(dependencies);
         instructions.extend(env);
+        instructions.extend(dependencies);
         let chown = options
             .non_root_user
             .then(|| system::RUNTIME_UID.to_string());
@@ -184,7 +187,6 @@ impl BuildPlan {
             instructions.push(Instruction::Comment("Files of `copy`".into()));
             instructions.push(copy_dir(context::COPY_DIR, &chown));
         }
-        instructions.extend(commands);
         if files
             .iter()
             .any(|f| f.path.starts_with(&format!("{}/", context::SOURCE_DIR)))
@@ -192,6 +194,7 @@ impl BuildPlan {
             instructions.push(Instruction::Comment("Source files (`source_root`)".into()));
             instructions.push(copy_dir(context::SOURCE_DIR, &chown));
         }
+        instructions.extend(commands);
         if s.entrypoint.is_some() || options.non_root_user {
             instructions.push(Instruction::Comment("Runtime".into()));
         }
@@ -250,9 +253,10 @@ impl BuildPlan {
         let apt = system::apt(&s.apt_packages, EngineTraits::default().locked_cache_mounts);
         let env = user_env(s);
         let commands = commands(&s.commands);
+        let runtime = runtime::appended(spec);
         if let (Ok(options), Ok(python), Ok(secrets)) = (&options, &python, &secrets) {
-            out.extend(python::environment(s, python, &options.workdir).err());
-            out.extend(python::dependencies(s, python, secrets).err());
+            out.extend(python::environment(s, python, &options.workdir, runtime.as_deref()).err());
+            out.extend(python::dependencies(s, python, secrets, runtime.as_deref()).err());
         }
         out.extend(options.err());
         out.extend(python.err());
@@ -322,8 +326,8 @@ struct Steps {
     secrets: Vec<SecretRef>,
     apt: Vec<Instruction>,
     environment: Vec<Instruction>,
-    dependencies: Vec<Instruction>,
     env: Vec<Instruction>,
+    dependencies: Vec<Instruction>,
     commands: Vec<Instruction>,
 }
 
@@ -333,11 +337,12 @@ impl Steps {
         let options = PlanOptions::from_builder_options(&s.builder_options)?;
         let python = PythonEnv::of(s)?;
         let secrets = secrets::from_spec(spec)?;
+        let runtime = runtime::appended(spec);
         Ok(Steps {
             apt: system::apt(&s.apt_packages, traits.locked_cache_mounts)?,
-            environment: python::environment(s, &python, &options.workdir)?,
-            dependencies: python::dependencies(s, &python, &secrets)?,
+            environment: python::environment(s, &python, &options.workdir, runtime.as_deref())?,
             env: user_env(s)?,
+            dependencies: python::dependencies(s, &python, &secrets, runtime.as_deref())?,
             commands: commands(&s.commands)?,
             options,
             python,

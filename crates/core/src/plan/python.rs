@@ -1,14 +1,15 @@
 //! The Python environment and the Python dependencies.
 //!
 //! Which interpreter (first match wins):
-//! 1. `python_exec`: the base image's interpreter at that path is used as is. A check step fails
-//!    the build early if it is missing or is not `python_version`. Packages are installed into
-//!    its environment with `uv pip install --python <exec> --break-system-packages` (the flag
-//!    only matters for a distribution's externally-managed Python; the spec asked for that
-//!    interpreter explicitly). `PATH` is left alone.
+//! 1. `python_exec`: the base image's interpreter at that path. A check step fails the build
+//!    early if it is missing or is not `python_version`. As flytekit 1.16 does (its answer to
+//!    PEP 668's externally-managed system Pythons, e.g. NVIDIA's images), uv creates the virtual
+//!    environment `/opt/venv` over that interpreter with `--system-site-packages`, so the base
+//!    image's packages stay importable, and packages are installed into the venv, never into the
+//!    base image's own Python (no `--break-system-packages`).
 //! 2. `conda_packages` or `conda_channels`: micromamba creates the conda environment `/opt/conda`
-//!    with `python=<python_version>` (any Python 3 when unset) and the conda packages, from the
-//!    spec's channels in order followed by `conda-forge`. micromamba is not installed: its image
+//!    with `python=<python_version>` (any Python 3 when unset) and the conda packages, from
+//!    `conda-forge` first and then the spec's channels in order (flytekit's priority). micromamba is not installed: its image
 //!    (`builder_config.micromamba_image`, default [`DEFAULT_MICROMAMBA_IMAGE`]) is bind-mounted
 //!    for that one step, which also lends its CA bundle when the base image has none.
 //! 3. Otherwise uv (copied from `builder_config.uv_image`, default [`DEFAULT_UV_IMAGE`], into
@@ -78,7 +79,11 @@ pub enum PythonEnv {
     Venv,
     /// micromamba's environment [`CONDA_PREFIX`].
     Conda,
-    /// The base image's interpreter at this path (`python_exec`).
+    /// `python_exec`: the venv [`VENV`] over the base image's interpreter at this path, with the
+    /// interpreter's own packages visible (`--system-site-packages`).
+    ExecVenv(String),
+    /// An environment a base spec made, installed into directly through this interpreter (a
+    /// conda base's `/opt/conda/bin/python`, a `python_exec` base's `/opt/venv/bin/python`).
     Exec(String),
 }
 
@@ -105,6 +110,8 @@ impl PythonEnv {
         }
         Ok(match spec.base_spec().map(PythonEnv::of).transpose()? {
             Some(PythonEnv::Conda) => PythonEnv::Exec(format!("{CONDA_PREFIX}/bin/python")),
+            // Not `uv venv` again: recreating the venv would drop `--system-site-packages`.
+            Some(PythonEnv::ExecVenv(_)) => PythonEnv::Exec(format!("{VENV}/bin/python")),
             Some(PythonEnv::Exec(exec)) => PythonEnv::Exec(exec),
             _ => PythonEnv::Venv,
         })
@@ -124,7 +131,7 @@ impl PythonEnv {
             }),
             (Some(exec), false) => {
                 check_line("python_exec", exec)?;
-                Ok(PythonEnv::Exec(exec.clone()))
+                Ok(PythonEnv::ExecVenv(exec.clone()))
             }
             (None, true) => Ok(PythonEnv::Conda),
             (None, false) => Ok(PythonEnv::Venv),
@@ -134,7 +141,7 @@ impl PythonEnv {
     /// The interpreter, as a shell word.
     fn python(&self) -> String {
         match self {
-            PythonEnv::Venv => format!("{VENV}/bin/python"),
+            PythonEnv::Venv | PythonEnv::ExecVenv(_) => format!("{VENV}/bin/python"),
             PythonEnv::Conda => format!("{CONDA_PREFIX}/bin/python"),
             PythonEnv::Exec(exec) => quote(exec).into_owned(),
         }
@@ -143,7 +150,7 @@ impl PythonEnv {
     /// The environment's prefix, as a shell word (computed at build time for `python_exec`).
     fn prefix(&self) -> String {
         match self {
-            PythonEnv::Venv => VENV.to_string(),
+            PythonEnv::Venv | PythonEnv::ExecVenv(_) => VENV.to_string(),
             PythonEnv::Conda => CONDA_PREFIX.to_string(),
             PythonEnv::Exec(exec) => {
                 format!("\"$({} -c 'import sys; print(sys.prefix)')\"", quote(exec))
@@ -186,8 +193,26 @@ fn micromamba_image(spec: &ImageSpec) -> &str {
         .map_or(DEFAULT_MICROMAMBA_IMAGE, String::as_str)
 }
 
-fn has_dependencies(spec: &ImageSpec) -> bool {
-    !spec.packages.is_empty() || spec.requirements.is_some()
+/// Whether there is an install step: packages, a requirements file, or the Flyte runtime
+/// (`runtime`, what [`super::runtime`] appends).
+/// When a failed build's `message` names one of the spec's helper images (`uv_image`,
+/// `micromamba_image`), the advice to give: the image could not be pulled, and the
+/// `builder_config` key that chooses another (a mirror, a local copy). The engines name the
+/// reference as the Dockerfile has it (BuildKit may prefix `docker.io/`, Podman `docker://`),
+/// so the reference appearing in the message is the test.
+pub fn helper_image_hint(spec: &ImageSpec, message: &str) -> Option<String> {
+    [("uv_image", uv_image(spec)), ("micromamba_image", micromamba_image(spec))]
+        .into_iter()
+        .find(|(_, reference)| message.contains(reference))
+        .map(|(key, reference)| {
+            format!(
+                "the helper image `{reference}` could not be used; set `builder_config: {{{key}: <image>}}` in the spec to a {key} the engine can pull (a mirror or a local copy)"
+            )
+        })
+}
+
+fn has_dependencies(spec: &ImageSpec, runtime: Option<&str>) -> bool {
+    !spec.packages.is_empty() || spec.requirements.is_some() || runtime.is_some()
 }
 
 fn copy_uv(spec: &ImageSpec) -> Instruction {
@@ -211,6 +236,7 @@ pub(crate) fn environment(
     spec: &ImageSpec,
     env: &PythonEnv,
     workdir: &str,
+    runtime: Option<&str>,
 ) -> Result<Vec<Instruction>, PlanError> {
     let mut out = Vec::new();
     let pythonpath = (
@@ -255,10 +281,14 @@ pub(crate) fn environment(
                 MICROMAMBA_ROOT.into(),
                 "--always-copy".into(),
             ];
-            let mut channels: Vec<&str> = spec.conda_channels.iter().map(String::as_str).collect();
-            if !channels.contains(&"conda-forge") {
-                channels.push("conda-forge");
-            }
+            // flytekit's priority: `-c conda-forge` first, then the spec's channels in order.
+            let mut channels = vec!["conda-forge"];
+            channels.extend(
+                spec.conda_channels
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|c| *c != "conda-forge"),
+            );
             for channel in channels {
                 args.push("-c".into());
                 args.push(channel.to_string());
@@ -290,7 +320,7 @@ pub(crate) fn environment(
                     ),
                 ],
             )));
-            if has_dependencies(spec) {
+            if has_dependencies(spec, runtime) {
                 out.push(copy_uv(spec));
             }
             out.push(Instruction::Env(vec![
@@ -305,9 +335,9 @@ pub(crate) fn environment(
                 pythonpath,
             ]));
         }
-        PythonEnv::Exec(exec) => {
+        PythonEnv::ExecVenv(exec) => {
             out.push(Instruction::Comment(format!(
-                "Python: the base image's interpreter {exec} (python_exec)"
+                "Python: virtual environment {VENV} over the base image's interpreter {exec} (python_exec), its packages visible"
             )));
             let check = match &spec.python_version {
                 Some(v) => {
@@ -321,7 +351,25 @@ pub(crate) fn environment(
                 None => format!("{} --version", quote(exec)),
             };
             out.push(Instruction::Run(Run::shell(Vec::new(), [check])));
-            if has_dependencies(spec) {
+            out.push(copy_uv(spec));
+            out.push(Instruction::Run(Run::shell(
+                vec![uv_cache()],
+                [format!(
+                    "uv venv --allow-existing --python {} --system-site-packages {VENV}",
+                    quote(exec)
+                )],
+            )));
+            out.push(Instruction::Env(vec![
+                ("VIRTUAL_ENV".into(), EnvValue::Literal(VENV.into())),
+                ("PATH".into(), EnvValue::Expand(format!("{VENV}/bin:$PATH"))),
+                pythonpath,
+            ]));
+        }
+        PythonEnv::Exec(exec) => {
+            out.push(Instruction::Comment(format!(
+                "Python: the base spec's environment, through {exec}"
+            )));
+            if has_dependencies(spec, runtime) {
                 out.push(copy_uv(spec));
             }
             out.push(Instruction::Env(vec![pythonpath]));
@@ -337,8 +385,9 @@ pub(crate) fn dependencies(
     spec: &ImageSpec,
     env: &PythonEnv,
     secrets: &[SecretRef],
+    runtime: Option<&str>,
 ) -> Result<Vec<Instruction>, PlanError> {
-    if !has_dependencies(spec) {
+    if !has_dependencies(spec, runtime) {
         if !secrets.is_empty() {
             return Err(PlanError::UnusedSecrets);
         }
@@ -382,6 +431,7 @@ pub(crate) fn dependencies(
                 RequirementsKind::RequirementsTxt | RequirementsKind::Pyproject => {
                     let mut words = vec!["-r".to_string(), format!("{DEPS_IN_IMAGE}/{file_name}")];
                     words.extend(spec.packages.iter().cloned());
+                    words.extend(runtime.map(str::to_string));
                     words.extend(extra_args);
                     vec![uv_pip_install(env, &index_args, &words)]
                 }
@@ -426,6 +476,7 @@ pub(crate) fn dependencies(
         }
         None => {
             let mut words = spec.packages.clone();
+            words.extend(runtime.map(str::to_string));
             words.extend(extra_args);
             vec![uv_pip_install(env, &index_args, &words)]
         }
@@ -439,15 +490,10 @@ pub(crate) fn dependencies(
 }
 
 fn uv_pip_install(env: &PythonEnv, index_args: &[String], words: &[String]) -> String {
-    let system = if matches!(env, PythonEnv::Exec(_)) {
-        " --break-system-packages"
-    } else {
-        ""
-    };
     let mut all = index_args.to_vec();
     all.extend(words.iter().cloned());
     format!(
-        "uv pip install --python {}{system} --link-mode=copy --compile-bytecode {}",
+        "uv pip install --python {} --link-mode=copy --compile-bytecode {}",
         env.python(),
         join(&all)
     )
@@ -476,5 +522,33 @@ pub(crate) fn check_line(field: &str, value: &str) -> Result<(), PlanError> {
         })
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_helper_image_names_its_builder_config_key() {
+        let spec = ImageSpec::new("a");
+        let uv = helper_image_hint(
+            &spec,
+            "failed to solve: ghcr.io/astral-sh/uv:0.13: failed to resolve source metadata",
+        )
+        .expect("uv");
+        assert!(uv.contains("builder_config: {uv_image: <image>}"), "{uv}");
+        let mamba = helper_image_hint(
+            &spec,
+            "initializing source docker://mambaorg/micromamba:2: pinging container registry",
+        )
+        .expect("micromamba");
+        assert!(mamba.contains("micromamba_image"), "{mamba}");
+        let mirrored = spec.with_builder_config("uv_image", "127.0.0.1:5000/uv:1");
+        assert!(helper_image_hint(&mirrored, "127.0.0.1:5000/uv:1: not found").is_some());
+        assert_eq!(
+            helper_image_hint(&spec, "RUN pip install: exit code 1"),
+            None
+        );
     }
 }

@@ -29,23 +29,30 @@ pub struct SecretRef {
     /// `pip_secret_mounts`, so the Dockerfile does not depend on where secrets live.
     pub id: String,
     pub source: SecretSource,
-    /// The absolute path the secret is mounted at during the install step.
+    /// The absolute path the secret is mounted at during the install step (a relative
+    /// destination resolved against the working directory, as BuildKit resolves a relative
+    /// `target=`: so Podman, which is given the absolute path, mounts it at the same place).
     pub target: String,
 }
 
 /// The secrets of `pip_secret_mounts`, in order (what [`super::BuildPlan::secrets`] returns,
 /// without planning: builders read them before contacting an engine).
 pub fn from_spec(loaded: &LoadedSpec) -> Result<Vec<SecretRef>, PlanError> {
+    // The install step runs in the image's working directory; a bad `builder_options` is
+    // reported by the options' own check, the default stands in meanwhile.
+    let workdir = super::options::PlanOptions::from_builder_options(&loaded.spec.builder_options)
+        .map(|o| o.workdir)
+        .unwrap_or_else(|_| super::options::DEFAULT_WORKDIR.to_string());
     loaded
         .spec
         .pip_secret_mounts
         .iter()
         .enumerate()
         .map(|(index, mount)| {
-            let target = &mount.dst;
             // One rule for destinations, shared with validation.
-            crate::spec::validate::check_secret_destination(target)
+            crate::spec::validate::check_secret_destination(&mount.dst)
                 .map_err(|problem| PlanError::InvalidSecret { index, problem })?;
+            let target = &absolute_target(&mount.dst, &workdir);
             let source = match mount.src.strip_prefix("env:") {
                 Some(name) => SecretSource::Env(name.to_string()),
                 // Absolute, so the builder does not depend on its working directory.
@@ -61,4 +68,32 @@ pub fn from_spec(loaded: &LoadedSpec) -> Result<Vec<SecretRef>, PlanError> {
             })
         })
         .collect()
+}
+
+/// BuildKit's rule for a relative mount target: `filepath.Join("/", workdir, target)`.
+fn absolute_target(dst: &str, workdir: &str) -> String {
+    if dst.starts_with('/') {
+        return dst.to_string();
+    }
+    let mut out = workdir.trim_end_matches('/').to_string();
+    for part in dst.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        out.push('/');
+        out.push_str(part);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::absolute_target;
+
+    #[test]
+    fn a_relative_target_is_below_the_working_directory() {
+        assert_eq!(
+            absolute_target("secret_dst_2", "/root"),
+            "/root/secret_dst_2"
+        );
+        assert_eq!(absolute_target("./a//b", "/app/"), "/app/a/b");
+        assert_eq!(absolute_target("/run/secrets/x", "/root"), "/run/secrets/x");
+    }
 }

@@ -26,6 +26,9 @@ pub struct LoadedSpec {
     /// The spec file's mapping as written (key order, quoting), when the spec came from one:
     /// imagespec's own name ignores spelling, flytekit's depends on it (`crate::hash::flytekit`).
     pub document: Option<Arc<Node>>,
+    /// The Flyte runtime the Python install adds (flytekit by default; see
+    /// [`crate::plan::runtime`]). Not a spec field: it comes from the configuration or a flag.
+    pub runtime: crate::plan::runtime::Runtime,
 }
 
 impl LoadedSpec {
@@ -99,6 +102,7 @@ impl LoadedSpec {
             file: file.map(Path::to_path_buf),
             locations: decoded.locations,
             document: decoded.document.map(Arc::new),
+            runtime: Default::default(),
         };
         (Some(loaded), diags.into_vec(), complete)
     }
@@ -118,6 +122,7 @@ impl LoadedSpec {
             file: None,
             locations: FieldLocations::default(),
             document: None,
+            runtime: Default::default(),
         })
     }
 
@@ -162,7 +167,14 @@ impl LoadedSpec {
             file: self.file.clone(),
             locations: FieldLocations::default(),
             document,
+            runtime: self.runtime.clone(),
         })
+    }
+
+    /// The same spec with another Flyte runtime (`--flytekit-version`, `--no-flytekit`).
+    pub fn with_runtime(mut self, runtime: crate::plan::runtime::Runtime) -> LoadedSpec {
+        self.runtime = runtime;
+        self
     }
 
     /// Resolves a spec path against the root.

@@ -370,7 +370,7 @@ impl Validator<'_> {
                     DiagnosticKind::InvalidValue,
                     &key,
                     problem,
-                    "mount it at an absolute path of plain characters, e.g. `/run/secrets/pip_token` or `/root/.netrc`",
+                    "mount it at a path of plain characters, e.g. `/run/secrets/pip_token` or `/root/.netrc`",
                 );
             }
         }
@@ -520,10 +520,17 @@ impl Validator<'_> {
 /// both use it). It is written into a comma-separated `RUN --mount=type=secret,...,target=<dst>`
 /// option, where a comma, quote or space would start another option and a `\` escapes the next
 /// character (a trailing one is dropped by BuildKit): each is refused rather than changed.
+///
+/// A relative destination (flytekit's own test uses `secret_dst_2`) is accepted and means what
+/// BuildKit makes of it: a path below the working directory of the install step (the image's
+/// `workdir`), see [`crate::plan::secrets`]; `..` is refused, as it would leave that directory.
 pub fn check_secret_destination(dst: &str) -> Result<(), String> {
-    if !dst.starts_with('/') {
+    if dst.trim_matches('/').is_empty() {
+        return Err(format!("secret destination `{dst}` names no file"));
+    }
+    if !dst.starts_with('/') && dst.split('/').any(|c| c == "..") {
         return Err(format!(
-            "secret destination `{dst}` is not an absolute path"
+            "secret destination `{dst}` is relative and contains `..`"
         ));
     }
     if let Some(c) = dst

@@ -173,6 +173,9 @@ async fn prepare(
         ApiError::unprocessable("invalid-spec", "Invalid spec", summary)
             .with_errors(e.diagnostics.iter().map(|d| d.to_string()).collect())
     })?;
+    let runtime = submitted_runtime(request)
+        .map_err(|e| ApiError::unprocessable("invalid-spec", "Invalid spec", e))?;
+    let loaded = loaded.with_runtime(runtime);
     let resolved = resolve_image(&loaded)
         .map_err(|e| ApiError::unprocessable("invalid-spec", "Invalid spec", e.to_string()))?;
     let computed = resolved.name.to_string();
@@ -378,4 +381,15 @@ pub async fn cancel(
     }
     let row = find(&shared, &project, &id).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(row.info())).into_response())
+}
+
+/// The Flyte runtime a submission asks for (`flytekit_version`; absent: the pinned default).
+pub(crate) fn submitted_runtime(
+    request: &SubmitBuild,
+) -> Result<imagespec_core::plan::runtime::Runtime, String> {
+    match &request.flytekit_version {
+        Some(value) => imagespec_core::plan::runtime::Runtime::parse(value)
+            .map_err(|e| format!("`flytekit_version`: {e}")),
+        None => Ok(Default::default()),
+    }
 }

@@ -4,7 +4,7 @@
 //! it against the OpenAPI file both ways, so the document cannot drift from the code.
 
 mod blobs;
-mod builds;
+pub(crate) mod builds;
 mod images;
 mod logs;
 pub mod problem;

@@ -142,7 +142,10 @@ pub fn project(dir: &Path, name: &str) -> LoadedSpec {
         "name: {name}\npython_version: '3.11'\nrequirements: requirements.txt\nsource_root: src\n"
     );
     write(dir, "spec.yaml", &spec);
-    LoadedSpec::from_file(&dir.join("spec.yaml"), dir).expect("valid spec")
+    // No Flyte runtime: these tests are about the service, not flytekit (a large install).
+    LoadedSpec::from_file(&dir.join("spec.yaml"), dir)
+        .expect("valid spec")
+        .with_runtime(imagespec_core::plan::runtime::Runtime::None)
 }
 
 /// Copies a directory tree (for examples).
