@@ -209,17 +209,17 @@ async fn podman_local_existence() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn engine_down_is_unknown_and_build_is_unavailable() {
+async fn engine_down_is_unavailable_for_the_check_and_the_build() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sock = format!("unix://{}/nothing.sock", dir.path().display());
     let b = LocalBuilder::new(EngineChoice::Any, Some(sock.clone()));
     let image = name("localhost", "imagespec-test/down", "t");
     match b.exists(&image, &query(false, &["linux/amd64"])).await {
-        Existence::Unknown { reason } => {
+        Existence::Unavailable { reason } => {
             assert!(reason.contains(&sock), "{reason}");
             assert!(reason.contains("scripts/dev-env.sh"), "{reason}");
         }
-        other => panic!("expected Unknown, got {other:?}"),
+        other => panic!("expected Unavailable, got {other:?}"),
     }
     let (events, _) = recorder();
     let err = b

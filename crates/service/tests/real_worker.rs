@@ -30,7 +30,11 @@ fn registry_credentials() -> Option<(String, String)> {
     ) {
         return Some((u, p));
     }
-    let text = std::fs::read_to_string(repo_root().join(".dev-env/registry.env")).ok()?;
+    // `IMAGESPEC_DEV_DIR` (set by `.dev-env/env`) lets another checkout use the one environment.
+    let dev_dir = std::env::var_os("IMAGESPEC_DEV_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".dev-env"));
+    let text = std::fs::read_to_string(dev_dir.join("registry.env")).ok()?;
     let get = |key: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(&format!("{key}=")))

@@ -281,8 +281,8 @@ async fn an_unreachable_service_is_a_clear_error_not_a_hang() {
     let err = engine
         .ensure(&loaded, &options())
         .await
-        .expect_err("unknown existence fails");
-    assert!(matches!(err, EngineError::ExistenceUnknown { .. }), "{err}");
+        .expect_err("an unreachable service fails");
+    assert!(matches!(err, EngineError::Unavailable { .. }), "{err}");
     let forced = EngineOptions {
         force: true,
         ..options()
