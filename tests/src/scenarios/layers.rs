@@ -1,6 +1,7 @@
 //! Editing one source file rebuilds only the source layer: the spec orders layers from the
 //! least to the most often changed, so an engine with a working cache reuses every step below
-//! the source files. The identity (LABEL/ENV) is metadata, not a layer.
+//! the source files. The identity (LABEL/ENV) is metadata, not a layer. The spec has no
+//! `commands`: they run after the source files (as in flytekit), so an edit reruns them too.
 //!
 //! Two witnesses: the engine's cache report (every step before the source files served from
 //! the cache, the source step not), and the layer digests of the two images.
@@ -30,7 +31,6 @@ pub async fn source_edit_rebuilds_only_source_layer(backend: &Backend) -> Result
         .spec("")
         .with_packages(["six==1.17.0"])
         .with_env([("CONF_ID", case.id())])
-        .with_commands(["echo built > /opt/conformance-built"])
         .with_source_root("src");
     let first = case.build(spec.clone()).await?;
     case.write("src/app/util.py", "VALUE = 'after'\n")?;
