@@ -461,13 +461,24 @@ const BAD_SPECS: &[(&str, &str)] = &[
     ("nan_name", "name: NaN\n"),
     ("blank_package", "name: app\npackages: [numpy, ' ']\n"),
     ("unknown_cuda", "name: app\ncuda: \"11.0\"\n"),
+    // An unknown key is a warning (`builder_options_unknown_keys_warn_and_pass`); a known
+    // key's bad value is refused.
     (
-        "unknown_builder_option",
-        "name: app\nbuilder_options: {colour: blue}\n",
+        "bad_builder_option",
+        "name: app\nbuilder_options: {workdir: app}\n",
     ),
     (
         "planning_and_validation_together",
-        "name: app\nplatform: linux/z80\ncuda: \"11.0\"\nbuilder_options: {colour: blue}\n",
+        "name: app\nplatform: linux/z80\ncuda: \"11.0\"\nbuilder_options: {non_root_user: maybe}\n",
+    ),
+    // flytekit: "packages must be a list of strings or None" (YAML reads `1` as a number).
+    ("number_in_packages", "name: app\npackages: [numpy, 1]\n"),
+    ("bool_in_commands", "name: app\ncommands: [yes]\n"),
+    ("number_in_copy", "name: app\ncopy: [2]\n"),
+    // flytekit: "Field source_root ... must be set when copy is set".
+    (
+        "copy_mode_without_root",
+        "name: app\nsource_copy_mode: all\n",
     ),
     (
         "base_cuda",
@@ -568,7 +579,7 @@ fn problems_of_validation_and_planning_are_reported_in_one_round() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(
         dir.path().join("spec.yaml"),
-        "name: app\nplatform: linux/z80\ncuda: \"11.0\"\nbuilder_options: {colour: blue}\n",
+        "name: app\nplatform: linux/z80\ncuda: \"11.0\"\nbuilder_options: {non_root_user: maybe}\n",
     )
     .expect("write");
     let (code, diagnostics) = json_failure(dir.path(), &["tag", "spec.yaml"]);
@@ -579,7 +590,10 @@ fn problems_of_validation_and_planning_are_reported_in_one_round() {
         .iter()
         .filter_map(|d| d["field"].as_str())
         .collect();
-    assert_eq!(fields, ["platform", "cuda", "builder_options.colour"]);
+    assert_eq!(
+        fields,
+        ["platform", "cuda", "builder_options.non_root_user"]
+    );
     let out = imagespec(dir.path())
         .args(["tag", "spec.yaml"])
         .output()

@@ -14,6 +14,7 @@ use std::path::Path;
 
 use crate::hash::flytekit::FlytekitError;
 use crate::hash::{HashError, ResolvedImage, TagScheme, resolve_image};
+use crate::plan::options::{BUILDER_OPTION_KEYS, unknown_builder_options};
 use crate::plan::runtime::Runtime;
 use crate::plan::{BuildPlan, PlanError};
 use crate::spec::{Diagnostic, DiagnosticKind, LoadedSpec, SpecError};
@@ -24,6 +25,10 @@ use crate::tree::TreeError;
 pub struct Checked {
     pub loaded: LoadedSpec,
     pub resolved: ResolvedImage,
+    /// What is accepted but has no effect here, located like the problems (for now: the
+    /// `builder_options` keys imagespec does not read, which are passed on to the builder).
+    /// Already logged once (`tracing::warn`) by the check; a caller may also print them.
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// Reads and checks a spec file; `registry` is a `--registry` override.
@@ -61,6 +66,34 @@ pub fn check_text_with_runtime(
     registry: Option<&str>,
     runtime: Runtime,
 ) -> Result<Checked, SpecError> {
+    check_text_with(text, file, root, registry, runtime, &|_| Vec::new())
+}
+
+/// What a caller adds to the checks of a loaded spec: problems (field paths from the top spec,
+/// no position) reported with the others, each located in the file. `validate` passes what the
+/// builder the spec would use refuses ([`crate::build::Engine::spec_problems`]).
+pub type ExtraChecks<'a> = &'a dyn Fn(&LoadedSpec) -> Vec<Diagnostic>;
+
+/// [`check_file_with_runtime`] plus the caller's own checks ([`ExtraChecks`]).
+pub fn check_file_with(
+    path: &Path,
+    root: &Path,
+    registry: Option<&str>,
+    runtime: Runtime,
+    extra: ExtraChecks<'_>,
+) -> Result<Checked, SpecError> {
+    let text = LoadedSpec::read_file(path)?;
+    check_text_with(&text, Some(path), root, registry, runtime, extra)
+}
+
+fn check_text_with(
+    text: &str,
+    file: Option<&Path>,
+    root: &Path,
+    registry: Option<&str>,
+    runtime: Runtime,
+    extra: ExtraChecks<'_>,
+) -> Result<Checked, SpecError> {
     let (loaded, mut diagnostics, complete) = LoadedSpec::load_text(text, file, root);
     let Some(loaded) = loaded else {
         return Err(SpecError { diagnostics });
@@ -83,11 +116,58 @@ pub fn check_text_with_runtime(
             }
         }
     }
+    for d in extra(&loaded) {
+        let d = locate(&loaded, "", d);
+        if !diagnostics.iter().any(|r| overlaps(&r.field, &d.field)) {
+            diagnostics.push(d);
+        }
+    }
     if !diagnostics.is_empty() {
         return Err(SpecError { diagnostics });
     }
     let resolved = check_loaded_files(&loaded)?;
-    Ok(Checked { loaded, resolved })
+    let warnings = unknown_option_warnings(&loaded);
+    if !warnings.is_empty() {
+        let keys: Vec<&str> = warnings.iter().map(|w| w.field.as_str()).collect();
+        tracing::warn!(
+            "{}: passed to the builder, not read by imagespec's own build plan (known keys: {})",
+            keys.join(", "),
+            BUILDER_OPTION_KEYS.join(", ")
+        );
+    }
+    Ok(Checked {
+        loaded,
+        resolved,
+        warnings,
+    })
+}
+
+/// A warning per `builder_options` key of the spec and each base spec that imagespec's plan does
+/// not read (flytekit hands the dict to its builder; Union's builder reads
+/// `imagepull_secret_name`).
+fn unknown_option_warnings(loaded: &LoadedSpec) -> Vec<Diagnostic> {
+    levels(loaded)
+        .iter()
+        .flat_map(|(prefix, spec)| {
+            unknown_builder_options(&spec.spec.builder_options)
+                .into_iter()
+                .map(|key| {
+                    let d = Diagnostic::new(
+                        DiagnosticKind::UnknownKey,
+                        format!("builder_options.{key}"),
+                        format!(
+                            "`builder_options.{key}` is passed to the builder as is; imagespec's own build plan does not read it"
+                        ),
+                    )
+                    .with_help(format!(
+                        "keys imagespec reads: {}; keep it if your builder (such as Union's) reads it",
+                        BUILDER_OPTION_KEYS.join(", ")
+                    ));
+                    locate(loaded, prefix, d)
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// The checks after validation for a spec that is already loaded (one built in code, say):
@@ -245,9 +325,6 @@ pub fn plan_problem(e: &PlanError) -> Diagnostic {
         PlanError::Conflict { field, .. } => (field.to_string(), DiagnosticKind::Conflict),
         PlanError::BasePythonVersion { .. } => {
             ("python_version".to_string(), DiagnosticKind::Conflict)
-        }
-        PlanError::UnknownBuilderOption { key, .. } => {
-            (format!("builder_options.{key}"), DiagnosticKind::UnknownKey)
         }
         PlanError::InvalidBuilderOption { key, .. } => (
             format!("builder_options.{key}"),

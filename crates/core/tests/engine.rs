@@ -464,22 +464,22 @@ async fn a_builder_that_cannot_push_is_refused_when_pushing_is_asked() {
         .expect("a build that does not push");
 }
 
-/// A spec the builder cannot plan (an unknown builder option, an impossible CUDA version) fails
-/// before anything is checked or built, not after a long base build.
+/// A spec the builder cannot plan (a bad value of a known builder option, an impossible CUDA
+/// version) fails before anything is checked or built, not after a long base build.
 #[tokio::test]
 async fn a_child_that_cannot_be_planned_fails_before_its_base_is_built() {
     let f = fixture();
     let mut child = spec().with_base_spec(ImageSpec::new("base").with_apt_packages(["git"]));
     child
         .builder_options
-        .insert("no_such_option".into(), serde_json::json!(true));
+        .insert("workdir".into(), serde_json::json!("relative/dir"));
     let err = f
         .engine
         .ensure(&f.load(child), &EngineOptions::default())
         .await
         .expect_err("unplannable child");
     assert!(matches!(err, EngineError::Plan { .. }), "{err}");
-    assert!(err.to_string().contains("no_such_option"), "{err}");
+    assert!(err.to_string().contains("workdir"), "{err}");
     let mut base = ImageSpec::new("base");
     base.cuda = Some("12.0".into());
     let err = f

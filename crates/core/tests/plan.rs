@@ -586,13 +586,28 @@ fn plan_default_base_without_cuda() {
 // ---- refusals -----------------------------------------------------------------------------
 
 #[test]
-fn plan_unknown_builder_options_are_rejected() {
+fn plan_unknown_builder_options_pass_and_known_ones_are_checked() {
     let dir = project();
-    let msg = plan_error(dir.path(), "name: o\nbuilder_options: {cache: true}\n");
-    assert!(
-        msg.contains("`cache`") && msg.contains("non_root_user, workdir"),
-        "{msg}"
+    // Union's real-world key, and any other builder's: not read here, not fatal (issue 10.7).
+    let (_, _, with_unknown) = plan(
+        dir.path(),
+        "name: o\nbuilder_options: {imagepull_secret_name: pull, cache: true}\n",
     );
+    let (_, _, without) = plan(dir.path(), "name: o\n");
+    let steps = |p: &BuildPlan| {
+        let dockerfile = p.dockerfile();
+        dockerfile
+            .lines()
+            .take_while(|l| !l.starts_with("# Identity"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        steps(&with_unknown),
+        steps(&without),
+        "an unknown key changes no step, only the recorded inputs (and so the name)"
+    );
+    assert!(with_unknown.dockerfile().contains("imagepull_secret_name"));
     let msg = plan_error(
         dir.path(),
         "name: o\nbuilder_options: {workdir: relative}\n",

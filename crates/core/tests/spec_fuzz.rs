@@ -55,7 +55,7 @@ builder_config: {uv_image: "ghcr.io/astral-sh/uv:0.5"}
  "base_image": {"name": "fuzz-base", "python_version": "3.11", "packages": ["rich"]},
  "cuda": null, "entrypoint": []}
 "#,
-    "name: fuzz-conda\nconda_packages: [numpy]\nconda_channels: [conda-forge]\nbase_image:\n  name: base\n  apt_packages: [git]\n  commands: [\"echo base\"]\nruntime_packages: [rich]\nsource_copy_mode: all\n",
+    "name: fuzz-conda\nconda_packages: [numpy]\nconda_channels: [conda-forge]\nbase_image:\n  name: base\n  apt_packages: [git]\n  commands: [\"echo base\"]\nruntime_packages: [rich]\nsource_copy_mode: none\n",
 ];
 
 /// What a mutation inserts or puts in place of a value.

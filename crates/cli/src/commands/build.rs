@@ -17,6 +17,12 @@ pub async fn run(setup: &Setup, args: &BuildArgs, format: OutputFormat) -> anyho
     // The same checks as `validate`, before any engine or registry is contacted; the name they
     // computed is the one built (the engine does not hash the files again).
     let checked = setup.check_spec_named(&args.spec, args.registry.as_deref(), args.tag_scheme)?;
+    if format == OutputFormat::Json {
+        // Already on stderr (tracing); JSON readers get them as events too.
+        for warning in &checked.warnings {
+            output::json_line(&serde_json::json!({ "event": "warning", "warning": warning }));
+        }
+    }
     let (variant, _) = setup.variant(args.variant.variant.as_deref())?;
     let policy = match &args.if_unknown {
         Some(p) => p.parse().map_err(anyhow::Error::msg)?,

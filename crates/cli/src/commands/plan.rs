@@ -12,7 +12,9 @@ use crate::output;
 use crate::setup::Setup;
 
 fn plan(setup: &Setup, args: &PlanArgs) -> anyhow::Result<BuildPlan> {
-    let Checked { loaded, resolved } = setup.check_spec(&args.spec, args.registry.as_deref())?;
+    let Checked {
+        loaded, resolved, ..
+    } = setup.check_spec(&args.spec, args.registry.as_deref())?;
     let base = resolved.base.as_ref().map(|b| b.name.to_string());
     // What still fails here (a file changed since it was hashed) is located like the checks'.
     BuildPlan::new(&loaded, &resolved, base.as_deref()).map_err(|e| {

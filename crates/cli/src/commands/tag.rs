@@ -15,6 +15,7 @@ pub fn run(setup: &Setup, args: &TagArgs, format: OutputFormat) -> anyhow::Resul
             "image": resolved.name.to_string(),
             "spec_hash": resolved.spec_hash,
             "resolved": resolved,
+            "warnings": checked.warnings,
         })),
         OutputFormat::Text => {
             output::text_line(&resolved.name);

@@ -308,11 +308,70 @@ impl Engine {
         Ok(builder)
     }
 
+    /// What the builder chosen for a spec (and for each base spec) refuses in the spec itself,
+    /// without contacting it: an unknown builder name, a local builder on a remote-only variant,
+    /// a field it does not implement, several platforms. `validate` reports these with the
+    /// spec's other problems; each comes with the field path of its spec (`""`,
+    /// `base_image`, ...). Pushing and registry questions are left to [`Engine::plan`].
+    pub fn spec_problems(
+        &self,
+        spec: &LoadedSpec,
+        options: &EngineOptions,
+    ) -> Vec<(String, EngineError)> {
+        let mut out = Vec::new();
+        let mut prefix = String::new();
+        let mut current = Some(spec.clone());
+        while let Some(level) = current {
+            let result = self
+                .select(&level, options)
+                .and_then(|b| Self::check_spec_capabilities(b.as_ref(), &level));
+            if let Err(e) = result {
+                out.push((prefix.clone(), e));
+            }
+            current = level.base();
+            prefix = if prefix.is_empty() {
+                "base_image".to_string()
+            } else {
+                format!("{prefix}.base_image")
+            };
+        }
+        out
+    }
+
     /// Checks that a builder can honour everything a spec asks for.
     fn check_capabilities(
         builder: &dyn ImageBuilder,
         spec: &LoadedSpec,
         options: &EngineOptions,
+    ) -> Result<(), EngineError> {
+        Self::check_spec_capabilities(builder, spec)?;
+        let caps = builder.capabilities();
+        let unsupported = |field, reason: &str| EngineError::Unsupported {
+            builder: builder.name().to_string(),
+            field,
+            reason: reason.to_string(),
+        };
+        // A pass-through builder makes no image, so it has nothing to push.
+        if options.push && !caps.push && caps.kind != BuilderKind::Passthrough {
+            return Err(unsupported(
+                SpecField::Registry,
+                "it cannot push images; pass --no-push (EngineOptions::push = false) or choose another builder",
+            ));
+        }
+        match caps.kind {
+            BuilderKind::Local if options.push && spec.spec.registry.is_none() => {
+                Err(EngineError::RegistryRequired {
+                    builder: builder.name().to_string(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The part of [`Engine::check_capabilities`] that depends on the spec alone.
+    fn check_spec_capabilities(
+        builder: &dyn ImageBuilder,
+        spec: &LoadedSpec,
     ) -> Result<(), EngineError> {
         let caps = builder.capabilities();
         let unsupported = |field, reason: &str| EngineError::Unsupported {
@@ -334,13 +393,6 @@ impl Engine {
                 "it cannot build several platforms at once; build one platform per spec",
             ));
         }
-        // A pass-through builder makes no image, so it has nothing to push.
-        if options.push && !caps.push && caps.kind != BuilderKind::Passthrough {
-            return Err(unsupported(
-                SpecField::Registry,
-                "it cannot push images; pass --no-push (EngineOptions::push = false) or choose another builder",
-            ));
-        }
         if !spec.spec.pip_secret_mounts.is_empty() && !caps.secrets {
             return Err(unsupported(
                 SpecField::PipSecretMounts,
@@ -348,11 +400,6 @@ impl Engine {
             ));
         }
         match caps.kind {
-            BuilderKind::Local if options.push && spec.spec.registry.is_none() => {
-                Err(EngineError::RegistryRequired {
-                    builder: builder.name().to_string(),
-                })
-            }
             BuilderKind::Passthrough
                 if !matches!(spec.spec.base_image, Some(BaseImage::Reference(_))) =>
             {

@@ -43,12 +43,6 @@ pub enum PlanError {
     )]
     BasePythonVersion { version: String, base: String },
 
-    /// A `builder_options` key the plan does not know.
-    #[error(
-        "unknown `builder_options` key `{key}`; known keys: {known}. Remove it (nothing is silently ignored)"
-    )]
-    UnknownBuilderOption { key: String, known: String },
-
     /// A known `builder_options` key with a value of the wrong shape.
     #[error("`builder_options.{key}`: {problem}")]
     InvalidBuilderOption { key: String, problem: String },

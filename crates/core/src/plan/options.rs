@@ -1,8 +1,10 @@
 //! The `builder_options` keys the plan understands.
 //!
-//! `builder_options` is free-form in flytekit, and builders there ignore what they do not know.
-//! Here a key nobody honours is an error: a silently ignored option is a build that differs from
-//! what the spec says. The known keys:
+//! `builder_options` is free-form in flytekit: it hands the dict to the builder, and real specs
+//! carry keys meant for another builder (Union's `imagepull_secret_name`). So a key imagespec
+//! does not know is not an error: [`unknown_builder_options`] names it, every command warns once
+//! about it ([`crate::check`]), the whole dict stays in the spec (and in the name), and the
+//! remote builder receives it with the spec. The keys imagespec knows are validated:
 //!
 //! | key             | value                          | default | effect                                      |
 //! |-----------------|--------------------------------|---------|---------------------------------------------|
@@ -15,8 +17,18 @@ use serde_json::Value;
 
 use super::error::PlanError;
 
-/// Every key accepted in `builder_options`.
+/// Every `builder_options` key imagespec's plan reads.
 pub const BUILDER_OPTION_KEYS: [&str; 2] = ["non_root_user", "workdir"];
+
+/// The keys of `builder_options` that imagespec's plan does not read, in key order: passed on
+/// (to the remote builder, in the spec) but without effect on a local build.
+pub fn unknown_builder_options(options: &BTreeMap<String, Value>) -> Vec<&str> {
+    options
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !BUILDER_OPTION_KEYS.contains(k))
+        .collect()
+}
 
 /// The working directory when `builder_options.workdir` is not set: flytekit's, so images built
 /// here run flytekit tasks registered with flytekit's defaults (it looks for code in `/root`).
@@ -41,7 +53,8 @@ impl Default for PlanOptions {
 }
 
 impl PlanOptions {
-    /// Reads `builder_options`, rejecting unknown keys and values of the wrong shape.
+    /// Reads `builder_options`, rejecting values of the wrong shape for the keys it knows; the
+    /// other keys are left to [`unknown_builder_options`].
     pub fn from_builder_options(
         options: &BTreeMap<String, Value>,
     ) -> Result<PlanOptions, PlanError> {
@@ -70,12 +83,8 @@ impl PlanOptions {
                     })?;
                     out.workdir = dir.trim_end_matches('/').to_string();
                 }
-                _ => {
-                    return Err(PlanError::UnknownBuilderOption {
-                        key: key.clone(),
-                        known: BUILDER_OPTION_KEYS.join(", "),
-                    });
-                }
+                // Another builder's key (see the module comment).
+                _ => {}
             }
         }
         Ok(out)
@@ -125,11 +134,29 @@ mod tests {
     }
 
     #[test]
-    fn rejects_unknown_and_bad_values() {
-        let e = opts(&[("retries", json!(3))]).expect_err("unknown");
-        assert!(
-            e.to_string().contains("`retries`") && e.to_string().contains("non_root_user, workdir")
+    fn unknown_keys_are_named_not_refused() {
+        let o = opts(&[
+            ("imagepull_secret_name", json!("pull-secret")),
+            ("workdir", json!("/app")),
+            ("retries", json!(3)),
+        ])
+        .expect("unknown keys are not fatal");
+        assert_eq!(o.workdir, "/app");
+        let map: BTreeMap<String, Value> = [
+            ("workdir".to_string(), json!("/app")),
+            ("retries".to_string(), json!(3)),
+            ("imagepull_secret_name".to_string(), json!("s")),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            unknown_builder_options(&map),
+            ["imagepull_secret_name", "retries"]
         );
+    }
+
+    #[test]
+    fn rejects_bad_values_of_known_keys() {
         assert!(opts(&[("non_root_user", json!("yes"))]).is_err());
         for bad in ["app", "/", "/a b", "/a/../b", "/a\"b"] {
             assert!(opts(&[("workdir", json!(bad))]).is_err(), "{bad}");

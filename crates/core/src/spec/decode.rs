@@ -354,6 +354,41 @@ impl Ctx<'_> {
         Some(text.to_string())
     }
 
+    /// An unquoted list item. pyflyte reads spec files with PyYAML (YAML 1.1), where `1`, `2.5`,
+    /// `yes` or `~` are a number, a bool or `None`, and flytekit refuses a list holding one
+    /// ("must be a list of strings"); taking its text would install `1` or run `yes`, so it is
+    /// refused here too, with the quoted spelling as the fix. An empty item is left to the
+    /// blank-entry rule of validation, which says to remove it.
+    fn plain_list_item(
+        &mut self,
+        field: &str,
+        item_field: &str,
+        s: &MarkedScalarNode,
+    ) -> Option<String> {
+        use crate::hash::flytekit::pyrepr::PyValue;
+        let text = s.as_str();
+        let found = match crate::hash::flytekit::yaml11::resolve_plain(text) {
+            Ok(PyValue::Bool(_)) => "a boolean",
+            Ok(PyValue::Int(_)) => "an integer",
+            Ok(PyValue::Float(_)) => "a number",
+            Ok(PyValue::None) if !text.is_empty() => "null (no value)",
+            _ => return Some(text.to_string()),
+        };
+        let key = field.rsplit('.').next().unwrap_or(field);
+        self.diags.push(
+            Diagnostic::new(
+                DiagnosticKind::WrongType,
+                item_field,
+                format!("expected a string, found `{text}`, which YAML reads as {found}"),
+            )
+            .at(scalar_loc(s))
+            .with_help(format!(
+                "quote it: `\"{text}\"` (`{key}` is a list of strings, as in flytekit)"
+            )),
+        );
+        None
+    }
+
     fn string_list(&mut self, field: &str, node: &Node) -> Vec<String> {
         self.locations.insert(field, loc(node));
         if is_null(node) {
@@ -366,6 +401,13 @@ impl Ctx<'_> {
                     let item_field = format!("{field}[{i}]");
                     self.locations.insert(&item_field, loc(item));
                     match item {
+                        Node::Scalar(s) if s.may_coerce() && !is_special_float(s.as_str()) => {
+                            // A placeholder keeps later items at their index (see below).
+                            out.push(
+                                self.plain_list_item(field, &item_field, s)
+                                    .unwrap_or_default(),
+                            )
+                        }
                         Node::Scalar(s) => {
                             // A placeholder keeps later items at their index (see below).
                             out.push(self.scalar_text(&item_field, s).unwrap_or_default())

@@ -4,7 +4,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use super::diagnostic::{Diagnostic, DiagnosticKind};
-use super::model::{BaseImage, ImageSpec};
+use super::model::{BaseImage, ImageSpec, SourceCopyMode};
 use super::requirements::RequirementsKind;
 use crate::reference;
 
@@ -317,6 +317,25 @@ impl Validator<'_> {
     }
 
     fn source_root(&mut self, spec: &ImageSpec) {
+        // flytekit refuses a copy mode that copies (`all`, `loaded_modules`) with nothing to
+        // copy from ("source_root ... must be set when copy is set"); `none` copies nothing.
+        if spec.source_root.is_none()
+            && let Some(mode @ (SourceCopyMode::All | SourceCopyMode::LoadedModules)) =
+                spec.source_copy_mode
+        {
+            let name = match mode {
+                SourceCopyMode::All => "all",
+                _ => "loaded_modules",
+            };
+            self.push(
+                DiagnosticKind::MissingField,
+                "source_copy_mode",
+                format!(
+                    "`source_copy_mode: {name}` copies files of `source_root`, which is not set"
+                ),
+                "add `source_root: .` (the directory to copy), or remove `source_copy_mode`",
+            );
+        }
         if let Some(src) = &spec.source_root {
             let path = resolve(self.root, src);
             if !path.is_dir() {

@@ -15,7 +15,7 @@
 
 mod digest;
 pub mod pyrepr;
-mod yaml11;
+pub(crate) mod yaml11;
 
 use std::path::{Path, PathBuf};
 
