@@ -144,7 +144,7 @@ fn what_planning_refuses_is_refused_by_validate_and_dry_run() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(
         dir.path().join("spec.yaml"),
-        "name: app\nregistry: 127.0.0.1:5000\nbase_image:\n  name: base\n  cuda: \"12.0\"\n",
+        "name: app\nregistry: 127.0.0.1:5000\nbase_image:\n  name: base\n  cuda: \"12.7\"\n",
     )
     .expect("write");
     for args in [
@@ -155,7 +155,7 @@ fn what_planning_refuses_is_refused_by_validate_and_dry_run() {
             .args(args)
             .assert()
             .code(3)
-            .stderr(predicate::str::contains("12.0"));
+            .stderr(predicate::str::contains("12.7"));
     }
 }
 
@@ -482,7 +482,7 @@ const BAD_SPECS: &[(&str, &str)] = &[
     ),
     (
         "base_cuda",
-        "name: app\nbase_image:\n  name: base\n  cuda: \"12.0\"\n",
+        "name: app\nbase_image:\n  name: base\n  cuda: \"12.7\"\n",
     ),
     (
         "python_version_at_odds_with_the_base_spec",

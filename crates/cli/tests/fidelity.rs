@@ -156,7 +156,12 @@ fn validate_reports_builder_refusals_with_the_other_problems() {
     got.sort();
     assert_eq!(
         got,
-        ["base_image.cuda", "base_image.platform", "builder", "copy[0]"],
+        [
+            "base_image.cuda",
+            "base_image.platform",
+            "builder",
+            "copy[0]"
+        ],
         "{diagnostics}"
     );
     for d in diagnostics.as_array().expect("list") {

@@ -481,7 +481,7 @@ async fn a_child_that_cannot_be_planned_fails_before_its_base_is_built() {
     assert!(matches!(err, EngineError::Plan { .. }), "{err}");
     assert!(err.to_string().contains("workdir"), "{err}");
     let mut base = ImageSpec::new("base");
-    base.cuda = Some("12.0".into());
+    base.cuda = Some("12.7".into());
     let err = f
         .engine
         .ensure(
@@ -491,7 +491,7 @@ async fn a_child_that_cannot_be_planned_fails_before_its_base_is_built() {
         .await
         .expect_err("unplannable base");
     assert!(matches!(err, EngineError::Base { .. }), "{err}");
-    assert!(err.to_string().contains("12.0"), "{err}");
+    assert!(err.to_string().contains("12.7"), "{err}");
     assert_eq!(f.local.checks(), 0, "nothing was checked");
     assert!(f.local.builds().is_empty(), "nothing was built");
 }

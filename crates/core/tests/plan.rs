@@ -547,12 +547,12 @@ fn plan_cuda_table_rejects_impossible_combinations() {
     let msg = e.to_string();
     assert!(
         msg.contains("`cuda: \"10.2\"`")
-            && msg.contains("11.8, 12.1")
+            && msg.contains("11.8 (11.8.0), 12.0 (12.0.0, 12.0.1), 12.1 (12.1.0, 12.1.1)")
             && msg.contains("base_image"),
         "{msg}"
     );
     assert!(
-        cuda_base_image("12.4.0", None).is_err(),
+        cuda_base_image("12.4.2", None).is_err(),
         "only published patch versions"
     );
 
@@ -566,7 +566,7 @@ fn plan_cuda_table_rejects_impossible_combinations() {
     assert!(cuda_base_image("12.4", Some("9.1")).is_err());
 
     let dir = project();
-    let msg = plan_error(dir.path(), "name: gpu\ncuda: \"12.0\"\n");
+    let msg = plan_error(dir.path(), "name: gpu\ncuda: \"12.7\"\n");
     assert!(msg.contains("no known nvidia/cuda base image"), "{msg}");
 }
 
