@@ -245,6 +245,45 @@ pub fn hash_inputs_of(
     base: Option<&ResolvedImage>,
 ) -> HashInputs {
     let spec = &loaded.spec;
+    // Every field, by name and without `..`: a new field does not compile until it is hashed
+    // here or declared unhashed (and the README's list of unhashed fields says why).
+    let ImageSpec {
+        // Hashed below, each its own input.
+        base_image,
+        platform: _, // as `spec.platforms()`, sorted and deduplicated
+        python_version,
+        python_exec,
+        cuda,
+        cudnn,
+        apt_packages,
+        conda_channels,
+        conda_packages,
+        pip_index,
+        pip_extra_index_url,
+        pip_extra_args,
+        packages,
+        env,
+        commands,
+        entrypoint,
+        copy,
+        builder_options,
+        builder_config,
+        // Hashed by what they select (`files`): the bytes of the files, not only their names;
+        // `source_copy_mode` decides whether `source_root` selects anything.
+        requirements: _,
+        source_root: _,
+        source_copy_mode: _,
+        // Not hashed: the rest of the image name, how and where it is built and pushed, what is
+        // installed at task start, and the secrets (neither their contents nor their sources).
+        name: _,
+        registry: _,
+        tag_format: _,
+        builder: _,
+        registry_config: _,
+        runtime_packages: _,
+        pip_secret_mounts: _,
+        force_push: _,
+    } = spec;
     let mut c = Collector { inputs: Vec::new() };
     c.add(
         "recipe",
@@ -254,7 +293,7 @@ pub fn hash_inputs_of(
         },
     );
 
-    match (&spec.base_image, base) {
+    match (base_image, base) {
         (_, Some(base)) => {
             let name = base.name.to_string();
             c.add("base_image", name.clone(), |e| {
@@ -272,17 +311,17 @@ pub fn hash_inputs_of(
     c.add("platform", platforms.join(","), |e| {
         e.list(&platforms);
     });
-    c.opt_str("python_version", &spec.python_version);
-    c.opt_str("python_exec", &spec.python_exec);
-    c.opt_str("cuda", &spec.cuda);
-    c.opt_str("cudnn", &spec.cudnn);
-    c.list("apt_packages", &spec.apt_packages);
-    c.list("conda_channels", &spec.conda_channels);
-    c.list("conda_packages", &spec.conda_packages);
-    c.opt_str("pip_index", &spec.pip_index);
-    c.list("pip_extra_index_url", &spec.pip_extra_index_url);
-    c.opt_str("pip_extra_args", &spec.pip_extra_args);
-    c.list("packages", &spec.packages);
+    c.opt_str("python_version", python_version);
+    c.opt_str("python_exec", python_exec);
+    c.opt_str("cuda", cuda);
+    c.opt_str("cudnn", cudnn);
+    c.list("apt_packages", apt_packages);
+    c.list("conda_channels", conda_channels);
+    c.list("conda_packages", conda_packages);
+    c.opt_str("pip_index", pip_index);
+    c.list("pip_extra_index_url", pip_extra_index_url);
+    c.opt_str("pip_extra_args", pip_extra_args);
+    c.list("packages", packages);
     runtime_input(&mut c, &loaded.runtime);
     if let Some(req) = &files.requirements {
         let kind = req.kind;
@@ -298,28 +337,28 @@ pub fn hash_inputs_of(
             |e| {
                 // The kind (decided by the file name) changes the install command, so it counts;
                 // the directory the file sits in does not.
-                e.str(&format!("{kind:?}")).bytes(&digest);
+                e.str(kind.hash_name()).bytes(&digest);
                 if let Some(pp) = companion {
                     e.bytes(&pp);
                 }
             },
         );
     }
-    if !spec.env.is_empty() {
-        let summary = spec.env.keys().cloned().collect::<Vec<_>>().join(",");
+    if !env.is_empty() {
+        let summary = env.keys().cloned().collect::<Vec<_>>().join(",");
         c.add("env", summary, |e| {
-            e.map(&spec.env);
+            e.map(env);
         });
     }
-    c.list("commands", &spec.commands);
-    if let Some(entrypoint) = &spec.entrypoint {
+    c.list("commands", commands);
+    if let Some(entrypoint) = entrypoint {
         // `Some([])` (clear the entrypoint) differs from unset (inherit it).
         c.add("entrypoint", format!("{entrypoint:?}"), |e| {
             e.tag(b'E').list(entrypoint);
         });
     }
     if !files.copy.is_empty() {
-        c.add("copy", spec.copy.join(" "), |e| {
+        c.add("copy", copy.join(" "), |e| {
             e.u64(files.copy.len() as u64);
             for entry in &files.copy {
                 e.str(&entry.spec_path).bytes(&entry.digest());
@@ -336,7 +375,7 @@ pub fn hash_inputs_of(
             },
         );
     }
-    if !spec.builder_options.is_empty() {
+    if !builder_options.is_empty() {
         let summary = spec
             .builder_options
             .keys()
@@ -344,13 +383,13 @@ pub fn hash_inputs_of(
             .collect::<Vec<_>>()
             .join(",");
         c.add("builder_options", summary, |e| {
-            e.u64(spec.builder_options.len() as u64);
-            for (k, v) in &spec.builder_options {
+            e.u64(builder_options.len() as u64);
+            for (k, v) in builder_options {
                 e.str(k).json(v);
             }
         });
     }
-    if !spec.builder_config.is_empty() {
+    if !builder_config.is_empty() {
         let summary = spec
             .builder_config
             .iter()
@@ -358,7 +397,7 @@ pub fn hash_inputs_of(
             .collect::<Vec<_>>()
             .join(",");
         c.add("builder_config", summary, |e| {
-            e.map(&spec.builder_config);
+            e.map(builder_config);
         });
     }
     HashInputs {

@@ -20,6 +20,17 @@ pub enum RequirementsKind {
 }
 
 impl RequirementsKind {
+    /// The name the hash encodes (imagespec-tag-v1): fixed here, so renaming a variant does not
+    /// change every tag. These are the names the scheme has always used.
+    pub fn hash_name(&self) -> &'static str {
+        match self {
+            RequirementsKind::RequirementsTxt => "RequirementsTxt",
+            RequirementsKind::UvLock => "UvLock",
+            RequirementsKind::PoetryLock => "PoetryLock",
+            RequirementsKind::Pyproject => "Pyproject",
+        }
+    }
+
     /// Classifies a path by its file name.
     pub fn of(path: &str) -> RequirementsKind {
         let file_name = Path::new(path)
