@@ -163,8 +163,12 @@ impl RemoteBuilder {
             base_image: request.base_image.clone(),
             flytekit_version: Some(match &request.spec.runtime {
                 Runtime::Flytekit(version) => version.clone(),
-                Runtime::None => "none".into(),
+                Runtime::Union(_) | Runtime::None => "none".into(),
             }),
+            union_version: match &request.spec.runtime {
+                Runtime::Union(version) => Some(version.clone()),
+                _ => None,
+            },
         };
         let body =
             serde_json::to_value(&submit).map_err(|e| RemoteError::Protocol(e.to_string()))?;

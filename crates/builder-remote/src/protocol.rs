@@ -88,6 +88,10 @@ pub struct SubmitBuild {
     /// pinned default. Part of the name, so the service must plan with the client's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flytekit_version: Option<String>,
+    /// Union's runtime instead (`union==<version>`, the Union variants): a union version. When
+    /// set, `flytekit_version` is ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub union_version: Option<String>,
 }
 
 /// Where a build is.

@@ -80,8 +80,13 @@ pub struct SpecArgs {
     #[arg(long, value_name = "VERSION", value_parser = Runtime::parse)]
     pub flytekit_version: Option<Runtime>,
     /// Do not add flytekit: an image that does not run Flyte tasks [config: `flytekit: false`].
-    #[arg(long, conflicts_with = "flytekit_version")]
+    #[arg(long, conflicts_with_all = ["flytekit_version", "union_version"])]
     pub no_flytekit: bool,
+    /// union release the install adds on the Union variants (serverless, byoc, byok,
+    /// selfmanaged) unless the spec names union or unionai, as Union's builder does
+    /// [config: union_version; default: the pinned release].
+    #[arg(long, value_name = "VERSION", value_parser = Runtime::parse_union, conflicts_with = "flytekit_version")]
+    pub union_version: Option<Runtime>,
 }
 
 #[derive(Debug, Args)]

@@ -49,21 +49,52 @@ impl Setup {
     /// Loads a spec file, applying a `--registry` override, and runs every check on it
     /// ([`imagespec_core::check`]): every command goes through here, so they all agree.
     pub fn check_spec(&self, spec: &SpecArgs, registry: Option<&str>) -> anyhow::Result<Checked> {
-        let runtime = self.runtime(spec);
+        self.check_spec_for(spec, registry, None)
+    }
+
+    /// [`Setup::check_spec`] on the variant a `--variant` flag names (`build`), which picks the
+    /// Flyte runtime.
+    pub fn check_spec_for(
+        &self,
+        spec: &SpecArgs,
+        registry: Option<&str>,
+        variant: Option<&str>,
+    ) -> anyhow::Result<Checked> {
+        let runtime = self.runtime_for(spec, variant)?;
         Ok(check_file_with_runtime(
             &spec.spec, &self.root, registry, runtime,
         )?)
     }
 
-    /// `--no-flytekit` / `--flytekit-version`, then the config file, then the pinned release.
-    pub fn runtime(&self, spec: &SpecArgs) -> Runtime {
+    /// `--no-flytekit` / `--flytekit-version` / `--union-version`, then the config file
+    /// (`flytekit: false` or `flytekit_version`, then `union_version` on a Union variant), then
+    /// the variant's pinned release (`union` on Union's variants, as Union's builder adds it;
+    /// flytekit on `flyte`). The variant is `IMAGESPEC_VARIANT`'s or the config file's unless
+    /// `variant` (a `--variant` flag) names one.
+    pub fn runtime_for(&self, spec: &SpecArgs, variant: Option<&str>) -> anyhow::Result<Runtime> {
         if spec.no_flytekit {
-            return Runtime::None;
+            return Ok(Runtime::None);
         }
-        spec.flytekit_version
-            .clone()
-            .or_else(|| self.config.runtime.clone())
-            .unwrap_or_default()
+        if let Some(r) = spec.flytekit_version.clone().or(spec.union_version.clone()) {
+            return Ok(r);
+        }
+        if let Some(r) = self.config.runtime.clone() {
+            return Ok(r);
+        }
+        let (variant, _) = self.variant(variant)?;
+        Ok(match variant {
+            Variant::Flyte => Runtime::default(),
+            _ => self
+                .config
+                .union_runtime
+                .clone()
+                .unwrap_or_else(|| Runtime::default_for(variant)),
+        })
+    }
+
+    /// [`Setup::runtime_for`] without a `--variant` flag.
+    pub fn runtime(&self, spec: &SpecArgs) -> anyhow::Result<Runtime> {
+        self.runtime_for(spec, None)
     }
 
     /// [`Setup::check_spec`] named by a tag scheme: `--tag-scheme` (or `IMAGESPEC_TAG_SCHEME`),
@@ -74,8 +105,19 @@ impl Setup {
         registry: Option<&str>,
         scheme: Option<TagSchemeArg>,
     ) -> anyhow::Result<Checked> {
+        self.check_spec_named_for(spec, registry, scheme, None)
+    }
+
+    /// [`Setup::check_spec_named`] on the variant a `--variant` flag names.
+    pub fn check_spec_named_for(
+        &self,
+        spec: &SpecArgs,
+        registry: Option<&str>,
+        scheme: Option<TagSchemeArg>,
+        variant: Option<&str>,
+    ) -> anyhow::Result<Checked> {
         Ok(with_tag_scheme(
-            self.check_spec(spec, registry)?,
+            self.check_spec_for(spec, registry, variant)?,
             self.tag_scheme(scheme),
         )?)
     }

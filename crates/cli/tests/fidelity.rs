@@ -282,3 +282,91 @@ fn a_spec_with_imagepull_secret_name_builds() {
     assert_eq!(last["event"], "result", "{stdout}");
     assert_eq!(last["outcome"]["action"], "built", "{stdout}");
 }
+
+/// The install line of `imagespec dockerfile` for `spec` on `variant`, with `extra` flags.
+fn install_line(dir: &Path, variant: &str, extra: &[&str]) -> String {
+    let out = imagespec(dir)
+        .env("IMAGESPEC_VARIANT", variant)
+        .args(["dockerfile", "spec.yaml"])
+        .args(extra)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.contains("uv pip install"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn tag_on(dir: &Path, variant: &str) -> String {
+    let out = imagespec(dir)
+        .env("IMAGESPEC_VARIANT", variant)
+        .args(["tag", "spec.yaml"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Point 1 (Union variants): as Union's builder (union 0.1.204), the Union variants add
+/// `union==<pinned>` unless `union`/`unionai` is named; naming flytekit does not stop it. The
+/// version is overridable by flag and config, and is part of the name.
+#[test]
+fn union_variants_add_the_pinned_union_as_unions_builder_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "spec.yaml", "name: app\npackages: [numpy]\n");
+    assert!(install_line(dir.path(), "flyte", &[]).ends_with("numpy flytekit==1.16.31"));
+    for variant in ["serverless", "byoc", "byok", "selfmanaged"] {
+        let line = install_line(dir.path(), variant, &[]);
+        assert!(line.ends_with("numpy union==0.1.204"), "{variant}: {line}");
+        assert!(!line.contains("flytekit"), "{variant}: {line}");
+    }
+    assert_ne!(tag_on(dir.path(), "flyte"), tag_on(dir.path(), "byoc"));
+    assert_eq!(tag_on(dir.path(), "byoc"), tag_on(dir.path(), "serverless"));
+    let line = install_line(dir.path(), "byoc", &["--union-version", "0.1.190"]);
+    assert!(line.ends_with("numpy union==0.1.190"), "{line}");
+    let line = install_line(dir.path(), "byoc", &["--no-flytekit"]);
+    assert!(line.is_empty() || !line.contains("union"), "{line}");
+    // An explicit flytekit version is used, whatever the variant.
+    let line = install_line(dir.path(), "byoc", &["--flytekit-version", "1.15.0"]);
+    assert!(line.ends_with("numpy flytekit==1.15.0"), "{line}");
+    // The configuration file's `union_version`.
+    write(dir.path(), "config.yaml", "union_version: \"0.1.199\"\n");
+    let config = dir.path().join("config.yaml");
+    let out = imagespec(dir.path())
+        .env("IMAGESPEC_VARIANT", "byok")
+        .env("IMAGESPEC_CONFIG", &config)
+        .args(["dockerfile", "spec.yaml"])
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("numpy union==0.1.199"));
+
+    // union or unionai named: nothing added; flytekit named: union still added.
+    write(
+        dir.path(),
+        "spec.yaml",
+        "name: app\npackages: [unionai>=0.1]\n",
+    );
+    let line = install_line(dir.path(), "byoc", &[]);
+    assert!(line.ends_with("'unionai>=0.1'"), "{line}");
+    write(
+        dir.path(),
+        "spec.yaml",
+        "name: app\nrequirements: requirements.txt\n",
+    );
+    write(dir.path(), "requirements.txt", "union==0.1.180\n");
+    let line = install_line(dir.path(), "selfmanaged", &[]);
+    assert!(!line.contains("union=="), "{line}");
+    write(
+        dir.path(),
+        "spec.yaml",
+        "name: app\npackages: [flytekit==1.16.0]\n",
+    );
+    let line = install_line(dir.path(), "serverless", &[]);
+    assert!(line.ends_with("flytekit==1.16.0 union==0.1.204"), "{line}");
+}

@@ -63,6 +63,8 @@ pub struct Config {
     pub remote_token: Option<Secret>,
     /// The Flyte runtime (`flytekit_version: X`, `flytekit_version: none` or `flytekit: false`).
     pub runtime: Option<Runtime>,
+    /// The Union variants' runtime (`union_version: X`): `union==X` instead of the pinned one.
+    pub union_runtime: Option<Runtime>,
 }
 
 impl Config {
@@ -173,6 +175,16 @@ impl Config {
                         "write e.g. `flytekit_version: \"1.16.31\"`, or `flytekit: false`",
                     )),
                 },
+                ("union_version", Some(v)) => match Runtime::parse_union(&v) {
+                    Ok(r) => config.union_runtime = Some(r),
+                    Err(e) => diags.push(diag(
+                        path,
+                        at,
+                        "union_version",
+                        e,
+                        "write e.g. `union_version: \"0.1.204\"`, or `flytekit: false`",
+                    )),
+                },
                 ("flytekit", Some(v)) => match v.as_str() {
                     "false" => config.runtime = Some(Runtime::None),
                     "true" => {}
@@ -210,7 +222,7 @@ impl Config {
                     at,
                     other,
                     format!("unknown or malformed key `{other}`"),
-                    "known keys: variant, if_unknown, tag_scheme, engine, flytekit, flytekit_version, remote.url, remote.token",
+                    "known keys: variant, if_unknown, tag_scheme, engine, flytekit, flytekit_version, union_version, remote.url, remote.token",
                 )),
             }
         }

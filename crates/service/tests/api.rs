@@ -75,6 +75,7 @@ async fn prepared_submission(
         force: true,
         base_image: None,
         flytekit_version: Some("none".into()),
+        union_version: None,
     }
 }
 

@@ -16,7 +16,12 @@ use crate::setup::Setup;
 pub async fn run(setup: &Setup, args: &BuildArgs, format: OutputFormat) -> anyhow::Result<()> {
     // The same checks as `validate`, before any engine or registry is contacted; the name they
     // computed is the one built (the engine does not hash the files again).
-    let checked = setup.check_spec_named(&args.spec, args.registry.as_deref(), args.tag_scheme)?;
+    let checked = setup.check_spec_named_for(
+        &args.spec,
+        args.registry.as_deref(),
+        args.tag_scheme,
+        args.variant.variant.as_deref(),
+    )?;
     if format == OutputFormat::Json {
         // Already on stderr (tracing); JSON readers get them as events too.
         for warning in &checked.warnings {

@@ -29,7 +29,7 @@ pub fn run(setup: &Setup, args: &SpecArgs, format: OutputFormat) -> anyhow::Resu
         &args.spec,
         &setup.root,
         None,
-        setup.runtime(args),
+        setup.runtime(args)?,
         &builder_checks,
     )?;
     match format {

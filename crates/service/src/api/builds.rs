@@ -383,10 +383,15 @@ pub async fn cancel(
     Ok((StatusCode::ACCEPTED, axum::Json(row.info())).into_response())
 }
 
-/// The Flyte runtime a submission asks for (`flytekit_version`; absent: the pinned default).
+/// The Flyte runtime a submission asks for (`union_version`, else `flytekit_version`; both
+/// absent: the pinned flytekit).
 pub(crate) fn submitted_runtime(
     request: &SubmitBuild,
 ) -> Result<imagespec_core::plan::runtime::Runtime, String> {
+    if let Some(value) = &request.union_version {
+        return imagespec_core::plan::runtime::Runtime::parse_union(value)
+            .map_err(|e| format!("`union_version`: {e}"));
+    }
     match &request.flytekit_version {
         Some(value) => imagespec_core::plan::runtime::Runtime::parse(value)
             .map_err(|e| format!("`flytekit_version`: {e}")),
