@@ -7,6 +7,10 @@ use std::process::Command as Process;
 
 use assert_cmd::Command;
 
+mod common;
+
+use common::flytekit_python;
+
 fn here() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/flytekit")
 }
@@ -18,24 +22,6 @@ fn imagespec(dir: &Path) -> Command {
         .env_remove("IMAGESPEC_VARIANT")
         .env_remove("IMAGESPEC_TAG_SCHEME");
     cmd
-}
-
-/// The flytekit venv's interpreter, or a failure saying how to create it (never a skip).
-fn flytekit_python() -> PathBuf {
-    let python = std::env::var_os("IMAGESPEC_FLYTEKIT_PYTHON")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("IMAGESPEC_DEV_DIR")
-                .map(|d| PathBuf::from(d).join("flytekit-venv/bin/python"))
-        })
-        .unwrap_or_else(|| here().join("../../../../.dev-env/flytekit-venv/bin/python"));
-    assert!(
-        python.is_file(),
-        "{} is missing: the flytekit 1.16.31 reference venv is created by `bash scripts/dev-env.sh` \
-         (or only it: `bash scripts/dev-env.sh --flytekit`), then `source .dev-env/env`",
-        python.display()
-    );
-    python
 }
 
 /// The corpus copied into a fresh directory (outside any git work tree), with the files a

@@ -55,3 +55,42 @@ pub fn registry_var(env: &[(String, String)], key: &str) -> String {
         .map(|(_, v)| v.clone())
         .unwrap_or_default()
 }
+
+/// The flytekit 1.16.31 reference venv's interpreter, or a failure saying how to create it
+/// (never a skip).
+pub fn flytekit_python() -> PathBuf {
+    let python = std::env::var_os("IMAGESPEC_FLYTEKIT_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("IMAGESPEC_DEV_DIR")
+                .map(|d| PathBuf::from(d).join("flytekit-venv/bin/python"))
+        })
+        .unwrap_or_else(|| repo().join(".dev-env/flytekit-venv/bin/python"));
+    assert!(
+        python.is_file(),
+        "{} is missing: the flytekit 1.16.31 reference venv is created by `bash scripts/dev-env.sh` \
+         (or only it: `bash scripts/dev-env.sh --flytekit`), then `source .dev-env/env`",
+        python.display()
+    );
+    python
+}
+
+/// flytekit's `image_name()` (or `ERROR: ...`) for a spec file in `dir`, as pyflyte reads it
+/// (`tests/flytekit/name.py`).
+pub fn flytekit_name(dir: &Path, spec: &str) -> String {
+    let out = std::process::Command::new(flytekit_python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/flytekit/name.py"))
+        .arg(spec)
+        .current_dir(dir)
+        .output()
+        .expect("run the flytekit reference");
+    assert!(
+        out.status.success(),
+        "name.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.split_once('\t').map(|(_, name)| name.to_string()))
+        .unwrap_or_default()
+}
