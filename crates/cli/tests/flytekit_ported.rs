@@ -276,7 +276,7 @@ fn image_spec_validation_string_list() {
             );
             let (code, stderr) = validate(dir.path(), "spec.yaml");
             assert_eq!(code, Some(3), "{field}: {value}: {stderr}");
-            assert!(stderr.contains(&format!("spec.yaml:2:")), "{stderr}");
+            assert!(stderr.contains("spec.yaml:2:"), "{stderr}");
             assert!(stderr.contains(field), "{stderr}");
         }
     }
