@@ -347,3 +347,33 @@ async fn wait_for_running(events: &std::sync::Mutex<Vec<BuildEvent>>) -> String 
     }
     panic!("the build never started");
 }
+
+/// Issue 10.7 and 10.1: the remote builder passes `builder_options` whole (Union's
+/// `imagepull_secret_name`, which imagespec's plan does not read) and the Union runtime to the
+/// service, whose worker receives both.
+#[tokio::test]
+async fn builder_options_and_the_union_runtime_reach_the_worker() {
+    use imagespec_core::plan::runtime::Runtime;
+    let builder = test_builder(Duration::ZERO);
+    let svc = TestService::start(builder.clone()).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    project(dir.path(), "union-options");
+    std::fs::write(
+        dir.path().join("spec.yaml"),
+        "name: union-options\nrequirements: requirements.txt\nbuilder_options: {imagepull_secret_name: pull-secret}\n",
+    )
+    .expect("write");
+    let loaded = LoadedSpec::from_file(&dir.path().join("spec.yaml"), dir.path())
+        .expect("valid spec")
+        .with_runtime(Runtime::Union("0.1.204".into()));
+    let engine = engine(remote(&svc.url, TOKEN_A));
+    let outcome = engine.ensure(&loaded, &options()).await.expect("build");
+    assert_eq!(outcome.action, Action::Built);
+    let builds = builder.builds();
+    assert_eq!(builds.len(), 1);
+    assert_eq!(
+        builds[0].builder_options.get("imagepull_secret_name"),
+        Some(&serde_json::json!("pull-secret"))
+    );
+    assert_eq!(builds[0].runtime, Runtime::Union("0.1.204".into()));
+}

@@ -35,6 +35,10 @@ pub struct BuildRecord {
     pub image: String,
     pub base_image: Option<String>,
     pub push: bool,
+    /// The spec's `builder_options`, as the builder received them (keys it does not read too).
+    pub builder_options: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The Flyte runtime the build was asked to add.
+    pub runtime: crate::plan::runtime::Runtime,
 }
 
 impl TestBuilder {
@@ -164,6 +168,8 @@ impl ImageBuilder for TestBuilder {
                 image: image.clone(),
                 base_image: request.base_image.clone(),
                 push: request.push,
+                builder_options: request.spec.spec.builder_options.clone(),
+                runtime: request.spec.runtime.clone(),
             });
         if let Some(err) = self
             .failure
