@@ -20,6 +20,7 @@ pub mod api;
 pub mod auth;
 pub mod blobs;
 pub mod config;
+pub mod data_lock;
 pub mod events;
 pub mod ids;
 pub mod naming;

@@ -8,13 +8,14 @@ use imagespec_builder_remote::protocol::{
     BuildState, ErrorKind, SubmitBuild, WireBuildError, WireEvent,
 };
 use imagespec_core::build::{BuildError, BuildErrorKind, BuildOutput, BuildRequest};
+use imagespec_core::hash::ResolvedImage;
 use imagespec_core::resolve_image;
 use imagespec_core::spec::{BaseImage, LoadedSpec};
 use tokio_util::sync::CancellationToken;
 
 use crate::events::LogWriter;
 use crate::ids::now;
-use crate::naming::qualify;
+use crate::naming::Scope;
 use crate::scheduler::Assignment;
 use crate::state::Shared;
 use crate::workspace;
@@ -67,6 +68,7 @@ async fn run(shared: &Shared, job: Assignment) {
     shared.hub.bump(id);
     let result = build(
         shared,
+        &row.project,
         &row.request,
         &row.image,
         id,
@@ -117,9 +119,20 @@ fn wire(kind: ErrorKind, message: &str) -> WireBuildError {
     }
 }
 
+/// The image a build starts from, as the service derives it: a base spec's image in the
+/// project's namespace (where its own build put it), or the spec's `base_image` reference;
+/// `None` leaves the choice to the plan (the default base, or the CUDA table's).
+pub fn base_image(scope: &Scope, loaded: &LoadedSpec, resolved: &ResolvedImage) -> Option<String> {
+    match (&loaded.spec.base_image, &resolved.base) {
+        (Some(BaseImage::Spec(_)), Some(base)) => scope.qualify(&base.name).map(|n| n.to_string()),
+        _ => resolved.base_reference(&loaded.spec),
+    }
+}
+
 /// Loads the spec from the workspace and runs the worker's builder, honouring cancellation.
 async fn build(
     shared: &Shared,
+    project: &str,
     request: &str,
     image: &str,
     id: &str,
@@ -135,19 +148,12 @@ async fn build(
         .map_err(|e| internal(e.to_string()))?
         .with_runtime(crate::api::builds::submitted_runtime(&submitted).map_err(internal)?);
     let mut resolved = resolve_image(&loaded).map_err(|e| internal(e.to_string()))?;
-    let registry = shared.config.registry.as_deref();
-    resolved.name = qualify(&resolved.name, registry)
+    let scope = Scope::of(&shared.config, project);
+    // Checked at submission: a client's `base_image` equals this.
+    let base_image = base_image(&scope, &loaded, &resolved);
+    resolved.name = scope
+        .qualify(&resolved.name)
         .ok_or_else(|| internal("no registry for the image".into()))?;
-    let base_image =
-        submitted
-            .base_image
-            .clone()
-            .or_else(|| match (&loaded.spec.base_image, &resolved.base) {
-                (Some(BaseImage::Spec(_)), Some(base)) => {
-                    qualify(&base.name, registry).map(|n| n.to_string())
-                }
-                _ => resolved.base_reference(&loaded.spec),
-            });
     debug_assert_eq!(resolved.name.to_string(), image);
     let request = BuildRequest {
         spec: loaded,

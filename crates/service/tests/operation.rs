@@ -1,0 +1,69 @@
+//! Operating the service (issue 11, "Holes" 6 and 8): one service per data directory, and
+//! configuration that cannot work fails at start.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use imagespec_service::data_lock::LockError;
+use imagespec_service::{Service, ServiceConfig, ServiceError, Worker};
+
+#[tokio::test]
+async fn a_second_service_on_the_same_data_directory_refuses_to_start_naming_the_holder() {
+    let data = tempfile::tempdir().expect("tmp");
+    let first = Service::new(config(data.path()))
+        .with_workers(vec![Worker::new("w", test_builder(Duration::ZERO), 1)])
+        .start()
+        .await
+        .expect("first starts");
+    let second = Service::new(config(data.path()))
+        .with_workers(vec![Worker::new("w", test_builder(Duration::ZERO), 1)])
+        .start()
+        .await;
+    match second {
+        Err(ServiceError::Locked(LockError::InUse { holder, .. })) => {
+            assert_eq!(holder, std::process::id().to_string());
+        }
+        Err(e) => panic!("refused for another reason: {e}"),
+        Ok(_) => panic!("a second service started on the same data directory"),
+    }
+    first.shutdown().await;
+    let third = Service::new(config(data.path()))
+        .with_workers(vec![Worker::new("w", test_builder(Duration::ZERO), 1)])
+        .start()
+        .await
+        .expect("starts once the first has stopped");
+    third.crash();
+}
+
+#[test]
+fn configuration_that_cannot_work_fails_at_start() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("service.yaml");
+    let none = |_: &str| None;
+    for (text, needle) in [
+        (
+            "tokens:\n  - {project: a, token: aaaaaaaaaaaaaaaaaaaa}\n  - {project: b, token: aaaaaaaaaaaaaaaaaaaa}\n",
+            "already given to project `a`",
+        ),
+        ("registry_credentials: missing.json\n", "missing.json"),
+        (
+            "workers:\n  - {endpoint: 'https://build.example.com'}\n",
+            "workers[0].endpoint",
+        ),
+        (
+            "tokens:\n  - {project: a, token: aaaaaaaaaaaaaaaaaaaa}\nallowed_registries:\n  ghost: [x.io]\n",
+            "ghost",
+        ),
+    ] {
+        let err = ServiceConfig::parse(text, &file, none)
+            .expect_err(text)
+            .to_string();
+        assert!(err.contains(needle), "{text}: {err}");
+        assert!(
+            err.starts_with(&file.display().to_string()),
+            "names the file: {err}"
+        );
+    }
+}
