@@ -92,6 +92,22 @@ async fn run(shared: &Shared, job: Assignment) {
             None,
             Some(wire(ErrorKind::Cancelled, "cancelled")),
         ),
+        // The worker's engine went away mid-build (`Unavailable` from a builder that had
+        // started): the worker is lost, and that is the cause the client is told, not a
+        // build failure of its spec.
+        Err(e) if e.kind == BuildErrorKind::Unavailable => {
+            tracing::warn!(build = id, worker = %worker.name, "worker lost: {}", e.message);
+            (
+                BuildState::Failed,
+                None,
+                Some(WireBuildError {
+                    kind: ErrorKind::Unavailable,
+                    message: format!("worker `{}` lost: {}", worker.name, e.message),
+                    step: e.step.clone(),
+                    log_tail: e.log_tail.clone(),
+                }),
+            )
+        }
         Err(e) => (BuildState::Failed, None, Some(WireBuildError::from(&e))),
     };
     writer.emit(WireEvent::Status {

@@ -67,3 +67,33 @@ fn configuration_that_cannot_work_fails_at_start() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_worker_whose_engine_went_away_is_reported_lost_with_the_cause() {
+    let builder = test_builder(Duration::ZERO);
+    builder.fail_builds(Some(imagespec_core::build::BuildError::new(
+        imagespec_core::build::BuildErrorKind::Unavailable,
+        "lost the connection to the engine at unix:///x during the build: connection reset",
+    )));
+    let svc = TestService::start(builder.clone()).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let body = prepared_submission(&svc.url, TOKEN_A, dir.path(), "lost").await;
+    let r = submit(&svc.url, TOKEN_A, &body).await;
+    let id = r
+        .json::<imagespec_builder_remote::protocol::BuildInfo>()
+        .await
+        .expect("info")
+        .id;
+    let info = wait_finished(&svc.url, TOKEN_A, &id).await;
+    let error = info.error.expect("an error");
+    assert_eq!(
+        error.kind,
+        imagespec_builder_remote::protocol::ErrorKind::Unavailable
+    );
+    assert!(
+        error.message.starts_with("worker `test-worker` lost: ")
+            && error.message.contains("connection reset"),
+        "{}",
+        error.message
+    );
+}
