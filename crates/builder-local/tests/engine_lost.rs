@@ -49,10 +49,7 @@ async fn cutting_proxy() -> (String, Arc<AtomicUsize>) {
                     // Forward the answer's head and first bytes, then drop the connection.
                     let mut buf = vec![0u8; 16 * 1024];
                     let mut seen = Vec::new();
-                    loop {
-                        let Ok(n) = engine_read.read(&mut buf).await else {
-                            break;
-                        };
+                    while let Ok(n) = engine_read.read(&mut buf).await {
                         if n == 0 {
                             break;
                         }

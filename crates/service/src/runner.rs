@@ -18,6 +18,7 @@ use crate::ids::now;
 use crate::naming::Scope;
 use crate::scheduler::Assignment;
 use crate::state::Shared;
+use crate::store::BuildRow;
 use crate::workspace;
 
 /// Starts queued builds whenever a worker is free, until the service is killed.
@@ -66,17 +67,7 @@ async fn run(shared: &Shared, job: Assignment) {
         message: format!("running on worker {}", worker.name),
     });
     shared.hub.bump(id);
-    let result = build(
-        shared,
-        &row.project,
-        &row.request,
-        &row.image,
-        id,
-        job.worker,
-        &writer,
-        &job.cancel,
-    )
-    .await;
+    let result = build(shared, &row, id, job.worker, &writer, &job.cancel).await;
     let (status, digest, error) = match result {
         Ok(out) => (BuildState::Succeeded, out.digest, None),
         Err(_) if job.cancel.is_cancelled() && shared.is_stopping() => (
@@ -148,29 +139,27 @@ pub fn base_image(scope: &Scope, loaded: &LoadedSpec, resolved: &ResolvedImage) 
 /// Loads the spec from the workspace and runs the worker's builder, honouring cancellation.
 async fn build(
     shared: &Shared,
-    project: &str,
-    request: &str,
-    image: &str,
+    row: &BuildRow,
     id: &str,
     worker: usize,
     writer: &LogWriter,
     cancel: &CancellationToken,
 ) -> Result<BuildOutput, BuildError> {
     let internal = |m: String| BuildError::new(BuildErrorKind::Internal, m);
-    let submitted: SubmitBuild = serde_json::from_str(request)
+    let submitted: SubmitBuild = serde_json::from_str(&row.request)
         .map_err(|e| internal(format!("stored request unreadable: {e}")))?;
     let text = submitted.spec.to_string();
     let loaded = LoadedSpec::from_text(&text, None, &shared.workspace(id))
         .map_err(|e| internal(e.to_string()))?
         .with_runtime(crate::api::builds::submitted_runtime(&submitted).map_err(internal)?);
     let mut resolved = resolve_image(&loaded).map_err(|e| internal(e.to_string()))?;
-    let scope = Scope::of(&shared.config, project);
+    let scope = Scope::of(&shared.config, &row.project);
     // Checked at submission: a client's `base_image` equals this.
     let base_image = base_image(&scope, &loaded, &resolved);
     resolved.name = scope
         .qualify(&resolved.name)
         .ok_or_else(|| internal("no registry for the image".into()))?;
-    debug_assert_eq!(resolved.name.to_string(), image);
+    debug_assert_eq!(resolved.name.to_string(), row.image);
     let request = BuildRequest {
         spec: loaded,
         image: resolved,
