@@ -97,3 +97,24 @@ async fn a_worker_whose_engine_went_away_is_reported_lost_with_the_cause() {
         error.message
     );
 }
+
+#[tokio::test]
+async fn wrong_tokens_are_rate_limited_and_valid_ones_are_not_slowed_by_them() {
+    let data = tempfile::tempdir().expect("tmp");
+    let mut config = config(std::path::Path::new("."));
+    config.limits.burst = 3;
+    config.limits.requests_per_minute = 1;
+    let svc = TestService::start_with(data, config, test_builder(Duration::ZERO)).await;
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        let r = get(&svc.url, "/v1/builds/x", &format!("guess-{i:020}")).await;
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429]);
+    let r = get(&svc.url, "/v1/images/exists?image=app:t", TOKEN_A).await;
+    assert_eq!(
+        r.status(),
+        reqwest::StatusCode::OK,
+        "a valid token has its own bucket"
+    );
+}
