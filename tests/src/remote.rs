@@ -1,8 +1,9 @@
 //! The remote backend: imagespec's own build service, started in this process on 127.0.0.1
 //! with one Docker worker, driven through `RemoteBuilder` (the `remote`/`union` builder).
 //!
-//! The service names images in its own registry (a namespace of the dev registry), so specs
-//! carry no `registry`; images are pulled into Docker to be run and inspected.
+//! The service names images in its own registry (a namespace of the dev registry, with one
+//! namespace per project below it), so specs carry no `registry`; images are pulled into Docker
+//! to be run and inspected.
 
 use std::sync::Arc;
 
@@ -36,6 +37,9 @@ pub async fn remote() -> Result<Backend> {
         .with_token(PROJECT, &token)
         .with_registry(&format!("{}/{NAMESPACE}-remote", registry.address()));
     config.registry_credentials = Some(registry.docker_config().join("config.json"));
+    // The dev environment's local base and helper images (`scripts/dev-env.sh`) are the
+    // operator's allowed bases; anything else a scenario pulls is refused.
+    config.base_images.push("localhost/imagespec/*".into());
     config.workers = vec![WorkerConfig {
         name: Some("docker".into()),
         endpoint: Some(DOCKER_ENDPOINT.into()),

@@ -362,6 +362,17 @@ async fn send_and_follow(
                 Err(raw) => progress.raw(&raw),
             }
         }
+        // A lost connection is not a finished build: nothing says the image exists, and a
+        // push after it would fail with a message about the push, not the cause.
+        if let Some(cause) = messages.broken() {
+            return Err(BuildError::new(
+                BuildErrorKind::Unavailable,
+                format!(
+                    "lost the connection to the engine at {} during the build: {cause}",
+                    engine.endpoint
+                ),
+            ));
+        }
         Ok::<_, BuildError>(())
     };
     tokio::select! {

@@ -258,6 +258,8 @@ pub(crate) struct JsonStream {
     body: Incoming,
     buffer: BytesMut,
     done: bool,
+    /// Why the answer ended before the engine finished it (the connection was lost).
+    broken: Option<String>,
 }
 
 impl JsonStream {
@@ -266,7 +268,14 @@ impl JsonStream {
             body: response.into_body(),
             buffer: BytesMut::new(),
             done: false,
+            broken: None,
         }
+    }
+
+    /// After the end: why the answer broke off, when it did not end as the engine ended it.
+    /// A caller must not take such an end for a finished operation.
+    pub(crate) fn broken(&self) -> Option<&str> {
+        self.broken.as_deref()
     }
 
     /// The next message; `None` at the end. A message that is not valid JSON yields
@@ -319,6 +328,7 @@ impl JsonStream {
                 }
                 Some(Err(e)) => {
                     self.done = true;
+                    self.broken = Some(e.to_string());
                     return Some(Err(format!("the engine's answer broke off: {e}")));
                 }
                 None => self.done = true,

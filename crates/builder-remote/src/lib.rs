@@ -291,6 +291,13 @@ impl ImageBuilder for RemoteBuilder {
                     reason: e.to_string(),
                 });
             }
+            // The service refuses to look outside the project's registries: as final as a
+            // refused token.
+            Err(crate::error::RemoteError::Rejected { problem }) if problem.status == 403 => {
+                return Located::at_requested_name(Existence::Denied {
+                    reason: problem.detail.clone(),
+                });
+            }
             // A service that cannot be reached cannot build either.
             Err(e @ crate::error::RemoteError::Unreachable { .. }) => {
                 return unavailable(e.to_string());

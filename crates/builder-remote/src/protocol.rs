@@ -32,6 +32,7 @@ pub fn blob_digest(sha256: &[u8; 32]) -> String {
 
 /// `POST /v1/blobs/missing`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MissingBlobsRequest {
     pub digests: Vec<String>,
 }
@@ -64,8 +65,10 @@ pub struct FileEntry {
     pub symlink: Option<String>,
 }
 
-/// `POST /v1/builds`.
+/// `POST /v1/builds`. Unknown fields are refused: a field the service does not know is one it
+/// would silently ignore.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SubmitBuild {
     /// The ImageSpec as JSON (flytekit's keys); its paths are relative to the workspace.
     pub spec: serde_json::Value,

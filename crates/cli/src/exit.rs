@@ -34,6 +34,13 @@ pub fn classify(err: &anyhow::Error) -> (u8, &'static str) {
     {
         return (INVALID_SPEC, "invalid_spec");
     }
+    // The service's configuration file: the same exit code, its own kind.
+    if err
+        .downcast_ref::<imagespec_service::ConfigError>()
+        .is_some()
+    {
+        return (INVALID_SPEC, "invalid_config");
+    }
     if err.downcast_ref::<UnknownBuilder>().is_some() {
         return (BUILDER, "builder");
     }

@@ -657,3 +657,31 @@ fn flytekit_runtime_flags_and_config() {
             .stderr(predicate::str::contains("not a flytekit version"));
     }
 }
+
+/// A service configuration that cannot work stops `imagespec serve` at once (exit 3), naming the
+/// file and the line, and is not called an invalid image spec.
+#[test]
+fn serve_refuses_a_configuration_that_cannot_work() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for (text, needle) in [
+        ("listen: 127.0.0.1:0\nlisten: 127.0.0.1:1\n", "2:1"),
+        (
+            "tokens:\n  - {project: a, token: aaaaaaaaaaaaaaaaaaaa}\n  - {project: b, token: aaaaaaaaaaaaaaaaaaaa}\n",
+            "already given to project `a`",
+        ),
+        ("registry_credentials: nowhere.json\n", "nowhere.json"),
+    ] {
+        let file = dir.path().join("service.yaml");
+        std::fs::write(&file, text).expect("write");
+        let out = imagespec(dir.path())
+            .args(["serve", "--config"])
+            .arg(&file)
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{text}: {stderr}");
+        assert!(stderr.contains(needle), "{text}: {stderr}");
+        assert!(stderr.contains("service.yaml"), "{stderr}");
+        assert!(!stderr.contains("invalid image spec"), "{stderr}");
+    }
+}

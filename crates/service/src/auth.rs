@@ -36,6 +36,9 @@ struct Bucket {
     at: Instant,
 }
 
+/// The bucket of requests with invalid tokens (no SHA-256 digest is all zeros in practice).
+const FAILURES: TokenKey = [0; 32];
+
 fn key(token: &str) -> TokenKey {
     Sha256::digest(token.as_bytes()).into()
 }
@@ -63,9 +66,18 @@ impl Auth {
         self.admit_at(token, Instant::now())
     }
 
+    /// Takes one request from the bucket all invalid tokens share.
+    pub fn admit_failure(&self) -> Result<(), RateLimited> {
+        self.admit_key(FAILURES, Instant::now())
+    }
+
     fn admit_at(&self, token: &str, now: Instant) -> Result<(), RateLimited> {
+        self.admit_key(key(token), now)
+    }
+
+    fn admit_key(&self, key: TokenKey, now: Instant) -> Result<(), RateLimited> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let bucket = buckets.entry(key(token)).or_insert(Bucket {
+        let bucket = buckets.entry(key).or_insert(Bucket {
             tokens: self.burst,
             at: now,
         });

@@ -3,8 +3,13 @@
 //! ```yaml
 //! listen: 127.0.0.1:8080             # loopback only unless `allow_non_loopback: true`
 //! data_dir: ./service-data           # SQLite database, blobs, workspaces (relative to this file)
-//! registry: 127.0.0.1:5000/service   # where images without a registry in their name go
-//! registry_credentials: auth.json    # a Docker config.json (`auths`) used for pushes and checks
+//! registry: 127.0.0.1:5000/service   # project P's images without a registry go to <registry>/P/
+//! registry_credentials: auth.json    # a Docker config.json (`auths`): the only credentials used
+//! allowed_registries:                # optional: where else a project may push (and check)
+//!   team-a: [registry.example.com/team-a]
+//! base_images:                       # what builds may pull (FROM, COPY --from) besides the
+//!   - debian:bookworm-slim           # project's own images; a trailing `*` is a prefix
+//!   - "localhost/imagespec/*"        # (default: imagespec's own default images)
 //! tokens:
 //!   - {project: team-a, token_env: TEAM_A_TOKEN}   # or `token: ...` inline
 //!   - {project: team-b, token: "..."}
@@ -23,6 +28,7 @@
 //! Parsed with `marked-yaml`, so errors carry a line and column; unknown keys are errors, so a
 //! typo never silently falls back to a default.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -108,6 +114,11 @@ pub struct ServiceConfig {
     pub data_dir: PathBuf,
     pub registry: Option<String>,
     pub registry_credentials: Option<PathBuf>,
+    /// Per project: registries or namespaces (`host[:port][/path]`) it may push to besides its
+    /// namespace in `registry`.
+    pub allowed_registries: BTreeMap<String, Vec<String>>,
+    /// Images builds may pull besides the project's own: exact references or `prefix*`.
+    pub base_images: Vec<String>,
     pub tokens: Vec<TokenEntry>,
     pub workers: Vec<WorkerConfig>,
     pub concurrency: Option<usize>,
@@ -126,6 +137,8 @@ impl ServiceConfig {
             data_dir: data_dir.into(),
             registry: None,
             registry_credentials: None,
+            allowed_registries: BTreeMap::new(),
+            base_images: default_base_images(),
             tokens: Vec::new(),
             workers: Vec::new(),
             concurrency: None,
@@ -142,6 +155,16 @@ impl ServiceConfig {
             token: Secret::new(token),
         });
         self
+    }
+
+    /// The credentials pushes and existence checks use: the configured file, and nothing else
+    /// (never a home directory's `~/.docker/config.json`, which is the operator's, not the
+    /// service's).
+    pub fn push_credentials(&self) -> imagespec_registry::CredentialSources {
+        match &self.registry_credentials {
+            Some(file) => imagespec_registry::CredentialSources::none().with_explicit_file(file),
+            None => imagespec_registry::CredentialSources::none(),
+        }
     }
 
     #[must_use]
@@ -211,6 +234,15 @@ impl ServiceConfig {
                     "`tokens[{i}]`: a token needs at least 16 characters"
                 )));
             }
+            if let Some(other) = tokens
+                .iter()
+                .find(|e: &&TokenEntry| e.token.expose() == token.as_str())
+            {
+                return Err(invalid(format!(
+                    "`tokens[{i}]`: the same token is already given to project `{}`; every token belongs to one project",
+                    other.project
+                )));
+            }
             tokens.push(TokenEntry {
                 project: t.project,
                 token: Secret::new(token),
@@ -219,6 +251,35 @@ impl ServiceConfig {
         if let Some(registry) = &raw.registry {
             imagespec_core::reference::check_registry(registry)
                 .map_err(|e| invalid(format!("`registry`: {e}")))?;
+        }
+        for (project, prefixes) in &raw.allowed_registries {
+            if !tokens.iter().any(|t| &t.project == project) {
+                return Err(invalid(format!(
+                    "`allowed_registries.{project}`: no token belongs to project `{project}`"
+                )));
+            }
+            for p in prefixes {
+                imagespec_core::reference::check_registry(p)
+                    .map_err(|e| invalid(format!("`allowed_registries.{project}`: {e}")))?;
+            }
+        }
+        let registry_credentials = raw.registry_credentials.map(|p| base.join(p));
+        if let Some(file) = &registry_credentials
+            && !file.is_file()
+        {
+            return Err(invalid(format!(
+                "`registry_credentials`: {} is not a file; give the Docker config.json the service pushes with",
+                file.display()
+            )));
+        }
+        for (i, w) in raw.workers.iter().enumerate() {
+            if let Some(endpoint) = &w.endpoint
+                && !(endpoint.starts_with("unix://") || endpoint.starts_with("tcp://"))
+            {
+                return Err(invalid(format!(
+                    "`workers[{i}].endpoint`: `{endpoint}` is not `unix:///path` or `tcp://host:port` (TLS workers are not supported)"
+                )));
+            }
         }
         let workers = if raw.workers.is_empty() {
             vec![WorkerConfig {
@@ -241,7 +302,9 @@ impl ServiceConfig {
                     .unwrap_or_else(|| PathBuf::from("imagespec-service-data")),
             ),
             registry: raw.registry,
-            registry_credentials: raw.registry_credentials.map(|p| base.join(p)),
+            registry_credentials,
+            allowed_registries: raw.allowed_registries,
+            base_images: raw.base_images.unwrap_or_else(default_base_images),
             tokens,
             workers,
             concurrency: raw.concurrency,
@@ -250,6 +313,18 @@ impl ServiceConfig {
             cancel_grace_seconds: raw.cancel_grace_seconds.unwrap_or(20),
         })
     }
+}
+
+/// The images imagespec's recipe pulls when a spec names none: its default base and helpers.
+pub fn default_base_images() -> Vec<String> {
+    use imagespec_core::plan::{DEFAULT_BASE_IMAGE, python};
+    [
+        DEFAULT_BASE_IMAGE,
+        python::DEFAULT_UV_IMAGE,
+        python::DEFAULT_MICROMAMBA_IMAGE,
+    ]
+    .map(str::to_string)
+    .to_vec()
 }
 
 /// Project names become directory names: keep them plain.
@@ -277,6 +352,10 @@ struct RawConfig {
     registry: Option<String>,
     #[serde(default)]
     registry_credentials: Option<PathBuf>,
+    #[serde(default)]
+    allowed_registries: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    base_images: Option<Vec<String>>,
     #[serde(default)]
     tokens: Vec<RawToken>,
     #[serde(default)]
@@ -310,12 +389,11 @@ mod tests {
     #[test]
     fn parses_every_key_and_hides_tokens() {
         let env = |k: &str| (k == "B_TOKEN").then(|| "bbbbbbbbbbbbbbbbbbbb".to_string());
-        let c = ServiceConfig::parse(FULL, Path::new("/etc/svc/service.yaml"), env).expect("valid");
-        assert_eq!(c.data_dir, PathBuf::from("/etc/svc/data"));
-        assert_eq!(
-            c.registry_credentials,
-            Some(PathBuf::from("/etc/svc/auth.json"))
-        );
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join("auth.json"), "{}").expect("write");
+        let c = ServiceConfig::parse(FULL, &dir.path().join("service.yaml"), env).expect("valid");
+        assert_eq!(c.data_dir, dir.path().join("data"));
+        assert_eq!(c.registry_credentials, Some(dir.path().join("auth.json")));
         assert_eq!(c.tokens[1].project, "team-b");
         assert_eq!(c.tokens[1].token.expose(), "bbbbbbbbbbbbbbbbbbbb");
         assert_eq!(c.workers[0].slots, 2);

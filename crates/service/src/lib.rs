@@ -1,6 +1,7 @@
 //! The imagespec build service (`imagespec serve`): builds ImageSpec images for remote clients
-//! (the `union`/`remote` builder of `imagespec-builder-remote`) and pushes them to its own
-//! registry or the one named in the target.
+//! (the `union`/`remote` builder of `imagespec-builder-remote`) and pushes them to the
+//! project's namespace of its own registry, or to a registry the operator allowed the project
+//! ([`naming::Scope`]: one rule for pushes, existence checks and base images).
 //!
 //! How a build goes:
 //! 1. the client asks which of its files' blobs the service lacks for its project
@@ -12,7 +13,8 @@
 //! 3. a free worker (a local Docker/Podman engine) builds and pushes it; the events are stored
 //!    and streamed live (`GET /v1/builds/{id}/logs`, resumable server-sent events).
 //!
-//! State lives in `<data_dir>`: `service.db` (SQLite: builds, events), `blobs/<project>/`,
+//! State lives in `<data_dir>` (locked by one service at a time, [`data_lock`]): `service.db`
+//! (SQLite: builds, events), `blobs/<project>/`,
 //! `workspaces/<build>/` (only while a build is active) and `tmp/` (uploads in progress).
 //! See [`server`] for what happens to interrupted builds on restart.
 
@@ -20,6 +22,7 @@ pub mod api;
 pub mod auth;
 pub mod blobs;
 pub mod config;
+pub mod data_lock;
 pub mod events;
 pub mod ids;
 pub mod naming;

@@ -1,5 +1,7 @@
-//! Image names as the service sees them: a target without a registry goes to the service's own
-//! registry, and the answer always carries the fully qualified name.
+//! Image names as the service sees them: a target without a registry goes to the project's
+//! namespace in the service's own registry (`<registry>/<project>/`), and the answer always
+//! carries the fully qualified name. [`Scope`] is the one rule for what a project may push to,
+//! ask about and build `FROM`.
 
 use imagespec_core::hash::ImageName;
 use imagespec_core::reference::{is_repository_path, is_tag, looks_like_host};
@@ -49,6 +51,66 @@ pub fn qualify(name: &ImageName, service_registry: Option<&str>) -> Option<Image
     }
 }
 
+/// What one project may reach: its namespace in the service's registry, plus the registries
+/// (or namespaces) the operator allowed it (`allowed_registries`), plus, for pulls only, the
+/// operator's `base_images`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// `<service registry>/<project>`, when the service has a registry.
+    pub namespace: Option<String>,
+    /// Extra push/read prefixes for this project (`host[:port][/path]`).
+    pub allowed: Vec<String>,
+    /// Images any project may pull: exact references, or prefixes ending in `*`.
+    pub base_images: Vec<String>,
+}
+
+impl Scope {
+    /// The project's scope under `config`.
+    pub fn of(config: &crate::config::ServiceConfig, project: &str) -> Scope {
+        Scope {
+            namespace: config.registry.as_ref().map(|r| format!("{r}/{project}")),
+            allowed: config
+                .allowed_registries
+                .get(project)
+                .cloned()
+                .unwrap_or_default(),
+            base_images: config.base_images.clone(),
+        }
+    }
+
+    /// The name with the project's namespace filled in when it has no registry; `None` when
+    /// it has none and the service has no registry either.
+    pub fn qualify(&self, name: &ImageName) -> Option<ImageName> {
+        qualify(name, self.namespace.as_deref())
+    }
+
+    /// Whether the project may push this (qualified) name, or ask whether it exists: it lies
+    /// in the project's namespace or under one of its allowed registries.
+    pub fn may_write(&self, name: &ImageName) -> bool {
+        let Some(registry) = &name.registry else {
+            return false;
+        };
+        let full = format!("{registry}/{}", name.repository);
+        self.namespace
+            .iter()
+            .chain(&self.allowed)
+            .any(|prefix| full.starts_with(&format!("{}/", prefix.trim_end_matches('/'))))
+    }
+
+    /// Whether a build may pull `image` (a `FROM` or `COPY --from` reference as the plan has
+    /// it): the project's own images, or the operator's `base_images`.
+    pub fn may_pull(&self, image: &str) -> bool {
+        let own = parse(image).is_some_and(|n| self.may_write(&n));
+        own || self
+            .base_images
+            .iter()
+            .any(|allowed| match allowed.strip_suffix('*') {
+                Some(prefix) => image.starts_with(prefix),
+                None => image == allowed,
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +146,40 @@ mod tests {
         ] {
             assert!(parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_scope_is_the_project_namespace_and_its_allowances() {
+        let scope = Scope {
+            namespace: Some("127.0.0.1:5000/service/team-a".into()),
+            allowed: vec!["registry.example.com/team-a".into()],
+            base_images: vec![
+                "debian:bookworm-slim".into(),
+                "localhost/imagespec/*".into(),
+            ],
+        };
+        let name = |s: &str| parse(s).expect(s);
+        assert!(scope.may_write(&name("127.0.0.1:5000/service/team-a/app:t")));
+        assert!(scope.may_write(&name("127.0.0.1:5000/service/team-a/x/app:t")));
+        assert!(scope.may_write(&name("registry.example.com/team-a/app:t")));
+        for other in [
+            "127.0.0.1:5000/service/team-b/app:t",
+            "127.0.0.1:5000/service/team-a-evil/app:t",
+            "127.0.0.1:5000/service/app:t",
+            "127.0.0.1:5001/team-a/app:t",
+            "registry.example.com/team-ab/app:t",
+            "app:t",
+        ] {
+            assert!(!scope.may_write(&name(other)), "{other}");
+        }
+        assert!(scope.may_pull("debian:bookworm-slim"));
+        assert!(scope.may_pull("localhost/imagespec/python:3.11-bookworm"));
+        assert!(scope.may_pull("127.0.0.1:5000/service/team-a/base:t"));
+        assert!(!scope.may_pull("debian:bookworm"));
+        assert!(!scope.may_pull("127.0.0.1:5000/service/team-b/base:t"));
+        assert_eq!(
+            scope.qualify(&name("app:t")).expect("q").to_string(),
+            "127.0.0.1:5000/service/team-a/app:t"
+        );
     }
 }

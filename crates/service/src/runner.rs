@@ -8,15 +8,17 @@ use imagespec_builder_remote::protocol::{
     BuildState, ErrorKind, SubmitBuild, WireBuildError, WireEvent,
 };
 use imagespec_core::build::{BuildError, BuildErrorKind, BuildOutput, BuildRequest};
+use imagespec_core::hash::ResolvedImage;
 use imagespec_core::resolve_image;
 use imagespec_core::spec::{BaseImage, LoadedSpec};
 use tokio_util::sync::CancellationToken;
 
 use crate::events::LogWriter;
 use crate::ids::now;
-use crate::naming::qualify;
+use crate::naming::Scope;
 use crate::scheduler::Assignment;
 use crate::state::Shared;
+use crate::store::BuildRow;
 use crate::workspace;
 
 /// Starts queued builds whenever a worker is free, until the service is killed.
@@ -65,16 +67,7 @@ async fn run(shared: &Shared, job: Assignment) {
         message: format!("running on worker {}", worker.name),
     });
     shared.hub.bump(id);
-    let result = build(
-        shared,
-        &row.request,
-        &row.image,
-        id,
-        job.worker,
-        &writer,
-        &job.cancel,
-    )
-    .await;
+    let result = build(shared, &row, id, job.worker, &writer, &job.cancel).await;
     let (status, digest, error) = match result {
         Ok(out) => (BuildState::Succeeded, out.digest, None),
         Err(_) if job.cancel.is_cancelled() && shared.is_stopping() => (
@@ -90,6 +83,22 @@ async fn run(shared: &Shared, job: Assignment) {
             None,
             Some(wire(ErrorKind::Cancelled, "cancelled")),
         ),
+        // The worker's engine went away mid-build (`Unavailable` from a builder that had
+        // started): the worker is lost, and that is the cause the client is told, not a
+        // build failure of its spec.
+        Err(e) if e.kind == BuildErrorKind::Unavailable => {
+            tracing::warn!(build = id, worker = %worker.name, "worker lost: {}", e.message);
+            (
+                BuildState::Failed,
+                None,
+                Some(WireBuildError {
+                    kind: ErrorKind::Unavailable,
+                    message: format!("worker `{}` lost: {}", worker.name, e.message),
+                    step: e.step.clone(),
+                    log_tail: e.log_tail.clone(),
+                }),
+            )
+        }
         Err(e) => (BuildState::Failed, None, Some(WireBuildError::from(&e))),
     };
     writer.emit(WireEvent::Status {
@@ -117,38 +126,40 @@ fn wire(kind: ErrorKind, message: &str) -> WireBuildError {
     }
 }
 
+/// The image a build starts from, as the service derives it: a base spec's image in the
+/// project's namespace (where its own build put it), or the spec's `base_image` reference;
+/// `None` leaves the choice to the plan (the default base, or the CUDA table's).
+pub fn base_image(scope: &Scope, loaded: &LoadedSpec, resolved: &ResolvedImage) -> Option<String> {
+    match (&loaded.spec.base_image, &resolved.base) {
+        (Some(BaseImage::Spec(_)), Some(base)) => scope.qualify(&base.name).map(|n| n.to_string()),
+        _ => resolved.base_reference(&loaded.spec),
+    }
+}
+
 /// Loads the spec from the workspace and runs the worker's builder, honouring cancellation.
 async fn build(
     shared: &Shared,
-    request: &str,
-    image: &str,
+    row: &BuildRow,
     id: &str,
     worker: usize,
     writer: &LogWriter,
     cancel: &CancellationToken,
 ) -> Result<BuildOutput, BuildError> {
     let internal = |m: String| BuildError::new(BuildErrorKind::Internal, m);
-    let submitted: SubmitBuild = serde_json::from_str(request)
+    let submitted: SubmitBuild = serde_json::from_str(&row.request)
         .map_err(|e| internal(format!("stored request unreadable: {e}")))?;
     let text = submitted.spec.to_string();
     let loaded = LoadedSpec::from_text(&text, None, &shared.workspace(id))
         .map_err(|e| internal(e.to_string()))?
         .with_runtime(crate::api::builds::submitted_runtime(&submitted).map_err(internal)?);
     let mut resolved = resolve_image(&loaded).map_err(|e| internal(e.to_string()))?;
-    let registry = shared.config.registry.as_deref();
-    resolved.name = qualify(&resolved.name, registry)
+    let scope = Scope::of(&shared.config, &row.project);
+    // Checked at submission: a client's `base_image` equals this.
+    let base_image = base_image(&scope, &loaded, &resolved);
+    resolved.name = scope
+        .qualify(&resolved.name)
         .ok_or_else(|| internal("no registry for the image".into()))?;
-    let base_image =
-        submitted
-            .base_image
-            .clone()
-            .or_else(|| match (&loaded.spec.base_image, &resolved.base) {
-                (Some(BaseImage::Spec(_)), Some(base)) => {
-                    qualify(&base.name, registry).map(|n| n.to_string())
-                }
-                _ => resolved.base_reference(&loaded.spec),
-            });
-    debug_assert_eq!(resolved.name.to_string(), image);
+    debug_assert_eq!(resolved.name.to_string(), row.image);
     let request = BuildRequest {
         spec: loaded,
         image: resolved,

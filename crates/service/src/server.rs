@@ -20,7 +20,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use imagespec_builder_local::{EngineChoice, LocalBuilder};
-use imagespec_registry::CredentialSources;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -58,6 +57,8 @@ pub enum ServiceError {
     },
     #[error("the service needs at least one worker")]
     NoWorkers,
+    #[error(transparent)]
+    Locked(#[from] crate::data_lock::LockError),
 }
 
 /// A service to start.
@@ -89,6 +90,9 @@ impl Service {
             let path = path.to_path_buf();
             move |source| ServiceError::DataDir { path, source }
         };
+        std::fs::create_dir_all(data).map_err(dir_err(data))?;
+        // Before anything in the directory is touched: another service may be using it.
+        let lock = crate::data_lock::lock(data)?;
         for sub in ["blobs", "tmp", "workspaces"] {
             let p = data.join(sub);
             if sub != "blobs" {
@@ -152,16 +156,14 @@ impl Service {
             addr,
             shared,
             stop_accepting,
+            _lock: lock,
         })
     }
 }
 
-/// One `LocalBuilder` per configured engine, pushing with the configured credentials.
+/// One `LocalBuilder` per configured engine, pushing with the configured credentials only.
 fn local_workers(config: &ServiceConfig) -> Vec<Worker> {
-    let credentials = match &config.registry_credentials {
-        Some(file) => CredentialSources::none().with_explicit_file(file),
-        None => CredentialSources::from_env(),
-    };
+    let credentials = config.push_credentials();
     config
         .workers
         .iter()
@@ -218,6 +220,8 @@ pub struct RunningService {
     addr: SocketAddr,
     shared: Arc<Shared>,
     stop_accepting: CancellationToken,
+    /// The data directory's lock, released when the service is dropped (or crashes).
+    _lock: crate::data_lock::DataDirLock,
 }
 
 impl RunningService {

@@ -6,88 +6,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use imagespec_builder_remote::files;
-use imagespec_builder_remote::protocol::{
-    BuildInfo, BuildState, FileEntry, Problem, SubmitBuild, blob_digest,
-};
-use imagespec_core::resolve_image;
+use imagespec_builder_remote::protocol::{BuildInfo, BuildState, FileEntry, SubmitBuild};
 use imagespec_service::{Service, Worker};
 use reqwest::StatusCode;
-use sha2::{Digest, Sha256};
-
-fn digest_of(bytes: &[u8]) -> String {
-    blob_digest(&Sha256::digest(bytes).into())
-}
-
-async fn problem(response: reqwest::Response) -> (StatusCode, Problem) {
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    assert_eq!(content_type, "application/problem+json", "status {status}");
-    let body: Problem = response.json().await.expect("problem body");
-    assert_eq!(body.status, status.as_u16());
-    assert!(body.kind.starts_with("urn:imagespec:problem:"));
-    (status, body)
-}
-
-/// Uploads a project's files as `token` and returns the submission for it.
-async fn prepared_submission(
-    url: &str,
-    token: &str,
-    dir: &std::path::Path,
-    name: &str,
-) -> SubmitBuild {
-    let loaded = project(dir, name);
-    let selection = files::select(&loaded).expect("select");
-    for file in selection.files.values() {
-        let bytes = std::fs::read(&file.source).expect("read");
-        let r = http()
-            .put(format!("{url}/v1/blobs/{}", blob_digest(&file.digest)))
-            .bearer_auth(token)
-            .body(bytes)
-            .send()
-            .await
-            .expect("put");
-        assert!(r.status().is_success(), "{}", r.status());
-    }
-    SubmitBuild {
-        spec: serde_json::to_value(&selection.spec).expect("json"),
-        files: selection
-            .files
-            .iter()
-            .map(|(p, f)| {
-                (
-                    p.clone(),
-                    FileEntry {
-                        digest: blob_digest(&f.digest),
-                        executable: f.executable,
-                        symlink: f.symlink.clone(),
-                    },
-                )
-            })
-            .collect(),
-        target: resolve_image(&loaded).expect("hash").name.to_string(),
-        platforms: vec!["linux/amd64".into()],
-        force: true,
-        base_image: None,
-        flytekit_version: Some("none".into()),
-        union_version: None,
-    }
-}
-
-async fn submit(url: &str, token: &str, body: &SubmitBuild) -> reqwest::Response {
-    http()
-        .post(format!("{url}/v1/builds"))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .expect("submit")
-}
 
 #[tokio::test]
 async fn a_wrong_or_missing_token_is_refused_with_401_problem_json() {
@@ -444,10 +365,7 @@ async fn identical_concurrent_submissions_share_one_build() {
     // Wait for it; then the image exists and a non-forced submission finishes at once.
     let info = wait_finished(&svc.url, TOKEN_A, &ids[0]).await;
     assert_eq!(info.status, BuildState::Succeeded);
-    assert_eq!(
-        info.image,
-        format!("{SERVICE_REGISTRY}/{}", submission.target)
-    );
+    assert_eq!(info.image, format!("{NAMESPACE_A}/{}", submission.target));
     assert_eq!(builder.builds().len(), 1);
     let again = SubmitBuild {
         force: false,
@@ -496,17 +414,17 @@ async fn existence_is_tri_state_with_a_reason() {
         .expect("json");
     assert_eq!(
         v,
-        serde_json::json!({"image": format!("{SERVICE_REGISTRY}/app:abc"), "state": "unknown", "reason": "registry answered 503"})
+        serde_json::json!({"image": format!("{NAMESPACE_A}/app:abc"), "state": "unknown", "reason": "registry answered 503"})
     );
     builder.force_existence(None);
-    let v: serde_json::Value = ask("127.0.0.1:5000/other/app:abc")
+    let v: serde_json::Value = ask("127.0.0.1:5000/service/project-a/app:abc")
         .await
         .expect("send")
         .json()
         .await
         .expect("json");
     assert_eq!(v["state"], "missing");
-    assert_eq!(v["image"], "127.0.0.1:5000/other/app:abc");
+    assert_eq!(v["image"], "127.0.0.1:5000/service/project-a/app:abc");
 }
 
 #[tokio::test]

@@ -92,6 +92,8 @@ async fn a_remote_build_on_docker_pushes_to_the_service_registry() {
         .with_token("project-a", TOKEN_A)
         .with_registry(&format!("127.0.0.1:5000/{namespace}"));
     config.registry_credentials = Some(auth.clone());
+    // The example builds FROM the dev environment's local Python image.
+    config.base_images.push("localhost/imagespec/*".into());
     config.workers = vec![WorkerConfig {
         name: Some("docker".into()),
         endpoint: Some(DOCKER.into()),
@@ -119,9 +121,9 @@ async fn a_remote_build_on_docker_pushes_to_the_service_registry() {
     let remote_time = started.elapsed();
     assert_eq!(outcome.action, Action::Built);
     assert!(
-        outcome
-            .image
-            .starts_with(&format!("127.0.0.1:5000/{namespace}/hello-requirements:")),
+        outcome.image.starts_with(&format!(
+            "127.0.0.1:5000/{namespace}/project-a/hello-requirements:"
+        )),
         "{}",
         outcome.image
     );

@@ -33,7 +33,7 @@ async fn engine_ensure_builds_remotely_then_finds_the_image() {
         .expect("first build");
     assert_eq!(first.action, Action::Built);
     assert!(
-        first.image.starts_with(&format!("{SERVICE_REGISTRY}/e2e:")),
+        first.image.starts_with(&format!("{NAMESPACE_A}/e2e:")),
         "{}",
         first.image
     );
@@ -56,7 +56,13 @@ async fn engine_ensure_builds_remotely_then_finds_the_image() {
 
 #[tokio::test]
 async fn a_one_file_change_uploads_about_that_file_only() {
-    let svc = TestService::start(test_builder(Duration::ZERO)).await;
+    // The example's spec names its registry: the operator allows the project to push there.
+    let mut config = config(std::path::Path::new("."));
+    config
+        .allowed_registries
+        .insert("project-a".into(), vec!["127.0.0.1:5000/examples".into()]);
+    let data = tempfile::tempdir().expect("tmp");
+    let svc = TestService::start_with(data, config, test_builder(Duration::ZERO)).await;
     let proxy = proxy::CuttingProxy::start(svc.running().addr(), 0, 0).await;
     let dir = tempfile::tempdir().expect("tmp");
     copy_tree(&repo_root().join("examples/requirements"), dir.path());
@@ -263,7 +269,7 @@ async fn a_base_spec_is_built_first_and_the_child_builds_from_it() {
         Some(base.image.as_str()),
         "FROM the base's qualified name"
     );
-    assert!(base.image.starts_with(SERVICE_REGISTRY));
+    assert!(base.image.starts_with(NAMESPACE_A));
 }
 
 #[tokio::test]

@@ -3,8 +3,7 @@
 //! recorded as failed, log streams get their final event).
 
 use anyhow::Context as _;
-use imagespec_core::spec::{Diagnostic, DiagnosticKind, SpecError};
-use imagespec_service::{ConfigError, Service, ServiceConfig};
+use imagespec_service::{Service, ServiceConfig};
 
 use crate::args::{Cli, OutputFormat, ServeArgs};
 use crate::output;
@@ -14,16 +13,9 @@ pub fn run(cli: &Cli, _args: &ServeArgs) -> anyhow::Result<()> {
         .config
         .as_deref()
         .context("`imagespec serve` needs the service configuration: --config service.yaml")?;
-    // A bad configuration exits like an invalid spec (code 3), with the file named.
-    let config = ServiceConfig::load(path).map_err(|e| match e {
-        ConfigError::Invalid { path, message } => anyhow::Error::new(SpecError {
-            diagnostics: vec![Diagnostic {
-                file: Some(path),
-                ..Diagnostic::new(DiagnosticKind::InvalidValue, "", message)
-            }],
-        }),
-        other => anyhow::Error::new(other),
-    })?;
+    // A bad configuration exits with code 3, naming the file (and line, where the YAML
+    // parser knows it); it is not called an invalid image spec (`exit::classify`).
+    let config = ServiceConfig::load(path)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -277,6 +277,22 @@ impl BuildPlan {
         &self.instructions
     }
 
+    /// Every image the build pulls: the `FROM` image and each `COPY --from` image, once each,
+    /// in order (what a service that restricts where images come from checks).
+    pub fn pulled_images(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for image in self.instructions.iter().filter_map(|i| match i {
+            Instruction::From { image } => Some(image),
+            Instruction::Copy(c) => c.from.as_ref(),
+            _ => None,
+        }) {
+            if !out.contains(image) {
+                out.push(image.clone());
+            }
+        }
+        out
+    }
+
     /// Path of the Dockerfile inside the context tar (pass it as the engine's `dockerfile`).
     pub fn dockerfile_path(&self) -> &'static str {
         DOCKERFILE_PATH

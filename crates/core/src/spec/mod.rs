@@ -1,5 +1,6 @@
 //! The spec: model, spec files, normalisation and validation.
 
+pub mod confine;
 pub mod decode;
 pub mod diagnostic;
 pub mod fluent;

@@ -16,17 +16,21 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use imagespec_builder_remote::protocol::{BuildState, SubmitBuild, WireEvent, is_blob_digest};
 use imagespec_core::build::{Existence, ExistsQuery};
+use imagespec_core::hash::ResolvedImage;
+use imagespec_core::plan::BuildPlan;
 use imagespec_core::resolve_image;
+use imagespec_core::spec::confine::{ConfineError, HostPath, confine, host_paths};
 use imagespec_core::spec::{ImageSpec, LoadedSpec};
 use serde::de::DeserializeOwned;
 
 use super::problem::ApiError;
 use crate::auth::Project;
 use crate::ids::{is_id, new_id, now};
+use crate::naming::{self, Scope};
 use crate::scheduler::Cancelled;
 use crate::state::Shared;
 use crate::store::BuildRow;
-use crate::{naming, workspace};
+use crate::workspace;
 
 /// Decodes a JSON body, turning every failure into a problem.
 pub fn parse_json<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
@@ -78,15 +82,18 @@ pub async fn submit(
             request.target
         ))
     })?;
-    let image = naming::qualify(&target, shared.config.registry.as_deref())
-        .ok_or_else(|| {
-            ApiError::unprocessable(
-                "no-registry",
-                "No registry",
-                "this service has no registry of its own; put a `registry` in the spec",
-            )
-        })?
-        .to_string();
+    let scope = Scope::of(&shared.config, &project);
+    let image = scope.qualify(&target).ok_or_else(|| {
+        ApiError::unprocessable(
+            "no-registry",
+            "No registry",
+            "this service has no registry of its own; put a `registry` in the spec",
+        )
+    })?;
+    if !scope.may_write(&image) {
+        return Err(outside_scope(&image.to_string()));
+    }
+    let image = image.to_string();
     if let Some(active) = shared.store.active_for(&project, &image).await? {
         return Ok(accepted(&active));
     }
@@ -116,7 +123,7 @@ pub async fn submit(
     }
     let id = new_id();
     let dir = shared.workspace(&id);
-    let checked = prepare(&shared, &project, &request, &dir).await;
+    let checked = prepare(&shared, &scope, &project, &request, &dir).await;
     let loaded = match checked {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -145,6 +152,7 @@ pub async fn submit(
 /// Lays out the workspace and checks the spec and its name there.
 async fn prepare(
     shared: &Arc<Shared>,
+    scope: &Scope,
     project: &str,
     request: &SubmitBuild,
     dir: &std::path::Path,
@@ -163,6 +171,7 @@ async fn prepare(
             e => ApiError::bad_request(e.to_string()),
         })?;
     let text = request.spec.to_string();
+    confine_paths(&text, dir)?;
     let loaded = LoadedSpec::from_text(&text, None, dir).map_err(|e| {
         let summary = e
             .to_string()
@@ -178,17 +187,19 @@ async fn prepare(
     let loaded = loaded.with_runtime(runtime);
     let resolved = resolve_image(&loaded)
         .map_err(|e| ApiError::unprocessable("invalid-spec", "Invalid spec", e.to_string()))?;
-    let computed = resolved.name.to_string();
-    if computed != request.target {
+    if resolved.name.to_string() != request.target {
+        // The name the service computed is not told: it would let a client fish for the names
+        // of content it does not have.
         return Err(ApiError::unprocessable(
             "tag-mismatch",
             "Image name mismatch",
             format!(
-                "the uploaded files and spec make `{computed}`, not `{}`; the client and the service disagree on the content (a file changed during the upload, or different imagespec versions)",
+                "the uploaded files and spec do not make `{}`; the client and the service disagree on the content (a file changed during the upload, or different imagespec versions)",
                 request.target
             ),
         ));
     }
+    check_pulls(scope, &loaded, &resolved, request.base_image.as_deref())?;
     let platforms: BTreeSet<&str> = loaded.spec.platforms().into_iter().collect();
     if !request.platforms.is_empty()
         && request
@@ -210,6 +221,85 @@ async fn prepare(
     }
     check_supported(shared, &loaded.spec)?;
     Ok(loaded)
+}
+
+/// Every host path of the spec must stay inside the build's own upload, checked before the spec
+/// is loaded (loading looks at the files): the rule is core's [`confine`].
+fn confine_paths(text: &str, dir: &std::path::Path) -> Result<(), ApiError> {
+    let mut spec = imagespec_core::spec::decode_spec(text, None).spec;
+    imagespec_core::spec::normalize(&mut spec);
+    if let Some(HostPath { field, .. }) = host_paths(&spec)
+        .into_iter()
+        .find(|h| h.field.ends_with("registry_config"))
+    {
+        return Err(ApiError::unprocessable(
+            "invalid-spec",
+            "Invalid spec",
+            format!(
+                "`{field}`: the build service pushes with its own credentials; remove `registry_config` from a remote build"
+            ),
+        ));
+    }
+    confine(&spec, dir).map_err(|e| match e {
+        ConfineError::Io { .. } => ApiError::internal(e),
+        e => ApiError::unprocessable(
+            "path-outside-upload",
+            "Path outside the upload",
+            e.to_string(),
+        ),
+    })
+}
+
+/// The base image the client names must be the one the service derives (a base spec's image in
+/// the project's namespace, or the spec's reference), and every image the build pulls must be
+/// the project's own or on the operator's `base_images` list.
+fn check_pulls(
+    scope: &Scope,
+    loaded: &LoadedSpec,
+    resolved: &ResolvedImage,
+    sent: Option<&str>,
+) -> Result<(), ApiError> {
+    let base = crate::runner::base_image(scope, loaded, resolved);
+    if sent.is_some() && sent != base.as_deref() {
+        return Err(ApiError::unprocessable(
+            "base-mismatch",
+            "Base image mismatch",
+            format!(
+                "`base_image` `{}` is not the spec's base ({}); the image name must describe what the image is built from",
+                sent.unwrap_or_default(),
+                base.as_deref().unwrap_or("the default base")
+            ),
+        ));
+    }
+    let plan = BuildPlan::new(loaded, resolved, base.as_deref())
+        .map_err(|e| ApiError::unprocessable("invalid-spec", "Invalid spec", e.to_string()))?;
+    if let Some(image) = plan
+        .pulled_images()
+        .into_iter()
+        .find(|i| !scope.may_pull(i))
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "base-not-allowed",
+            "Base image not allowed",
+            format!(
+                "the build would pull `{image}`, which is neither this project's image nor on the service's `base_images` list; ask the operator to allow it"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A name outside what the project may push to or read.
+pub(crate) fn outside_scope(image: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "outside-scope",
+        "Outside the project's registries",
+        format!(
+            "`{image}` is neither in this project's namespace of the service's registry nor in a registry the operator allowed it; drop `registry` from the spec to use the project's namespace"
+        ),
+    )
 }
 
 /// What the workers cannot do is refused before queueing.

@@ -12,12 +12,12 @@ use imagespec_core::spec::DEFAULT_PLATFORM;
 
 use super::problem::ApiError;
 use crate::auth::Project;
-use crate::naming;
+use crate::naming::{self, Scope};
 use crate::state::Shared;
 
 pub async fn exists(
     State(shared): State<Arc<Shared>>,
-    Extension(_project): Extension<Project>,
+    Extension(project): Extension<Project>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let image = query
@@ -26,13 +26,19 @@ pub async fn exists(
     let name = naming::parse(image).ok_or_else(|| {
         ApiError::bad_request(format!("`{image}` is not an image name (name:tag)"))
     })?;
-    let name = naming::qualify(&name, shared.config.registry.as_deref()).ok_or_else(|| {
+    let scope = Scope::of(&shared.config, &project.0);
+    let name = scope.qualify(&name).ok_or_else(|| {
         ApiError::unprocessable(
             "no-registry",
             "No registry",
             "this service has no registry of its own; name the image with its registry",
         )
     })?;
+    // Only what the project may push to is asked about (with the service's credentials): no
+    // other project's images, and no arbitrary host and port.
+    if !scope.may_write(&name) {
+        return Err(super::builds::outside_scope(&name.to_string()));
+    }
     let platforms: Vec<String> = match query
         .get("platforms")
         .map(|p| p.trim())

@@ -115,21 +115,27 @@ async fn authenticate(
         return ApiError::unauthorized("send `Authorization: Bearer <token>`").into_response();
     };
     let Some(project) = shared.auth.project(token) else {
+        // Wrong tokens share one bucket, so guessing is as slow as one client's request rate
+        // (valid tokens keep their own buckets and are not slowed by it).
+        if let Err(limited) = shared.auth.admit_failure() {
+            return rate_limited(limited, "too many requests with invalid tokens");
+        }
         return ApiError::unauthorized("the token is not valid for this service").into_response();
     };
     if let Err(limited) = shared.auth.admit(token) {
-        let mut e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate-limited",
-            "Too many requests",
-            format!(
-                "this token is over its request rate; retry in {} s",
-                limited.retry_after.as_secs()
-            ),
-        );
-        e.retry_after = Some(limited.retry_after.as_secs());
-        return e.into_response();
+        return rate_limited(limited, "this token is over its request rate");
     }
     request.extensions_mut().insert(project);
     next.run(request).await
+}
+
+fn rate_limited(limited: crate::auth::RateLimited, what: &str) -> Response {
+    let mut e = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate-limited",
+        "Too many requests",
+        format!("{what}; retry in {} s", limited.retry_after.as_secs()),
+    );
+    e.retry_after = Some(limited.retry_after.as_secs());
+    e.into_response()
 }

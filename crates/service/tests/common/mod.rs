@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use imagespec_builder_remote::protocol::BuildInfo;
+use imagespec_builder_remote::files;
+use imagespec_builder_remote::protocol::{BuildInfo, FileEntry, Problem, SubmitBuild, blob_digest};
 use imagespec_builder_remote::{RemoteBuilder, RemoteConfig, RetryPolicy};
 use imagespec_core::build::testing::TestBuilder;
 use imagespec_core::build::{
@@ -19,12 +20,18 @@ use imagespec_core::build::{
 };
 use imagespec_core::config::Secret;
 use imagespec_core::hash::ImageName;
+use imagespec_core::resolve_image;
 use imagespec_core::spec::LoadedSpec;
 use imagespec_service::{RunningService, Service, ServiceConfig, Worker};
+use reqwest::StatusCode;
+use sha2::{Digest, Sha256};
 
 pub const TOKEN_A: &str = "token-for-project-a-0123456789";
 pub const TOKEN_B: &str = "token-for-project-b-0123456789";
 pub const SERVICE_REGISTRY: &str = "127.0.0.1:5000/service";
+/// Each project's namespace in the service's registry.
+pub const NAMESPACE_A: &str = "127.0.0.1:5000/service/project-a";
+pub const NAMESPACE_B: &str = "127.0.0.1:5000/service/project-b";
 
 /// A service under test and its data directory.
 pub struct TestService {
@@ -38,6 +45,8 @@ pub fn config(data: &Path) -> ServiceConfig {
         .with_token("project-a", TOKEN_A)
         .with_token("project-b", TOKEN_B)
         .with_registry(SERVICE_REGISTRY);
+    // The dev environment's local base images are the operator's allowed bases.
+    config.base_images.push("localhost/imagespec/*".into());
     config.cancel_grace_seconds = 1;
     config.keep_alive_seconds = 1;
     config
@@ -132,6 +141,11 @@ pub fn write(dir: &Path, rel: &str, text: &str) {
 
 /// A small requirements project: `spec.yaml`, `requirements.txt`, `src/` with a few files.
 pub fn project(dir: &Path, name: &str) -> LoadedSpec {
+    project_with(dir, name, "")
+}
+
+/// [`project`] with `extra` YAML lines in the spec.
+pub fn project_with(dir: &Path, name: &str, extra: &str) -> LoadedSpec {
     write(dir, "requirements.txt", "six==1.17.0\n");
     write(dir, "src/app/__init__.py", "");
     write(dir, "src/app/main.py", "print('hello')\n");
@@ -139,7 +153,7 @@ pub fn project(dir: &Path, name: &str) -> LoadedSpec {
     write(dir, "src/.gitignore", "*.log\n");
     write(dir, "src/debug.log", "ignored\n");
     let spec = format!(
-        "name: {name}\npython_version: '3.11'\nrequirements: requirements.txt\nsource_root: src\n"
+        "name: {name}\npython_version: '3.11'\nrequirements: requirements.txt\nsource_root: src\n{extra}"
     );
     write(dir, "spec.yaml", &spec);
     // No Flyte runtime: these tests are about the service, not flytekit (a large install).
@@ -252,4 +266,89 @@ impl ImageBuilder for ChattyBuilder {
             pushed: true,
         })
     }
+}
+
+pub fn digest_of(bytes: &[u8]) -> String {
+    blob_digest(&Sha256::digest(bytes).into())
+}
+
+pub async fn problem(response: reqwest::Response) -> (StatusCode, Problem) {
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(content_type, "application/problem+json", "status {status}");
+    let body: Problem = response.json().await.expect("problem body");
+    assert_eq!(body.status, status.as_u16());
+    assert!(body.kind.starts_with("urn:imagespec:problem:"));
+    (status, body)
+}
+
+/// Uploads a project's files as `token` and returns the submission for it.
+pub async fn prepared_submission(
+    url: &str,
+    token: &str,
+    dir: &std::path::Path,
+    name: &str,
+) -> SubmitBuild {
+    prepared_submission_with(url, token, dir, name, "").await
+}
+
+/// [`prepared_submission`] of [`project_with`]`(.., extra)`.
+pub async fn prepared_submission_with(
+    url: &str,
+    token: &str,
+    dir: &std::path::Path,
+    name: &str,
+    extra: &str,
+) -> SubmitBuild {
+    let loaded = project_with(dir, name, extra);
+    let selection = files::select(&loaded).expect("select");
+    for file in selection.files.values() {
+        let bytes = std::fs::read(&file.source).expect("read");
+        let r = http()
+            .put(format!("{url}/v1/blobs/{}", blob_digest(&file.digest)))
+            .bearer_auth(token)
+            .body(bytes)
+            .send()
+            .await
+            .expect("put");
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+    SubmitBuild {
+        spec: serde_json::to_value(&selection.spec).expect("json"),
+        files: selection
+            .files
+            .iter()
+            .map(|(p, f)| {
+                (
+                    p.clone(),
+                    FileEntry {
+                        digest: blob_digest(&f.digest),
+                        executable: f.executable,
+                        symlink: f.symlink.clone(),
+                    },
+                )
+            })
+            .collect(),
+        target: resolve_image(&loaded).expect("hash").name.to_string(),
+        platforms: vec!["linux/amd64".into()],
+        force: true,
+        base_image: None,
+        flytekit_version: Some("none".into()),
+        union_version: None,
+    }
+}
+
+pub async fn submit(url: &str, token: &str, body: &SubmitBuild) -> reqwest::Response {
+    http()
+        .post(format!("{url}/v1/builds"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("submit")
 }
