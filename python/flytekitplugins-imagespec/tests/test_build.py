@@ -70,3 +70,16 @@ def test_an_impossible_cuda_is_refused_with_imagespecs_message(workdir, registry
     text = str(err)
     assert "`cuda`" in text and "10.0" in text
     assert "12.8" in text, f"the valid choices are listed: {text}"
+
+
+def test_without_a_registry_the_image_stays_local(workdir, python_base, uv_image, run_id):
+    """flytekit pushes only to a registry: the plugin then checks the local engine (--no-push)."""
+    spec = ImageSpec(
+        name="plugin-local",
+        builder="imagespec",
+        base_image=python_base,
+        env={"PLUGIN_RUN": run_id},
+        builder_config={"uv_image": uv_image},
+    )
+    builder = ImageBuildEngine.get_registry()[BUILDER_NAME][0]
+    assert builder.should_build(spec) is True

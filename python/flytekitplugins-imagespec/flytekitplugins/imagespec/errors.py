@@ -26,7 +26,8 @@ class ImagespecError(RuntimeError):
         super().__init__(self._render())
 
     def _render(self) -> str:
-        lines = [f"imagespec could not build {self.image}: {self.message}"]
+        head = f"imagespec could not build {self.image}" if self.image else "imagespec could not run"
+        lines = [f"{head}: {self.message}"]
         for d in self.diagnostics:
             # The spec file is a temporary translation of the ImageSpec: the field is what the
             # user can find in their code, so it leads.
