@@ -123,3 +123,34 @@ def test_the_plugin_is_loaded_through_the_entry_point():
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["ImagespecImageBuilder", "5", "DefaultImageBuilder", "imagespec"]
     assert "imagespec" in ImageBuildEngine.get_registry()
+
+
+def test_a_dockerignore_is_applied_by_flytekit_and_staged(workdir, tmp_path_factory):
+    """imagespec's flytekit names do not reproduce docker-py's matcher: the plugin stages what
+    flytekit selects and passes flytekit's tag. The ignore files stay out of the staged tree
+    (imagespec would apply them a second time, by other rules)."""
+    from flytekit.tools.ignore import DockerIgnore, GitIgnore, IgnoreGroup, StandardIgnore
+    from flytekit.tools.script_mode import ls_files
+
+    src = workdir / "src"
+    (src / "pkg").mkdir(parents=True)
+    (src / "keep.py").write_text("x = 1\n")
+    (src / "secret.env").write_text("TOKEN=1\n")
+    (src / "pkg" / "mod.py").write_text("y = 2\n")
+    (src / ".dockerignore").write_text("*.env\n")
+    (src / ".gitignore").write_text("*.py\n")  # imagespec would drop every .py file again
+    for root in ["src", str(src)]:
+        spec = ImageSpec(name="ignored", registry="127.0.0.1:5000/convert", source_root=root, source_copy_mode=CopyFileDetection.ALL)
+        converted = convert(spec, tmp_path_factory.mktemp("staging"))
+        assert converted.staged
+        staged_root = converted.spec["source_root"]
+        staged = sorted(
+            os.path.relpath(os.path.join(d, f), staged_root) for d, _, fs in os.walk(staged_root) for f in fs
+        )
+        ignore = IgnoreGroup(root, [GitIgnore, DockerIgnore, StandardIgnore])
+        selected, _ = ls_files(root, CopyFileDetection.ALL, deref_symlinks=False, ignore_group=ignore)
+        expected = sorted(
+            os.path.relpath(p, root) for p in selected if os.path.basename(p) not in (".gitignore", ".dockerignore")
+        )
+        assert staged == expected, root
+        assert "keep.py" in staged and "pkg/mod.py" in staged, staged
