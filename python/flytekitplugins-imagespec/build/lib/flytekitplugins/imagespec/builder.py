@@ -70,6 +70,10 @@ class ImagespecImageBuilder(ImageSpecBuilder):
                 env.pop("IMAGESPEC_TAG_SCHEME", None)
             else:
                 flags += ["--tag-scheme", "flytekit"]
+            if not image_spec.registry:
+                # flytekit's default builder pushes only to a registry; without one the image
+                # stays in the local engine, as there.
+                flags.append("--no-push")
             if getattr(image_spec, "_is_force_push", False):
                 flags.append("--force")
             if env.get(BUILDER_ENV):

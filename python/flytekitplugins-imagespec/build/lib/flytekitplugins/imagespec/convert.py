@@ -34,6 +34,9 @@ COPY_MODES = {
     CopyFileDetection.NO_COPY: "none",
 }
 
+# Ignore files imagespec honours in a tree (left out of a staged tree, see stage_sources).
+IGNORE_FILES = {".gitignore", ".dockerignore"}
+
 # Fields that are flytekit's business only.
 NOT_CARRIED = {"builder"}
 
@@ -102,7 +105,8 @@ def stage_sources(image_spec: ImageSpec, dest: Path) -> Path:
     """Copies the files flytekit's builders copy for ``source_root`` into ``dest``.
 
     The selection is flytekit's own (``ls_files`` with the same ignore rules its default builder
-    and its tag use), so the image holds what flytekit's name stands for. Symlinks stay links.
+    and its tag use), so the image holds what flytekit's name stands for, except the ignore
+    files themselves. Symlinks stay links.
     """
     from flytekit.tools.ignore import DockerIgnore, GitIgnore, IgnoreGroup, StandardIgnore
     from flytekit.tools.script_mode import ls_files
@@ -113,6 +117,10 @@ def stage_sources(image_spec: ImageSpec, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for path in files:
         rel = os.path.relpath(path, start=root)
+        if os.path.basename(rel) in IGNORE_FILES:
+            # flytekit has applied it; imagespec would apply it again to the staged tree, with
+            # its own (gitignore) rules, and could drop files flytekit selected.
+            continue
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target, follow_symlinks=False)

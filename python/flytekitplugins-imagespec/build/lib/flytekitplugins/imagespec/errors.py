@@ -26,7 +26,13 @@ class ImagespecError(RuntimeError):
         super().__init__(self._render())
 
     def _render(self) -> str:
-        lines = [f"imagespec could not build {self.image}: {self.message}"]
+        head = f"imagespec could not build {self.image}" if self.image else "imagespec could not run"
+        message = self.message
+        if self.diagnostics:
+            # imagespec's message lists the problems located in the temporary spec file, which
+            # means nothing to the user: keep its summary line and list the fields below.
+            message = message.splitlines()[0] if message else message
+        lines = [f"{head}: {message}"]
         for d in self.diagnostics:
             # The spec file is a temporary translation of the ImageSpec: the field is what the
             # user can find in their code, so it leads.
