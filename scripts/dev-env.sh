@@ -20,6 +20,8 @@
 #      the result to the registry (only when images changed, or with --verify)
 #   6. installs flytekit 1.16.31 from PyPI into $STATE/flytekit-venv (cached), the
 #      reference the `--tag-scheme flytekit` test compares names with
+#      and a second venv, $STATE/plugin-venv (cached): flytekit 1.16.31, pytest and maturin,
+#      where scripts/test-python.sh installs the repo's two Python packages and runs their tests
 #   7. writes $STATE/env:  source "$STATE/env"  (DOCKER_HOST, IMAGESPEC_* variables)
 #
 # Flags:
@@ -28,7 +30,7 @@
 #   --rebuild    drop cached tarballs and images and build them again
 #   --status     show what is up, do not change anything
 #   --stop       stop the daemons this script started (pid files in $STATE)
-#   --flytekit   only steps 6 and 7 (the flytekit venv and the env file); leaves the
+#   --flytekit   only steps 6 and 7 (the flytekit venvs and the env file); leaves the
 #                daemons, images and credentials alone
 #
 # Environment:
@@ -752,6 +754,39 @@ flytekit_venv() {
   done_step "flytekit $FLYTEKIT_VERSION installed in $FLYTEKIT_VENV"
 }
 
+PLUGIN_VENV=$STATE/plugin-venv
+# What the plugin's tests need besides the repo's packages (scripts/test-python.sh).
+PLUGIN_VENV_PACKAGES=("flytekit==$FLYTEKIT_VERSION" "pytest==9.2.0" "maturin==1.16.0")
+
+# plugin_venv: the Python packages' test venv; a venv that already has these versions is kept
+# (the repo's own packages are installed afresh by each test run, not here).
+plugin_venv() {
+  step plugin-venv
+  local py=$PLUGIN_VENV/bin/python
+  local want
+  want=$(printf '%s\n' "${PLUGIN_VENV_PACKAGES[@]}")
+  if [[ -x $py ]] && WANT=$want "$py" -c "
+import importlib.metadata as m, os, sys
+for line in os.environ['WANT'].split():
+    name, version = line.split('==')
+    if m.version(name) != version:
+        sys.exit(1)
+" 2>/dev/null; then
+    done_step "flytekit $FLYTEKIT_VERSION, pytest, maturin cached in $PLUGIN_VENV"
+    return
+  fi
+  rm -rf "$PLUGIN_VENV"
+  python3 -m venv "$PLUGIN_VENV" >"$STATE/plugin-venv.log" 2>&1 || {
+    log_tail "$STATE/plugin-venv.log"
+    die "python3 -m venv failed (apt-get install python3-venv)"
+  }
+  "$py" -m pip install --quiet "${PLUGIN_VENV_PACKAGES[@]}" >>"$STATE/plugin-venv.log" 2>&1 || {
+    log_tail "$STATE/plugin-venv.log"
+    die "pip install ${PLUGIN_VENV_PACKAGES[*]} failed (log: $STATE/plugin-venv.log)"
+  }
+  done_step "flytekit $FLYTEKIT_VERSION, pytest, maturin installed in $PLUGIN_VENV"
+}
+
 # ------------------------------------------------------------------ 7 env --
 
 write_env() {
@@ -767,6 +802,7 @@ export IMAGESPEC_BASE_IMAGE=$BASE_IMAGE
 export IMAGESPEC_PYTHON_IMAGE=$PYTHON_IMAGE
 export IMAGESPEC_UV_IMAGE=$UV_IMAGE
 export IMAGESPEC_FLYTEKIT_PYTHON=$FLYTEKIT_VENV/bin/python
+export IMAGESPEC_PLUGIN_PYTHON=$PLUGIN_VENV/bin/python
 export IMAGESPEC_DEV_DIR=$STATE
 EOF
   done_step "source $STATE/env"
@@ -789,6 +825,7 @@ flytekit)
   [[ -f $STATE/registry.env ]] || die "$STATE/registry.env missing: run scripts/dev-env.sh once first"
   REG_PASS=$(registry_password)
   flytekit_venv
+  plugin_venv
   write_env
   exit 0
   ;;
@@ -802,6 +839,7 @@ registry_login
 build_images
 check_builds
 flytekit_venv
+plugin_venv
 write_env
 rm -rf "$STATE/tmp"
 log "ready in $((SECONDS - T0))s"

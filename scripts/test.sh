@@ -26,3 +26,5 @@ echo "== cargo nextest"
 cargo nextest run --locked --workspace --no-fail-fast
 echo "== doc tests"
 cargo test --locked --workspace --doc
+echo "== python packages (imagespec wheel, flytekit plugin)"
+bash scripts/test-python.sh

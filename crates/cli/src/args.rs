@@ -145,6 +145,26 @@ pub struct BuildArgs {
     /// Naming scheme: imagespec (default) or flytekit [config: tag_scheme].
     #[arg(long, value_enum, env = "IMAGESPEC_TAG_SCHEME", value_name = "SCHEME")]
     pub tag_scheme: Option<TagSchemeArg>,
+    /// Build and push under this tag instead of a computed one: for a caller that named the
+    /// image itself (the flytekit plugin passes flytekit's tag). Replaces the naming scheme.
+    #[arg(long, value_name = "TAG", value_parser = parse_tag, conflicts_with = "tag_scheme")]
+    pub tag: Option<String>,
+}
+
+/// An OCI tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}` (the distribution spec's rule).
+fn parse_tag(tag: &str) -> Result<String, String> {
+    let mut chars = tag.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if first_ok && rest_ok && tag.len() <= 128 {
+        Ok(tag.to_string())
+    } else {
+        Err(format!(
+            "`{tag}` is not an image tag: use 1 to 128 of A-Z a-z 0-9 _ . - (not starting with . or -)"
+        ))
+    }
 }
 
 #[derive(Debug, Args)]

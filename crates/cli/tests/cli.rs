@@ -317,6 +317,50 @@ fn build_pushes_then_is_a_no_op_and_reports_json() {
     assert_eq!(v["outcome"]["image"].as_str(), Some(image.trim()));
 }
 
+/// `build --tag`: the caller's tag names the image (the registry and name stay the spec's); a tag
+/// that is not one, or a naming scheme beside it, is a usage error.
+#[test]
+fn build_with_a_given_tag_uses_it_and_refuses_a_scheme_beside_it() {
+    let config = docker_config_with_registry_login();
+    let namespace = format!("127.0.0.1:5000/cli-tag-{}", std::process::id());
+    let spec = example("requirements");
+    let out = imagespec(&spec)
+        .env("DOCKER_CONFIG", config.path())
+        .args(["--output", "json", "build", "spec.yaml", "--dry-run"])
+        .args(["--registry", &namespace, "--tag", "given_Tag-1.0"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .map(str::to_string)
+        .unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&last).expect("json result line");
+    assert_eq!(
+        v["outcome"]["image"].as_str(),
+        Some(format!("{namespace}/hello-requirements:given_Tag-1.0").as_str())
+    );
+    assert_eq!(v["outcome"]["action"], "would_build");
+
+    for bad in [
+        vec!["--tag", "-starts-with-a-dash"],
+        vec!["--tag", "has:colon"],
+        vec!["--tag", "ok", "--tag-scheme", "flytekit"],
+    ] {
+        let out = imagespec(&spec)
+            .args(["build", "spec.yaml", "--dry-run", "--registry", &namespace])
+            .args(&bad)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+}
+
 /// A real build whose command fails: exit 6, the failing step and its last output lines named.
 #[test]
 fn a_failing_command_exits_6_and_names_the_step() {

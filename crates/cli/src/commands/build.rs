@@ -8,7 +8,7 @@ use imagespec_core::hash::TagScheme;
 use imagespec_core::spec::SpecField;
 use tokio_util::sync::CancellationToken;
 
-use crate::args::{BuildArgs, OutputFormat};
+use crate::args::{BuildArgs, OutputFormat, TagSchemeArg};
 use crate::output;
 use crate::progress;
 use crate::setup::Setup;
@@ -16,12 +16,21 @@ use crate::setup::Setup;
 pub async fn run(setup: &Setup, args: &BuildArgs, format: OutputFormat) -> anyhow::Result<()> {
     // The same checks as `validate`, before any engine or registry is contacted; the name they
     // computed is the one built (the engine does not hash the files again).
-    let checked = setup.check_spec_named_for(
+    // An explicit `--tag` replaces the naming scheme: the files are checked (and the hash inputs
+    // labelled) as always, and the image is named `[registry/]name:TAG`.
+    let scheme = match &args.tag {
+        Some(_) => Some(TagSchemeArg::Imagespec),
+        None => args.tag_scheme,
+    };
+    let mut checked = setup.check_spec_named_for(
         &args.spec,
         args.registry.as_deref(),
-        args.tag_scheme,
+        scheme,
         args.variant.variant.as_deref(),
     )?;
+    if let Some(tag) = &args.tag {
+        checked.resolved.name.tag = tag.clone();
+    }
     if format == OutputFormat::Json {
         // Already on stderr (tracing); JSON readers get them as events too.
         for warning in &checked.warnings {
@@ -57,14 +66,16 @@ pub async fn run(setup: &Setup, args: &BuildArgs, format: OutputFormat) -> anyho
     });
     let scheme = setup.tag_scheme(args.tag_scheme);
     let result = match engine.plan_resolved(&checked.loaded, &checked.resolved, &options) {
-        Ok(planned) if scheme == TagScheme::Flytekit && uses_remote(&planned) => {
+        Ok(planned)
+            if (scheme == TagScheme::Flytekit || args.tag.is_some()) && uses_remote(&planned) =>
+        {
             watcher.abort();
             // The build service names images itself, by imagespec's scheme: it would push under
             // another name than the one asked for.
             return Err(EngineError::Unsupported {
                 builder: planned.builder.name().to_string(),
                 field: SpecField::Name,
-                reason: "the build service names images by imagespec's scheme, so it cannot push under flytekit's name (--tag-scheme flytekit); build locally (`--builder default`) or use the imagespec scheme".into(),
+                reason: "the build service names images by imagespec's scheme, so it cannot push under flytekit's name (--tag-scheme flytekit) or a given --tag; build locally (`--builder default`) or use the imagespec scheme".into(),
             }
             .into());
         }
