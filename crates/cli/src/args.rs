@@ -21,6 +21,9 @@ pub struct Cli {
     /// Configuration file [default: $IMAGESPEC_CONFIG, else ~/.config/imagespec/config.yaml].
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// No progress and no summary: only errors, and what a command prints on stdout.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
     /// More log output (-v: debug, -vv: trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

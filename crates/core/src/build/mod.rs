@@ -9,8 +9,8 @@ pub mod testing;
 pub mod variant;
 
 pub use builder::{
-    BuildError, BuildErrorKind, BuildEvent, BuildOutput, BuildRequest, BuilderKind, CACHED_LINE,
-    Capabilities, EventSink, Existence, ExistsQuery, ImageBuilder, Located, StepReport,
+    BuildError, BuildErrorKind, BuildEvent, BuildOutput, BuildRequest, BuilderKind, Capabilities,
+    EventSink, Existence, ExistsQuery, ImageBuilder, Located, StepReport, TransferDirection,
     step_reports,
 };
 pub use engine::{Action, Engine, EngineError, EngineOptions, ExistencePolicy, Outcome, Planned};
