@@ -393,6 +393,13 @@ pub trait ImageBuilder: Send + Sync {
         Ok(())
     }
 
+    /// Whether this builder can work now, for `imagespec builders`: what it found (an engine's
+    /// kind, version and endpoint) or why it cannot. Unlike [`ImageBuilder::configured`] this
+    /// may contact things (an engine's `/_ping`). The default answers `configured`.
+    async fn readiness(&self) -> Result<String, String> {
+        self.configured().map(|()| "configured".to_string())
+    }
+
     /// Checks, without reading files or contacting anything, that this builder can build
     /// `spec`. The engine calls it for a spec and each of its base specs before any existence
     /// check or build, so a child spec that cannot be built fails before its base is built.
