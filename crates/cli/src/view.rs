@@ -58,6 +58,8 @@ pub struct View {
     cached: usize,
     pushes: BTreeMap<String, Layer>,
     pulls: BTreeMap<String, Layer>,
+    /// Layers the push found in the registry already (`Layer already exists`, `Mounted from`).
+    present: std::collections::BTreeSet<String>,
 }
 
 /// The totals of a build, for its summary.
@@ -68,6 +70,8 @@ pub struct Totals {
     /// Bytes of the layers the push uploaded (not those the registry had).
     pub pushed_bytes: u64,
     pub pushed_layers: usize,
+    /// Layers the registry had already.
+    pub present_layers: usize,
     pub elapsed: Duration,
 }
 
@@ -125,6 +129,7 @@ impl View {
             cached: 0,
             pushes: BTreeMap::new(),
             pulls: BTreeMap::new(),
+            present: std::collections::BTreeSet::new(),
         }
     }
 
@@ -193,6 +198,12 @@ impl View {
                 }
             }
             BuildEvent::Status { message } => {
+                if let Some((id, what)) = message.split_once(": ")
+                    && is_layer_status(message)
+                    && (what == "Layer already exists" || what.starts_with("Mounted from"))
+                {
+                    self.present.insert(id.to_string());
+                }
                 self.phase = Some(message.clone());
                 match self.mode {
                     // Phases show on the status line; a push's per-layer chatter as its bytes.
@@ -262,6 +273,7 @@ impl View {
             cached: self.cached,
             pushed_bytes: pushed.iter().map(|l| l.current).sum(),
             pushed_layers: pushed.len(),
+            present_layers: self.present.len(),
             elapsed: self.started.elapsed(),
         }
     }
@@ -354,10 +366,11 @@ mod tests {
         assert_eq!((totals.pushed_bytes, totals.pushed_layers), (3072, 2));
         assert!(
             v.event(&BuildEvent::Status {
-                message: "3f2a9c1b: Pushed".into()
+                message: "3f2a9c1b: Layer already exists".into()
             })
             .is_empty()
         );
+        assert_eq!(v.totals().present_layers, 1);
     }
 
     #[test]

@@ -110,9 +110,10 @@ fn summary(outcome: &Outcome, totals: &Totals) -> Vec<String> {
         lines.push(format!("digest: {digest}"));
     }
     if outcome.output.as_ref().is_some_and(|o| o.pushed) {
-        lines.push(match totals.pushed_layers {
-            0 => "pushed: no new layers (the registry had them all)".to_string(),
-            n => format!(
+        lines.push(match (totals.pushed_layers, totals.present_layers) {
+            (0, 0) => "pushed (the engine reported no layer sizes)".to_string(),
+            (0, had) => format!("pushed: no new layers (the registry had all {had})"),
+            (n, _) => format!(
                 "pushed: {} in {n} layer{}",
                 indicatif::HumanBytes(totals.pushed_bytes),
                 if n == 1 { "" } else { "s" }
