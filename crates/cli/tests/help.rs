@@ -103,3 +103,64 @@ fn builders_say_whether_each_is_set_up_and_what_the_variant_refuses() {
         "refused by the serverless variant"
     );
 }
+
+/// `--help` lists every environment variable the sources read (found by name in `crates/*/src`).
+#[test]
+fn help_lists_every_environment_variable_read() {
+    let out = imagespec(&common::repo())
+        .arg("--help")
+        .output()
+        .expect("run");
+    let help = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut read = std::collections::BTreeSet::new();
+    let crates = common::repo().join("crates");
+    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir(&crates)
+        .expect("crates")
+        .flatten()
+        .map(|e| e.path().join("src"))
+        .collect();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                // Every quoted name of imagespec's, Docker's, Podman's, flytekit's variables
+                // (read directly or through an `env(name)` lookup).
+                for quoted in text.split('"').skip(1).step_by(2) {
+                    let is_name = !quoted.is_empty()
+                        && quoted
+                            .chars()
+                            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+                    let ours = [
+                        "IMAGESPEC_",
+                        "DOCKER_",
+                        "CONTAINER_",
+                        "FLYTE_",
+                        "XDG_",
+                        "REGISTRY_AUTH",
+                    ]
+                    .iter()
+                    .any(|p| quoted.starts_with(p))
+                        || ["NO_COLOR", "RUST_LOG"].contains(&quoted);
+                    if is_name && ours {
+                        read.insert(quoted.to_string());
+                    }
+                }
+            }
+        }
+    }
+    // Set inside images, or read only by unit tests: not configuration.
+    read.retain(|v| v != "IMAGESPEC_SPEC_HASH" && !v.starts_with("IMAGESPEC_TEST_"));
+    assert!(
+        read.contains("DOCKER_HOST") && read.contains("NO_COLOR"),
+        "{read:?}"
+    );
+    for var in read {
+        assert!(
+            help.contains(&var),
+            "`{var}` is read but not in --help:\n{help}"
+        );
+    }
+}
