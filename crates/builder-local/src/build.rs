@@ -464,6 +464,8 @@ pub(crate) fn job_from_request(
         }
     };
     tracing::debug!(image = %req.image.name, dockerfile = %plan.dockerfile(), "build plan");
+    // Steps are named by what they are for ("dependencies", "command 1").
+    let events = plan.step_labels().labelling(req.events.clone());
     Ok(BuildJob {
         tag: req.image.name.to_string(),
         dockerfile: plan.dockerfile_path().to_string(),
@@ -471,7 +473,7 @@ pub(crate) fn job_from_request(
         secrets,
         platform,
         labels,
-        events: req.events.clone(),
+        events,
         cancel: req.cancel.clone(),
     })
 }

@@ -232,6 +232,14 @@ impl ImageBuilder for LocalBuilder {
         BuildPlan::check(spec)
     }
 
+    async fn readiness(&self) -> Result<String, String> {
+        let engine = self.engine().await.map_err(|e| e.to_string())?;
+        Ok(format!(
+            "{} {} at {}",
+            engine.kind, engine.version, engine.endpoint
+        ))
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             kind: BuilderKind::Local,

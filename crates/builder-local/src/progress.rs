@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 
 use bollard::moby::buildkit::v1::StatusResponse;
 use bollard::models::{BuildInfoAux, ErrorDetail};
-use imagespec_core::build::{BuildError, BuildErrorKind, BuildEvent, EventSink};
+use imagespec_core::build::{BuildError, BuildErrorKind, BuildEvent, EventSink, TransferDirection};
 
 use crate::secrets::Redactor;
 
@@ -40,6 +40,10 @@ pub const TAIL_LINES: usize = 20;
 struct Vertex {
     name: String,
     announced: bool,
+    /// The step index, when the vertex is a step.
+    step: Option<usize>,
+    /// Its [`BuildEvent::StepDone`] was emitted.
+    done: bool,
     partial: Vec<u8>,
     tail: VecDeque<String>,
     error: Option<String>,
@@ -58,6 +62,8 @@ pub struct Progress {
     partial: String,
     current_step: Option<String>,
     step_tail: VecDeque<String>,
+    /// The running text step: its index, when it started, whether the cache served it.
+    open_step: Option<(usize, std::time::Instant, bool)>,
     // Results
     image_id: Option<String>,
     error: Option<String>,
@@ -108,17 +114,27 @@ impl Progress {
             partial: String::new(),
             current_step: None,
             step_tail: VecDeque::new(),
+            open_step: None,
             image_id: None,
             error: None,
         }
     }
 
-    fn step(&mut self, name: String) {
+    fn step(&mut self, name: String) -> usize {
         self.steps += 1;
-        self.events.emit(BuildEvent::Step {
-            index: self.steps,
-            name,
-        });
+        self.events.emit(BuildEvent::step(self.steps, name));
+        self.steps
+    }
+
+    /// Ends the running text step: the next one started, or the build ended well.
+    fn close_text_step(&mut self) {
+        if let Some((index, started, cached)) = self.open_step.take() {
+            self.events.emit(BuildEvent::StepDone {
+                index,
+                cached,
+                duration_ms: if cached { 0 } else { millis(started.elapsed()) },
+            });
+        }
     }
 
     /// Handles one message of the `/build` stream.
@@ -163,20 +179,23 @@ impl Progress {
         let line = self.redactor.redact(line);
         if let Some(name) = text_step(&line) {
             let name = name.to_string();
+            self.close_text_step();
             self.current_step = Some(name.clone());
             self.step_tail.clear();
-            self.step(name);
+            let index = self.step(name);
+            self.open_step = Some((index, std::time::Instant::now(), false));
             return;
         }
         if line.trim().is_empty() {
             return;
         }
         push_tail(&mut self.step_tail, line.clone());
-        let cached = is_cache_hit_line(&line);
-        self.events.emit(BuildEvent::Log { line });
-        if cached && self.current_step.is_some() {
-            self.events.emit(BuildEvent::cached());
+        if is_cache_hit_line(&line)
+            && let Some((_, _, cached)) = &mut self.open_step
+        {
+            *cached = true;
         }
+        self.events.emit(BuildEvent::Log { line });
     }
 
     fn trace(&mut self, trace: StatusResponse) {
@@ -191,15 +210,33 @@ impl Progress {
                 match step_name(&name) {
                     Some(step) => {
                         let step = step.to_string();
-                        self.step(step);
-                        if v.cached {
-                            self.events.emit(BuildEvent::cached());
+                        let index = self.step(step);
+                        if let Some(entry) = self.vertices.get_mut(&v.digest) {
+                            entry.step = Some(index);
                         }
                     }
                     None => self.events.emit(BuildEvent::Status {
                         message: name.clone(),
                     }),
                 }
+            }
+            if let Some(entry) = self.vertices.get_mut(&v.digest)
+                && let (Some(index), false, Some(completed)) = (entry.step, entry.done, v.completed)
+                && v.error.is_empty()
+            {
+                entry.done = true;
+                let duration_ms = match v.started {
+                    Some(started) if !v.cached => {
+                        timestamp_millis(completed.seconds, completed.nanos)
+                            .saturating_sub(timestamp_millis(started.seconds, started.nanos))
+                    }
+                    _ => 0,
+                };
+                self.events.emit(BuildEvent::StepDone {
+                    index,
+                    cached: v.cached,
+                    duration_ms,
+                });
             }
             if !v.error.is_empty() {
                 let entry = self.vertices.entry(v.digest.clone()).or_default();
@@ -211,6 +248,18 @@ impl Progress {
                 if self.failed_vertex.is_none() && !v.error.contains("context canceled") {
                     self.failed_vertex = Some(v.digest.clone());
                 }
+            }
+        }
+        for status in trace.statuses {
+            // Layers of an image being pulled are `sha256:` ids with a size; other statuses
+            // (context transfer, export) are phases already shown by their vertex.
+            if status.id.starts_with("sha256:") && status.total > 0 {
+                self.events.emit(BuildEvent::Transfer {
+                    direction: TransferDirection::Pull,
+                    layer: status.id,
+                    current: u64::try_from(status.current).unwrap_or(0),
+                    total: u64::try_from(status.total).ok(),
+                });
             }
         }
         for log in trace.logs {
@@ -258,7 +307,10 @@ impl Progress {
             self.line(rest.trim_end());
         }
         match self.error.take() {
-            None => Ok(self.image_id),
+            None => {
+                self.close_text_step();
+                Ok(self.image_id)
+            }
             Some(message) => {
                 let failed = self.failed_step();
                 let is_step = failed.is_some()
@@ -284,6 +336,18 @@ impl Progress {
             }
         }
     }
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A BuildKit timestamp in milliseconds since the epoch (0 before it).
+fn timestamp_millis(seconds: i64, nanos: i32) -> u64 {
+    let ms = seconds
+        .saturating_mul(1000)
+        .saturating_add(i64::from(nanos / 1_000_000));
+    u64::try_from(ms).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -343,10 +407,21 @@ mod tests {
         assert_eq!(err.step.as_deref(), Some("RUN echo hi && exit 3"));
         assert_eq!(err.log_tail, ["hi ****"]);
         let seen = seen.lock().expect("lock");
-        assert!(seen.contains(&BuildEvent::Step {
-            index: 2,
-            name: "RUN echo hi && exit 3".into()
-        }));
+        assert!(seen.contains(&BuildEvent::step(2, "RUN echo hi && exit 3")));
+        // The first step ended when the second started; the failed one never did.
+        assert!(matches!(
+            seen[1],
+            BuildEvent::StepDone {
+                index: 1,
+                cached: false,
+                ..
+            }
+        ));
+        assert!(
+            !seen
+                .iter()
+                .any(|e| matches!(e, BuildEvent::StepDone { index: 2, .. }))
+        );
         assert!(!format!("{seen:?}").contains("s3cr3t"));
     }
 
@@ -434,12 +509,77 @@ mod tests {
                 message: "[internal] load build definition from Dockerfile".into()
             }
         );
+        assert_eq!(seen[1], BuildEvent::step(1, "RUN seq 1 30; exit 4"));
+        assert!(
+            !seen
+                .iter()
+                .any(|e| matches!(e, BuildEvent::StepDone { .. })),
+            "a failed step is not done"
+        );
+    }
+
+    #[test]
+    fn buildkit_completed_vertices_are_done_with_their_duration_or_cached() {
+        let (events, seen) = sink();
+        let mut p = Progress::new(events, Redactor::default());
+        // bollard does not re-export the protobuf Timestamp type: take it from a Vertex.
+        let at = |seconds, nanos| {
+            Some(
+                bollard::moby::buildkit::v1::Vertex::default()
+                    .started
+                    .unwrap_or_default(),
+            )
+            .map(|mut t| {
+                t.seconds = seconds;
+                t.nanos = nanos;
+                t
+            })
+        };
+        p.trace(StatusResponse {
+            vertexes: vec![
+                PbVertex {
+                    digest: "d1".into(),
+                    name: "[1/3] RUN make".into(),
+                    started: at(100, 0),
+                    completed: at(102, 500_000_000),
+                    ..Default::default()
+                },
+                PbVertex {
+                    digest: "d2".into(),
+                    name: "[2/3] COPY a b".into(),
+                    cached: true,
+                    started: at(103, 0),
+                    completed: at(103, 0),
+                    ..Default::default()
+                },
+                PbVertex {
+                    digest: "d3".into(),
+                    name: "[3/3] RUN slow".into(),
+                    started: at(103, 0),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        });
+        let seen = seen.lock().expect("lock");
+        let done: Vec<&BuildEvent> = seen
+            .iter()
+            .filter(|e| matches!(e, BuildEvent::StepDone { .. }))
+            .collect();
         assert_eq!(
-            seen[1],
-            BuildEvent::Step {
-                index: 1,
-                name: "RUN seq 1 30; exit 4".into()
-            }
+            done,
+            [
+                &BuildEvent::StepDone {
+                    index: 1,
+                    cached: false,
+                    duration_ms: 2500
+                },
+                &BuildEvent::StepDone {
+                    index: 2,
+                    cached: true,
+                    duration_ms: 0
+                }
+            ]
         );
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use http::Method;
-use imagespec_core::build::{BuildEvent, EventSink};
+use imagespec_core::build::{BuildEvent, EventSink, TransferDirection};
 use imagespec_registry::{Credential, CredentialSources, ImageReference, RegistryClient};
 use tokio_util::sync::CancellationToken;
 
@@ -370,6 +370,7 @@ async fn push_once(
     let mut digest = None;
     let mut last_status: Option<String> = None;
     let mut progress = Progress::default();
+    let mut transfers = Transfers::default();
     while let Some(message) = stream.next::<PushMessage>().await {
         let m = match message {
             Ok(m) => m,
@@ -395,6 +396,9 @@ async fn push_once(
         }
         if let (Some(id), Some(status)) = (&m.id, &m.status) {
             progress.record(id, status, m.progress_detail.as_ref());
+            if let Some(event) = transfers.record(id, status, m.progress_detail.as_ref()) {
+                events.emit(event);
+            }
         }
         if let Some(status) = m
             .status
@@ -413,6 +417,60 @@ async fn push_once(
         }
     }
     Ok(digest)
+}
+
+/// The byte progress of each layer as [`BuildEvent::Transfer`]s: at most one event per layer
+/// every [`TRANSFER_EVERY`] while it uploads (the engine reports every few kilobytes), and one
+/// when it is pushed.
+#[derive(Debug, Default)]
+struct Transfers {
+    /// Layer id -> when its last event went out, and its size as last reported.
+    layers: std::collections::HashMap<String, (std::time::Instant, Option<u64>)>,
+}
+
+const TRANSFER_EVERY: Duration = Duration::from_millis(200);
+
+impl Transfers {
+    fn record(
+        &mut self,
+        id: &str,
+        status: &str,
+        detail: Option<&ProgressDetail>,
+    ) -> Option<BuildEvent> {
+        let event = |current, total| BuildEvent::Transfer {
+            direction: TransferDirection::Push,
+            layer: id.to_string(),
+            current,
+            total,
+        };
+        match status {
+            "Pushing" => {
+                let d = detail?;
+                let current = d.current?;
+                let now = std::time::Instant::now();
+                match self.layers.get_mut(id) {
+                    Some((last, total)) => {
+                        *total = d.total.or(*total);
+                        if now.duration_since(*last) < TRANSFER_EVERY {
+                            return None;
+                        }
+                        *last = now;
+                    }
+                    None => {
+                        self.layers.insert(id.to_string(), (now, d.total));
+                    }
+                }
+                Some(event(current, d.total))
+            }
+            // A layer that uploaded (not one the registry had): its full size.
+            "Pushed" => {
+                let (_, total) = self.layers.remove(id)?;
+                let total = total?;
+                Some(event(total, Some(total)))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// `localhost`, `127.0.0.0/8` and `::1`, with or without a port.

@@ -89,9 +89,12 @@ async fn builds_the_six_spec(choice: EngineChoice) {
         .lock()
         .expect("events")
         .iter()
-        .filter(
-            |e| matches!(e, imagespec_core::build::BuildEvent::Log { line } if line == "CACHED"),
-        )
+        .filter(|e| {
+            matches!(
+                e,
+                imagespec_core::build::BuildEvent::StepDone { cached: true, .. }
+            )
+        })
         .count();
     eprintln!("{choice:?}: {cached} cached steps");
     {

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use imagespec_core::build::{BuildError, BuildErrorKind, BuildEvent};
+use imagespec_core::build::{BuildError, BuildErrorKind, BuildEvent, TransferDirection};
 use serde::{Deserialize, Serialize};
 
 /// Every path starts with this.
@@ -268,9 +268,30 @@ pub enum ExistsState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum WireEvent {
-    Step { index: usize, name: String },
-    Log { line: String },
-    Status { message: String },
+    Step {
+        index: usize,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        label: Option<String>,
+    },
+    StepDone {
+        index: usize,
+        cached: bool,
+        duration_ms: u64,
+    },
+    Log {
+        line: String,
+    },
+    Status {
+        message: String,
+    },
+    Transfer {
+        direction: TransferDirection,
+        layer: String,
+        current: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        total: Option<u64>,
+    },
 }
 
 impl WireEvent {
@@ -278,8 +299,10 @@ impl WireEvent {
     pub fn kind(&self) -> &'static str {
         match self {
             WireEvent::Step { .. } => "step",
+            WireEvent::StepDone { .. } => "step_done",
             WireEvent::Log { .. } => "log",
             WireEvent::Status { .. } => "status",
+            WireEvent::Transfer { .. } => "transfer",
         }
     }
 }
@@ -287,9 +310,29 @@ impl WireEvent {
 impl From<BuildEvent> for WireEvent {
     fn from(e: BuildEvent) -> Self {
         match e {
-            BuildEvent::Step { index, name } => WireEvent::Step { index, name },
+            BuildEvent::Step { index, name, label } => WireEvent::Step { index, name, label },
+            BuildEvent::StepDone {
+                index,
+                cached,
+                duration_ms,
+            } => WireEvent::StepDone {
+                index,
+                cached,
+                duration_ms,
+            },
             BuildEvent::Log { line } => WireEvent::Log { line },
             BuildEvent::Status { message } => WireEvent::Status { message },
+            BuildEvent::Transfer {
+                direction,
+                layer,
+                current,
+                total,
+            } => WireEvent::Transfer {
+                direction,
+                layer,
+                current,
+                total,
+            },
         }
     }
 }
@@ -297,9 +340,29 @@ impl From<BuildEvent> for WireEvent {
 impl From<WireEvent> for BuildEvent {
     fn from(e: WireEvent) -> Self {
         match e {
-            WireEvent::Step { index, name } => BuildEvent::Step { index, name },
+            WireEvent::Step { index, name, label } => BuildEvent::Step { index, name, label },
+            WireEvent::StepDone {
+                index,
+                cached,
+                duration_ms,
+            } => BuildEvent::StepDone {
+                index,
+                cached,
+                duration_ms,
+            },
             WireEvent::Log { line } => BuildEvent::Log { line },
             WireEvent::Status { message } => BuildEvent::Status { message },
+            WireEvent::Transfer {
+                direction,
+                layer,
+                current,
+                total,
+            } => BuildEvent::Transfer {
+                direction,
+                layer,
+                current,
+                total,
+            },
         }
     }
 }
@@ -344,16 +407,32 @@ mod tests {
 
     #[test]
     fn events_round_trip_with_the_core_shape() {
-        let core = BuildEvent::Step {
-            index: 2,
-            name: "RUN x".into(),
-        };
-        let wire: WireEvent = core.clone().into();
-        assert_eq!(
-            serde_json::to_value(&wire).expect("json"),
-            serde_json::to_value(&core).expect("json")
-        );
-        assert_eq!(BuildEvent::from(wire), core);
+        for core in [
+            BuildEvent::Step {
+                index: 2,
+                name: "RUN x".into(),
+                label: Some("command 1".into()),
+            },
+            BuildEvent::step(3, "COPY a b"),
+            BuildEvent::StepDone {
+                index: 2,
+                cached: true,
+                duration_ms: 0,
+            },
+            BuildEvent::Transfer {
+                direction: imagespec_core::build::TransferDirection::Push,
+                layer: "ab".into(),
+                current: 1,
+                total: None,
+            },
+        ] {
+            let wire: WireEvent = core.clone().into();
+            let json = serde_json::to_value(&wire).expect("json");
+            assert_eq!(json, serde_json::to_value(&core).expect("json"));
+            assert_eq!(json["event"], wire.kind());
+            let back: WireEvent = serde_json::from_value(json).expect("parse");
+            assert_eq!(BuildEvent::from(back), core);
+        }
     }
 
     #[test]

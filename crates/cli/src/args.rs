@@ -8,7 +8,7 @@ use imagespec_core::plan::runtime::Runtime;
 /// Turn a declarative ImageSpec into a content-addressed container image: build it only when it
 /// does not exist yet, and push it.
 #[derive(Debug, Parser)]
-#[command(name = "imagespec", version, about, long_about = None)]
+#[command(name = "imagespec", version, about, long_about = None, after_help = ENVIRONMENT)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -21,10 +21,34 @@ pub struct Cli {
     /// Configuration file [default: $IMAGESPEC_CONFIG, else ~/.config/imagespec/config.yaml].
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// No progress and no summary: only errors, and what a command prints on stdout.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
     /// More log output (-v: debug, -vv: trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 }
+
+/// Every environment variable imagespec reads, for `--help`.
+pub const ENVIRONMENT: &str = "\
+Environment:
+  IMAGESPEC_CONFIG             configuration file [default: ~/.config/imagespec/config.yaml]
+  IMAGESPEC_VARIANT            deployment variant (flyte, serverless, byoc, byok, selfmanaged)
+  IMAGESPEC_TAG_SCHEME         imagespec or flytekit (image names)
+  IMAGESPEC_REMOTE_URL         the build service (builder `union`)
+  IMAGESPEC_REMOTE_TOKEN       its bearer token
+  IMAGESPEC_NETWORK_TIMEOUT    registry and service timeouts (`2.5`, `500ms`)
+  DOCKER_HOST, DOCKER_CONTEXT  the Docker engine, as the docker CLI reads them
+  DOCKER_CONFIG                Docker's config.json directory (credentials, contexts)
+  CONTAINER_HOST               the Podman engine
+  REGISTRY_AUTH_FILE           Podman's auth.json
+  FLYTE_FORCE_PUSH_IMAGE_SPEC  1: rebuild even if the image exists
+  FLYTE_PUSH_IMAGE_SPEC        0 or false: build without pushing
+  FLYTE_IMG_FAST_FAIL          1: fail when existence is unknown
+  XDG_CONFIG_HOME, HOME        where the configuration file is looked for
+  XDG_RUNTIME_DIR              where build locks are taken
+  NO_COLOR                     set: no colour
+  RUST_LOG                     log filter (overrides -v/--quiet)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {

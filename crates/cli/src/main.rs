@@ -6,6 +6,7 @@ mod exit;
 mod output;
 mod progress;
 mod setup;
+mod view;
 
 use std::process::ExitCode;
 
@@ -15,7 +16,7 @@ use crate::args::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    init_logging(cli.verbose, cli.quiet);
     let format = cli.output;
     // `serve` reads its own configuration file (--config), not the user's.
     let result = match &cli.command {
@@ -45,14 +46,16 @@ fn dispatch(cli: &Cli, setup: &setup::Setup) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(commands::build::run(setup, a, cli.output))
+            runtime.block_on(commands::build::run(setup, a, cli.output, cli.quiet))
         }
     }
 }
 
-/// Logs go to stderr; `RUST_LOG` overrides the `-v` level.
-fn init_logging(verbose: u8) {
+/// Logs go to stderr; `RUST_LOG` overrides the `-v`/`--quiet` level. Colour only on a
+/// terminal, never with `NO_COLOR`.
+fn init_logging(verbose: u8, quiet: bool) {
     let default = match verbose {
+        0 if quiet => "error",
         0 => "warn",
         1 => "info,imagespec=debug",
         2 => "debug",
@@ -64,6 +67,7 @@ fn init_logging(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(view::colour_stderr())
         .without_time()
         .init();
 }

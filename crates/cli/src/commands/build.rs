@@ -12,8 +12,14 @@ use crate::args::{BuildArgs, OutputFormat, TagSchemeArg};
 use crate::output;
 use crate::progress;
 use crate::setup::Setup;
+use crate::view::{self, Totals};
 
-pub async fn run(setup: &Setup, args: &BuildArgs, format: OutputFormat) -> anyhow::Result<()> {
+pub async fn run(
+    setup: &Setup,
+    args: &BuildArgs,
+    format: OutputFormat,
+    quiet: bool,
+) -> anyhow::Result<()> {
     // The same checks as `validate`, before any engine or registry is contacted; the name they
     // computed is the one built (the engine does not hash the files again).
     // An explicit `--tag` replaces the naming scheme: the files are checked (and the hash inputs
@@ -43,7 +49,8 @@ pub async fn run(setup: &Setup, args: &BuildArgs, format: OutputFormat) -> anyho
         None => setup.config.if_unknown.unwrap_or(ExistencePolicy::Fail),
     };
     let cancel = CancellationToken::new();
-    let (events, bar) = progress::sink(format);
+    let progress = progress::Progress::new(format, quiet);
+    let events = progress.events.clone();
     let mut options = EngineOptions {
         variant,
         builder: args.builder.clone(),
@@ -87,28 +94,58 @@ pub async fn run(setup: &Setup, args: &BuildArgs, format: OutputFormat) -> anyho
         Err(e) => Err(e),
     };
     watcher.abort();
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
+    let totals = progress.finish();
     let outcome = result?;
-    report(&outcome, format);
+    report(&outcome, format, totals.filter(|_| !quiet));
     Ok(())
 }
 
-fn report(outcome: &Outcome, format: OutputFormat) {
+fn report(outcome: &Outcome, format: OutputFormat, totals: Option<Totals>) {
     match format {
         OutputFormat::Json => {
             output::json_line(&serde_json::json!({ "event": "result", "outcome": outcome }))
         }
         OutputFormat::Text => {
-            if let Some(base) = &outcome.base {
-                eprintln!("base: {}", describe(base));
+            if let Some(totals) = totals {
+                if let Some(base) = &outcome.base {
+                    eprintln!("base: {}", describe(base));
+                }
+                eprintln!(
+                    "{} in {}",
+                    describe(outcome),
+                    view::duration(totals.elapsed)
+                );
+                for line in summary(outcome, &totals) {
+                    eprintln!("  {line}");
+                }
             }
-            eprintln!("{}", describe(outcome));
             // The image name alone on stdout, for scripts: IMAGE=$(imagespec build spec.yaml)
             output::text_line(&outcome.image);
         }
     }
+}
+
+/// The lines under the outcome: digest, pushed bytes, steps.
+fn summary(outcome: &Outcome, totals: &Totals) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(digest) = outcome.output.as_ref().and_then(|o| o.digest.as_deref()) {
+        lines.push(format!("digest: {digest}"));
+    }
+    if outcome.output.as_ref().is_some_and(|o| o.pushed) {
+        lines.push(match (totals.pushed_layers, totals.present_layers) {
+            (0, 0) => "pushed (the engine reported no layer sizes)".to_string(),
+            (0, had) => format!("pushed: no new layers (the registry had all {had})"),
+            (n, _) => format!(
+                "pushed: {} in {n} layer{}",
+                indicatif::HumanBytes(totals.pushed_bytes),
+                if n == 1 { "" } else { "s" }
+            ),
+        });
+    }
+    if totals.steps > 0 {
+        lines.push(format!("steps: {}, {} cached", totals.steps, totals.cached));
+    }
+    lines
 }
 
 fn describe(o: &Outcome) -> String {

@@ -111,24 +111,53 @@ pub struct ExistsQuery {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum BuildEvent {
-    /// A build step started (`index` from 1). A step the engine served from its build cache is
-    /// followed by the log line [`CACHED_LINE`] (see [`BuildEvent::cached`]).
-    Step { index: usize, name: String },
+    /// A build step started (`index` from 1): `name` is the instruction as the engine shows it,
+    /// `label` what the step is for ("apt packages", "source", "command 1", ...) when the
+    /// builder knows the plan (see [`crate::plan::StepLabels`]).
+    Step {
+        index: usize,
+        name: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        label: Option<String>,
+    },
+    /// A step ended: served from the engine's build cache (`cached`, the step did not run) or
+    /// run in `duration_ms`. A step that failed has no such event.
+    StepDone {
+        index: usize,
+        cached: bool,
+        duration_ms: u64,
+    },
     /// A line of build output.
     Log { line: String },
     /// A phase outside the steps (pushing, exporting, ...).
     Status { message: String },
+    /// Bytes of one layer moved to or from a registry so far (`total` when the engine knows it).
+    Transfer {
+        direction: TransferDirection,
+        layer: String,
+        current: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        total: Option<u64>,
+    },
 }
 
-/// The log line that marks the step before it as served from the engine's build cache.
-pub const CACHED_LINE: &str = "CACHED";
+/// Which way a [`BuildEvent::Transfer`] goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferDirection {
+    /// Pulling a base or helper image during the build.
+    Pull,
+    /// Pushing the built image.
+    Push,
+}
 
 impl BuildEvent {
-    /// The event a builder emits after a [`BuildEvent::Step`] the engine did not run because
-    /// its build cache already had the result.
-    pub fn cached() -> BuildEvent {
-        BuildEvent::Log {
-            line: CACHED_LINE.to_string(),
+    /// A started step without a label.
+    pub fn step(index: usize, name: impl Into<String>) -> BuildEvent {
+        BuildEvent::Step {
+            index,
+            name: name.into(),
+            label: None,
         }
     }
 }
@@ -141,24 +170,29 @@ pub struct StepReport {
     pub cached: bool,
 }
 
-/// The steps of one build, in order, each with whether the engine's cache served it.
+/// The steps of one build, in order of start, each with whether the engine's cache served it
+/// (from the typed [`BuildEvent::StepDone`]).
 pub fn step_reports(events: &[BuildEvent]) -> Vec<StepReport> {
-    let mut steps: Vec<StepReport> = Vec::new();
+    let mut steps: Vec<(usize, StepReport)> = Vec::new();
     for event in events {
         match event {
-            BuildEvent::Step { name, .. } => steps.push(StepReport {
-                name: name.clone(),
-                cached: false,
-            }),
-            BuildEvent::Log { line } if line == CACHED_LINE => {
-                if let Some(last) = steps.last_mut() {
-                    last.cached = true;
+            BuildEvent::Step { index, name, .. } => steps.push((
+                *index,
+                StepReport {
+                    name: name.clone(),
+                    cached: false,
+                },
+            )),
+            BuildEvent::StepDone { index, cached, .. } => {
+                // A retried build restarts its indices: the latest step with the index is meant.
+                if let Some((_, step)) = steps.iter_mut().rev().find(|(i, _)| i == index) {
+                    step.cached = *cached;
                 }
             }
             _ => {}
         }
     }
-    steps
+    steps.into_iter().map(|(_, s)| s).collect()
 }
 
 /// Where a builder sends its events; cheap to clone.
@@ -359,6 +393,13 @@ pub trait ImageBuilder: Send + Sync {
         Ok(())
     }
 
+    /// Whether this builder can work now, for `imagespec builders`: what it found (an engine's
+    /// kind, version and endpoint) or why it cannot. Unlike [`ImageBuilder::configured`] this
+    /// may contact things (an engine's `/_ping`). The default answers `configured`.
+    async fn readiness(&self) -> Result<String, String> {
+        self.configured().map(|()| "configured".to_string())
+    }
+
     /// Checks, without reading files or contacting anything, that this builder can build
     /// `spec`. The engine calls it for a spec and each of its base specs before any existence
     /// check or build, so a child spec that cannot be built fails before its base is built.
@@ -379,19 +420,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn step_reports_mark_the_step_each_cached_line_follows() {
-        let log = |line: &str| BuildEvent::Log { line: line.into() };
-        let step = |index, name: &str| BuildEvent::Step {
+    fn step_reports_take_the_cache_report_of_each_step_by_index() {
+        let done = |index, cached| BuildEvent::StepDone {
             index,
-            name: name.into(),
+            cached,
+            duration_ms: 7,
         };
         let events = [
-            log(CACHED_LINE), // before any step: belongs to none
-            step(1, "FROM base"),
-            step(2, "RUN apt-get install"),
-            BuildEvent::cached(),
-            step(3, "COPY source/ ./"),
-            log("copying"),
+            done(9, true), // of no step
+            BuildEvent::step(1, "FROM base"),
+            BuildEvent::step(2, "RUN apt-get install"),
+            BuildEvent::step(3, "COPY source/ ./"),
+            done(2, true),
+            BuildEvent::Log {
+                line: "copying".into(),
+            },
+            done(3, false),
             BuildEvent::Status {
                 message: "pushing".into(),
             },
@@ -400,5 +444,28 @@ mod tests {
         let cached: Vec<bool> = reports.iter().map(|r| r.cached).collect();
         assert_eq!(cached, [false, true, false]);
         assert_eq!(reports[2].name, "COPY source/ ./");
+    }
+
+    #[test]
+    fn events_serialise_with_typed_fields() {
+        let json = serde_json::to_value(BuildEvent::StepDone {
+            index: 2,
+            cached: true,
+            duration_ms: 0,
+        })
+        .expect("json");
+        assert_eq!(
+            json,
+            serde_json::json!({"event": "step_done", "index": 2, "cached": true, "duration_ms": 0})
+        );
+        let json = serde_json::to_value(BuildEvent::Transfer {
+            direction: TransferDirection::Push,
+            layer: "ab12".into(),
+            current: 10,
+            total: Some(20),
+        })
+        .expect("json");
+        assert_eq!(json["direction"], "push");
+        assert_eq!(json["total"], 20);
     }
 }

@@ -9,11 +9,13 @@ pub mod testing;
 pub mod variant;
 
 pub use builder::{
-    BuildError, BuildErrorKind, BuildEvent, BuildOutput, BuildRequest, BuilderKind, CACHED_LINE,
-    Capabilities, EventSink, Existence, ExistsQuery, ImageBuilder, Located, StepReport,
+    BuildError, BuildErrorKind, BuildEvent, BuildOutput, BuildRequest, BuilderKind, Capabilities,
+    EventSink, Existence, ExistsQuery, ImageBuilder, Located, StepReport, TransferDirection,
     step_reports,
 };
 pub use engine::{Action, Engine, EngineError, EngineOptions, ExistencePolicy, Outcome, Planned};
 pub use noop::NoopBuilder;
-pub use registry::{BuilderInfo, BuilderRegistry, UnknownBuilder};
+pub use registry::{
+    BuilderInfo, BuilderRegistry, SHIPPED_BUILDERS, UnknownBuilder, closest_builder,
+};
 pub use variant::{LOCAL_BUILDER, REMOTE_BUILDER, Variant, VariantSource, resolve_variant};

@@ -8,10 +8,38 @@ use super::builder::{BuilderKind, ImageBuilder};
 
 /// No builder answers to a name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown builder `{name}`; available builders: {}", available.join(", "))]
+#[error(
+    "unknown builder `{name}`; {}available builders: {}",
+    suggestion.as_ref().map(|s| format!("did you mean `{s}`? ")).unwrap_or_default(),
+    available.join(", ")
+)]
 pub struct UnknownBuilder {
     pub name: String,
+    /// The available name `name` is most likely a typo of.
+    pub suggestion: Option<String>,
     pub available: Vec<String>,
+}
+
+/// The builders imagespec ships and their aliases. A spec naming one almost like these (but
+/// none of them) has a typo; a name unlike all of them may be a builder a program registers.
+pub const SHIPPED_BUILDERS: &[&str] = &[
+    "default", "docker", "podman", "union", "noop", "envd", "remote",
+];
+
+/// The name among `candidates` that `name` is most likely a typo of (`dokcer` -> `docker`),
+/// if any is close; never `name` itself.
+pub fn closest_builder<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let wanted = name.trim().to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .filter(|c| *c != wanted)
+        .map(|c| (c, strsim::jaro_winkler(&wanted, c)))
+        .filter(|(_, score)| *score >= 0.85)
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(c, _)| c)
 }
 
 /// A summary of a registered builder for listings.
@@ -63,9 +91,17 @@ impl BuilderRegistry {
                     .find(|b| b.aliases().contains(&wanted.as_str()))
             })
             .cloned()
-            .ok_or_else(|| UnknownBuilder {
-                name: name.to_string(),
-                available: self.names(),
+            .ok_or_else(|| {
+                let available = self.names();
+                let known = self
+                    .builders
+                    .iter()
+                    .flat_map(|b| std::iter::once(b.name()).chain(b.aliases().iter().copied()));
+                UnknownBuilder {
+                    name: name.to_string(),
+                    suggestion: closest_builder(name, known).map(str::to_string),
+                    available,
+                }
             })
     }
 
@@ -106,5 +142,28 @@ impl BuilderRegistry {
             .collect();
         infos.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.name.cmp(&b.name)));
         infos
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_typo_of_a_builder_name_is_recognised_and_others_are_not() {
+        let shipped = || SHIPPED_BUILDERS.iter().copied();
+        assert_eq!(closest_builder("dokcer", shipped()), Some("docker"));
+        assert_eq!(closest_builder("Podmna", shipped()), Some("podman"));
+        assert_ne!(closest_builder("docker", shipped()), Some("docker"));
+        assert_eq!(closest_builder("kaniko", shipped()), None);
+        let err = UnknownBuilder {
+            name: "dokcer".into(),
+            suggestion: Some("docker".into()),
+            available: vec!["default".into(), "docker".into()],
+        };
+        assert_eq!(
+            err.to_string(),
+            "unknown builder `dokcer`; did you mean `docker`? available builders: default, docker"
+        );
     }
 }

@@ -154,10 +154,9 @@ impl ImageBuilder for TestBuilder {
 
     async fn build(&self, request: BuildRequest) -> Result<BuildOutput, BuildError> {
         let image = request.image.name.to_string();
-        request.events.emit(BuildEvent::Step {
-            index: 1,
-            name: format!("test build of {image}"),
-        });
+        request
+            .events
+            .emit(BuildEvent::step(1, format!("test build of {image}")));
         if !self.build_delay.is_zero() {
             tokio::time::sleep(self.build_delay).await;
         }

@@ -37,6 +37,7 @@ pub mod render;
 pub mod runtime;
 pub mod secrets;
 pub mod shell;
+pub mod steps;
 pub mod system;
 
 use std::io::Write;
@@ -50,6 +51,7 @@ pub use instruction::{Command, Copy, EnvValue, Instruction, Mount, Run};
 pub use options::PlanOptions;
 pub use python::PythonEnv;
 pub use secrets::{SecretRef, SecretSource};
+pub use steps::StepLabels;
 
 /// The base image when the spec names none and sets no `cuda`.
 pub const DEFAULT_BASE_IMAGE: &str = "debian:bookworm-slim";
@@ -291,6 +293,11 @@ impl BuildPlan {
             }
         }
         out
+    }
+
+    /// What each step is for ("apt packages", "source", "command 1", ...), for progress views.
+    pub fn step_labels(&self) -> StepLabels {
+        StepLabels::of(&self.instructions)
     }
 
     /// Path of the Dockerfile inside the context tar (pass it as the engine's `dockerfile`).

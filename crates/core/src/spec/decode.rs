@@ -56,6 +56,7 @@ pub struct Decoded {
 /// Decodes spec text (YAML or JSON), collecting every problem instead of stopping at the first.
 pub fn decode_spec(text: &str, file: Option<&Path>) -> Decoded {
     let mut diags = Diagnostics::default();
+    diags.json = is_json(text, file);
     let mut locations = FieldLocations::default();
     let options = LoaderOptions::default()
         .error_on_duplicate_keys(true)
@@ -276,6 +277,47 @@ fn join(prefix: &str, key: &str) -> String {
     }
 }
 
+/// Whether a spec is written in JSON (a `.json` file, or text that opens with `{`), so its help
+/// lines are written in JSON too.
+fn is_json(text: &str, file: Option<&Path>) -> bool {
+    file.and_then(|f| f.extension())
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        || text
+            .trim_start_matches('\u{feff}')
+            .trim_start()
+            .starts_with('{')
+}
+
+/// `key: value` in the file's syntax (`"key": value` in JSON).
+fn pair(json: bool, key: &str, value: &str) -> String {
+    if json {
+        format!("\"{key}\": {value}")
+    } else {
+        format!("{key}: {value}")
+    }
+}
+
+/// `["a", "b"]`.
+fn json_list(items: &[String]) -> String {
+    let items: Vec<String> = items
+        .iter()
+        .map(|i| serde_json::Value::String(i.clone()).to_string())
+        .collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// The list a string meant: for `entrypoint` (a program and its arguments, run without a
+/// shell) its shell words, `python -m app` -> `["python", "-m", "app"]`, since `["python -m
+/// app"]` would run a program of that name; for other lists the string as one item.
+fn meant_list(key: &str, text: &str) -> Vec<String> {
+    if key == "entrypoint"
+        && let Some(words) = shlex::split(text).filter(|w| !w.is_empty())
+    {
+        return words;
+    }
+    vec![text.to_string()]
+}
+
 /// The closest valid key, for "did you mean" help.
 fn closest_key(key: &str) -> Option<&'static str> {
     let lower = key.to_ascii_lowercase().replace('-', "_");
@@ -317,12 +359,8 @@ impl Ctx<'_> {
             Node::Scalar(s) => self.scalar_text(field, s),
             other => {
                 let key = field.rsplit('.').next().unwrap_or(field).to_string();
-                self.wrong_type(
-                    field,
-                    other,
-                    "a string",
-                    format!("write `{key}: \"value\"`"),
-                );
+                let help = format!("write `{}`", pair(self.diags.json, &key, "\"value\""));
+                self.wrong_type(field, other, "a string", help);
                 None
             }
         }
@@ -429,26 +467,26 @@ impl Ctx<'_> {
             }
             Node::Scalar(s) => {
                 let key = field.rsplit('.').next().unwrap_or(field).to_string();
-                self.wrong_type(
-                    field,
-                    node,
-                    "a list of strings",
-                    format!(
-                        "write `{key}: [\"{}\"]` or a YAML list with one `- {}` line per item",
-                        s.as_str(),
-                        s.as_str()
-                    ),
-                );
+                let items = meant_list(&key, s.as_str());
+                let list = pair(self.diags.json, &key, &json_list(&items));
+                let help = match (self.diags.json, items.as_slice()) {
+                    (true, _) => format!("write `{list}`"),
+                    (false, [one]) => {
+                        format!("write `{list}` or a YAML list with one `- {one}` line per item")
+                    }
+                    (false, _) => format!("write `{list}` or a YAML list, one `- item` line each"),
+                };
+                self.wrong_type(field, node, "a list of strings", help);
                 Vec::new()
             }
             other => {
                 let key = field.rsplit('.').next().unwrap_or(field).to_string();
-                self.wrong_type(
-                    field,
-                    other,
-                    "a list of strings",
-                    format!("write `{key}:` followed by `- item` lines"),
-                );
+                let help = if self.diags.json {
+                    format!("write `{}`", pair(true, &key, "[\"item\"]"))
+                } else {
+                    format!("write `{key}:` followed by `- item` lines")
+                };
+                self.wrong_type(field, other, "a list of strings", help);
                 Vec::new()
             }
         }
@@ -483,12 +521,12 @@ impl Ctx<'_> {
             }
             other => {
                 let key = field.rsplit('.').next().unwrap_or(field).to_string();
-                self.wrong_type(
-                    field,
-                    other,
-                    "a mapping",
-                    format!("write `{key}:` followed by `  KEY: value` lines"),
-                );
+                let help = if self.diags.json {
+                    format!("write `{}`", pair(true, &key, "{\"KEY\": \"value\"}"))
+                } else {
+                    format!("write `{key}:` followed by `  KEY: value` lines")
+                };
+                self.wrong_type(field, other, "a mapping", help);
             }
         }
         out

@@ -141,6 +141,8 @@ impl fmt::Display for SpecError {
 #[derive(Debug, Default)]
 pub(crate) struct Diagnostics {
     items: Vec<Diagnostic>,
+    /// The file is JSON, so help lines show JSON (`"packages": ["numpy"]`), not YAML.
+    pub(crate) json: bool,
 }
 
 impl Diagnostics {

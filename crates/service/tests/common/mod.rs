@@ -247,10 +247,7 @@ impl ImageBuilder for ChattyBuilder {
     }
 
     async fn build(&self, request: BuildRequest) -> Result<BuildOutput, BuildError> {
-        request.events.emit(BuildEvent::Step {
-            index: 1,
-            name: "RUN talk".into(),
-        });
+        request.events.emit(BuildEvent::step(1, "RUN talk"));
         for i in 0..self.lines {
             if request.cancel.is_cancelled() {
                 return Err(BuildError::new(BuildErrorKind::Cancelled, "cancelled"));
