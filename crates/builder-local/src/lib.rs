@@ -361,6 +361,10 @@ impl ImageBuilder for LocalBuilder {
         }
     }
 
+    async fn platforms(&self) -> Option<Vec<String>> {
+        platforms::buildable(self.engine().await.ok()?)
+    }
+
     async fn build(&self, req: BuildRequest) -> Result<BuildOutput, BuildError> {
         let platforms: Vec<String> = req
             .spec

@@ -129,6 +129,28 @@ pub fn check_handler(dir: &Path, platform: &str, native: &str) -> Result<(), Loc
     })))
 }
 
+/// The platforms an engine can build: its own, and, for an engine on this machine's kernel
+/// (a unix socket), every architecture with a usable binfmt_misc handler among the common
+/// ones. `None` for an engine over TCP, whose kernel cannot be seen from here.
+pub fn buildable(engine: &ConnectedEngine) -> Option<Vec<String>> {
+    if !matches!(engine.endpoint, Endpoint::Unix(_)) {
+        return None;
+    }
+    let native = Platform::parse(&engine.native_platform).ok()?.normalized();
+    let mut all = vec![native.to_string()];
+    for arch in [
+        "amd64", "arm64", "arm/v7", "386", "ppc64le", "s390x", "riscv64",
+    ] {
+        let platform = format!("{}/{arch}", native.os);
+        if !all.contains(&platform)
+            && check_handler(Path::new(BINFMT_DIR), &platform, &engine.native_platform).is_ok()
+        {
+            all.push(platform);
+        }
+    }
+    Some(all)
+}
+
 /// The value of a `key: value` or `key value` line of a binfmt_misc entry.
 fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     text.lines().find_map(|l| {

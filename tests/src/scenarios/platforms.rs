@@ -96,6 +96,32 @@ async fn runs_as(runner: &Runner, image: &str, platform: &Platform) -> Result<()
     )
 }
 
+/// The per-platform tags a multi-platform build leaves in the engine's store next to the
+/// index it pushed: removed when the scenario ends (with the store lock, like every removal).
+struct PlatformTags<'a> {
+    runner: &'a Runner,
+    tags: Vec<String>,
+}
+
+impl<'a> PlatformTags<'a> {
+    fn of(case: &'a Case<'_>, image: &str, platforms: &str) -> PlatformTags<'a> {
+        let suffix = |p: &str| p.replace(|c: char| !c.is_ascii_alphanumeric(), "-");
+        PlatformTags {
+            runner: case.runner(),
+            tags: platforms
+                .split(',')
+                .map(|p| format!("{image}-{}", suffix(p)))
+                .collect(),
+        }
+    }
+}
+
+impl Drop for PlatformTags<'_> {
+    fn drop(&mut self) {
+        self.runner.remove_now(&self.tags);
+    }
+}
+
 fn platforms_of(entries: &[(String, Platform)]) -> Vec<String> {
     let mut all: Vec<String> = entries
         .iter()
@@ -130,6 +156,7 @@ pub async fn several_platforms(backend: &Backend) -> Result<()> {
         platforms_of(&entries)
     );
     let pulled: Vec<String> = entries.iter().map(|(r, _)| r.clone()).collect();
+    let _left = PlatformTags::of(&case, &first.image, BOTH);
     let checked = async {
         for (image, platform) in &entries {
             runs_as(&runner, image, platform).await?;
