@@ -43,6 +43,12 @@ pub enum PlanError {
     )]
     BasePythonVersion { version: String, base: String },
 
+    /// A spec on a base spec asks for platforms the base spec is not built for.
+    #[error(
+        "`platform` asks for {missing}, which the base spec is not built for (it has `platform: {base}`); a spec-valued base is built first, for its own platforms: add {missing} to the base spec's `platform`, or build fewer platforms"
+    )]
+    BasePlatforms { missing: String, base: String },
+
     /// A `builder_options` key the plan does not know.
     #[error(
         "unknown `builder_options` key `{key}`; known keys: {known}. Remove it (nothing is silently ignored)"
