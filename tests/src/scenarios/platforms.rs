@@ -250,7 +250,7 @@ pub async fn base_without_platform(backend: &Backend) -> Result<()> {
     let case = Case::new(backend, "base_without_platform")?;
     let registry = DevRegistry::from_dev_env()?;
     // The amd64-only base (the uv image is multi-platform, so only the base lacks arm64).
-    let spec = multi_spec(&case, &registry, BOTH).with_base_image(&backend_python(backend));
+    let spec = multi_spec(&case, &registry, BOTH).with_base_image(backend_python(backend));
     match case.try_ensure(spec, &case.options()).await? {
         Err(e) => {
             let m = e.to_string();
