@@ -18,6 +18,10 @@
 #      then checks a BuildKit build (COPY --from uv image, RUN --mount=type=cache,
 #      RUN --mount=type=secret, pip/uv from PyPI) on docker and podman and pushes
 #      the result to the registry (only when images changed, or with --verify)
+#   5b. registers qemu-aarch64 with binfmt_misc (flag F, so containers run arm64
+#      binaries), builds arm64 python (debootstrap --arch=arm64) and uv images in
+#      podman's store and pushes amd64+arm64 indexes (cached tarballs):
+#        $REG/imagespec/multi/python:3.11-bookworm, $REG/imagespec/multi/uv:latest
 #   6. installs flytekit 1.16.31 from PyPI into $STATE/flytekit-venv (cached), the
 #      reference the `--tag-scheme flytekit` test compares names with
 #      and a second venv, $STATE/plugin-venv (cached): flytekit 1.16.31, pytest and maturin,
@@ -62,10 +66,16 @@ BASE_IMAGE=localhost/imagespec/debian:bookworm-slim
 PYTHON_IMAGE=localhost/imagespec/python:3.11-bookworm
 UV_IMAGE=localhost/imagespec/uv:latest
 CHECK_IMAGE=$REG_ADDR/imagespec/dev-env-check
+# other platforms: qemu handlers, arm64 halves (podman store), amd64+arm64 indexes (registry)
+QEMU_ARCHES=(aarch64)
+ARM_PYTHON_IMAGE=localhost/imagespec/python-arm64:3.11-bookworm
+ARM_UV_IMAGE=localhost/imagespec/uv-arm64:latest
+MULTI_PYTHON_IMAGE=$REG_ADDR/imagespec/multi/python:3.11-bookworm
+MULTI_UV_IMAGE=$REG_ADDR/imagespec/multi/uv:latest
 
 PACKAGES=(docker.io containerd runc iptables podman buildah conmon slirp4netns
   containernetworking-plugins uidmap fuse-overlayfs tini docker-registry
-  debootstrap busybox-static apache2-utils curl ca-certificates unzip xz-utils)
+  debootstrap busybox-static apache2-utils curl ca-certificates unzip xz-utils qemu-user-static)
 
 CERT_ENV=(SSL_CERT_FILE="$HOST_CA" PIP_CERT="$HOST_CA" REQUESTS_CA_BUNDLE="$HOST_CA"
   CURL_CA_BUNDLE="$HOST_CA")
@@ -492,11 +502,13 @@ install_host_ca() {
   chmod 644 "$root/etc/ssl/certs/ca-certificates.crt"
 }
 
+# debootstrap_rootfs TAR [ARCH [INCLUDE]]: a slim bookworm rootfs as a tarball;
+# a foreign ARCH runs its second stage under qemu (setup_binfmt).
 debootstrap_rootfs() {
-  local tar=$1 root=$STATE/tmp/rootfs-debian
+  local tar=$1 arch=${2:-} include=${3:-ca-certificates} root=$STATE/tmp/rootfs-debian${2:+-$2}
   rm_rootfs "$root"
   mkdir -p "$STATE/tmp"
-  debootstrap --variant=minbase --include=ca-certificates bookworm "$root" "$MIRROR" \
+  debootstrap ${arch:+--arch="$arch"} --variant=minbase --include="$include" bookworm "$root" "$MIRROR" \
     >"$STATE/debootstrap.log" 2>&1 || {
     log_tail "$STATE/debootstrap.log"
     rm_rootfs "$root"
@@ -533,6 +545,8 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
   rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
   rm -rf "$root"/var/log/* "$root"/tmp/* "$root"/var/tmp/*
+  # the python image's pip installs into the system Python (as the amd64 one)
+  rm -f "$root"/usr/lib/python3*/EXTERNALLY-MANAGED
   : >"$root/etc/resolv.conf"
   : >"$root/etc/machine-id"
   echo localhost >"$root/etc/hostname"
@@ -576,12 +590,13 @@ EOF
   rm -rf "$ctx"
 }
 
+# fetch_uv_wheel [DIR [PIP_PLATFORM]]: the uv wheel from PyPI, cached in DIR.
 fetch_uv_wheel() {
-  local dir=$STATE/cache/uv-wheel
+  local dir=${1:-$STATE/cache/uv-wheel} platform=${2:-manylinux2014_x86_64}
   compgen -G "$dir/uv-*.whl" >/dev/null && return 0
   rm -rf "$dir"
   mkdir -p "$dir"
-  local args=(download --no-deps --only-binary=:all: --platform manylinux2014_x86_64
+  local args=(download --no-deps --only-binary=:all: --platform "$platform"
     --python-version 3.11 uv -d)
   if command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; then
     python3 -m pip "${args[@]}" "$dir" >"$STATE/uv-download.log" 2>&1
@@ -660,6 +675,126 @@ build_images() {
     done
   fi
   if ((${#built[@]})); then done_step "built ${built[*]}"; else done_step "all present"; fi
+}
+
+# ------------------------------------------------------ 5b other platforms --
+
+# binfmt_misc handlers that run foreign binaries under qemu-user-static. The
+# fix-binary flag F makes the kernel open the interpreter when it is
+# registered, so it works inside containers, whose root file system lacks it.
+setup_binfmt() {
+  step binfmt
+  local dir=/proc/sys/fs/binfmt_misc arch entry conf line did=()
+  if [[ ! -e $dir/register ]]; then
+    mount -t binfmt_misc binfmt_misc "$dir" 2>"$STATE/binfmt.log" ||
+      die "cannot mount binfmt_misc on $dir (in a container, the host must mount it and register qemu with flag F)"
+  fi
+  for arch in "${QEMU_ARCHES[@]}"; do
+    entry=$dir/qemu-$arch
+    if [[ -f $entry ]] && grep -qx enabled "$entry" && grep -q '^flags:.*F' "$entry"; then
+      continue
+    fi
+    conf=/usr/lib/binfmt.d/qemu-$arch.conf
+    [[ -f $conf ]] || die "$conf missing (apt-get install qemu-user-static)"
+    line=$(<"$conf")
+    # flags are the last field; binfmt-support may have registered it without F
+    [[ ${line##*:} == *F* ]] || line+=F
+    [[ -f $entry ]] && echo -1 >"$entry"
+    printf '%s' "$line" >"$dir/register" || die "registering qemu-$arch with binfmt_misc failed"
+    did+=("$arch")
+  done
+  if ((${#did[@]})); then done_step "registered qemu ${did[*]} (flag F)"; else done_step "qemu ${QEMU_ARCHES[*]} registered (flag F)"; fi
+}
+
+# registry_manifest REF: the manifest (index) of REF in the dev registry, or nothing.
+registry_manifest() {
+  local ref=${1#"$REG_ADDR/"} repo tag
+  repo=${ref%:*} tag=${ref##*:}
+  curl -fsS --max-time 10 -u "$REG_USER:$REG_PASS" \
+    -H 'Accept: application/vnd.oci.image.index.v1+json' \
+    -H 'Accept: application/vnd.docker.distribution.manifest.list.v2+json' \
+    "http://$REG_ADDR/v2/$repo/manifests/$tag" 2>/dev/null || true
+}
+
+# push_index DEST AMD64_IMAGE ARM64_IMAGE: both images of the podman store as one
+# index in the registry (podman's manifest list, pushed with all its platforms).
+push_index() {
+  local dest=$1 list=localhost/imagespec/index-build
+  shift
+  podman manifest rm "$list" >/dev/null 2>&1 || true
+  (
+    set -e
+    podman manifest create "$list"
+    for img in "$@"; do podman manifest add "$list" "containers-storage:$img"; done
+    podman manifest push --all --format v2s2 --tls-verify=false "$list" "docker://$dest"
+  ) >"$STATE/index-push.log" 2>&1 || {
+    log_tail "$STATE/index-push.log"
+    die "pushing the index $dest failed (log: $STATE/index-push.log)"
+  }
+  podman manifest rm "$list" >/dev/null 2>&1 || true
+}
+
+# The base images as linux/amd64 + linux/arm64 indexes in the registry, for
+# multi-platform builds (new names: the amd64 images above stay as they are).
+# The arm64 halves live in podman's store only; the rootfs tarballs are cached.
+build_multi_images() {
+  step multi
+  if ((NO_PODMAN)); then
+    done_step "skipped (--no-podman: the indexes are assembled with podman)"
+    return
+  fi
+  local built=() py_tar=$STATE/cache/debian-bookworm-python-arm64.tar uv_tar=$STATE/cache/uv-rootfs-arm64.tar
+  local root=$STATE/tmp/uv-root-arm64 whl ver stamp=$STATE/multi-pushed ids kv
+  if ((REBUILD)); then
+    rm -f "$py_tar" "$uv_tar"
+    rm -rf "$STATE/cache/uv-wheel-arm64"
+    podman rmi -f "$ARM_PYTHON_IMAGE" "$ARM_UV_IMAGE" >/dev/null 2>&1 || true
+  fi
+  if ! p_has "$ARM_PYTHON_IMAGE"; then
+    if [[ ! -s $py_tar ]]; then
+      log "           debootstrap --arch=arm64 bookworm with python3 under qemu (10-25 minutes, cached)..."
+      debootstrap_rootfs "$py_tar" arm64 ca-certificates,python3,python3-venv,python3-pip,python-is-python3
+    fi
+    local changes=(--change "ENV PATH=$STD_PATH" --change 'ENV LANG=C.UTF-8'
+      --change 'ENV PIP_DISABLE_PIP_VERSION_CHECK=1' --change 'ENV PIP_ROOT_USER_ACTION=ignore')
+    for kv in "${CERT_ENV[@]}"; do changes+=(--change "ENV $kv"); done
+    podman import --os linux --arch arm64 "${changes[@]}" --change 'CMD ["python3"]' \
+      --message "imagespec dev-env: debootstrap --arch=arm64 --variant=minbase bookworm + python3" \
+      "$py_tar" "$ARM_PYTHON_IMAGE" >/dev/null || die "podman import of $ARM_PYTHON_IMAGE failed"
+    built+=("podman:python-arm64")
+  fi
+  if ! p_has "$ARM_UV_IMAGE"; then
+    if [[ ! -s $uv_tar ]]; then
+      fetch_uv_wheel "$STATE/cache/uv-wheel-arm64" manylinux2014_aarch64
+      whl=$(compgen -G "$STATE/cache/uv-wheel-arm64/uv-*.whl" | head -n1)
+      rm -rf "$root" "$STATE/tmp/uv-unzip-arm64"
+      mkdir -p "$root" "$STATE/tmp/uv-unzip-arm64"
+      unzip -q -o "$whl" 'uv-*.data/scripts/*' -d "$STATE/tmp/uv-unzip-arm64"
+      install -m 755 "$STATE"/tmp/uv-unzip-arm64/uv-*.data/scripts/uv "$root/uv"
+      install -m 755 "$STATE"/tmp/uv-unzip-arm64/uv-*.data/scripts/uvx "$root/uvx"
+      "$root/uv" --version >/dev/null || die "the arm64 uv binary from $whl does not run under qemu"
+      basename "$whl" | cut -d- -f2 >"$STATE/cache/uv-version-arm64"
+      tar --numeric-owner --owner=0 --group=0 -C "$root" -cf "$uv_tar.tmp" uv uvx
+      mv -f "$uv_tar.tmp" "$uv_tar"
+      rm -rf "$root" "$STATE/tmp/uv-unzip-arm64"
+    fi
+    ver=$(cat "$STATE/cache/uv-version-arm64" 2>/dev/null || echo unknown)
+    podman import --os linux --arch arm64 --change 'ENTRYPOINT ["/uv"]' --change "ENV PATH=$STD_PATH" \
+      --change "LABEL org.opencontainers.image.version=$ver" \
+      --message "imagespec dev-env: uv $ver (aarch64) from the PyPI wheel" "$uv_tar" "$ARM_UV_IMAGE" >/dev/null ||
+      die "podman import of $ARM_UV_IMAGE failed"
+    built+=("podman:uv-arm64")
+  fi
+  ids="$(p_id "$PYTHON_IMAGE") $(p_id "$ARM_PYTHON_IMAGE") $(p_id "$UV_IMAGE") $(p_id "$ARM_UV_IMAGE")"
+  if [[ -f $stamp && $(<"$stamp") == "$ids" ]] &&
+    registry_manifest "$MULTI_PYTHON_IMAGE" | grep -q arm64 && registry_manifest "$MULTI_UV_IMAGE" | grep -q arm64; then
+    done_step "${built[*]:-arm64 images present}; indexes already in the registry"
+    return
+  fi
+  push_index "$MULTI_PYTHON_IMAGE" "$PYTHON_IMAGE" "$ARM_PYTHON_IMAGE"
+  push_index "$MULTI_UV_IMAGE" "$UV_IMAGE" "$ARM_UV_IMAGE"
+  echo "$ids" >"$stamp"
+  done_step "${built[*]:-arm64 images present}; pushed $MULTI_PYTHON_IMAGE, $MULTI_UV_IMAGE (amd64+arm64)"
 }
 
 # ---------------------------------------------------------------- checks --
@@ -801,6 +936,8 @@ export IMAGESPEC_REGISTRY_PASSWORD=$REG_PASS
 export IMAGESPEC_BASE_IMAGE=$BASE_IMAGE
 export IMAGESPEC_PYTHON_IMAGE=$PYTHON_IMAGE
 export IMAGESPEC_UV_IMAGE=$UV_IMAGE
+export IMAGESPEC_MULTI_PYTHON_IMAGE=$MULTI_PYTHON_IMAGE
+export IMAGESPEC_MULTI_UV_IMAGE=$MULTI_UV_IMAGE
 export IMAGESPEC_FLYTEKIT_PYTHON=$FLYTEKIT_VENV/bin/python
 export IMAGESPEC_PLUGIN_PYTHON=$PLUGIN_VENV/bin/python
 export IMAGESPEC_DEV_DIR=$STATE
@@ -837,6 +974,8 @@ start_docker
 start_registry
 registry_login
 build_images
+setup_binfmt
+build_multi_images
 check_builds
 flytekit_venv
 plugin_venv

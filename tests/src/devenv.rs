@@ -16,6 +16,11 @@ pub const PODMAN_ENDPOINT: &str = "unix:///run/podman/podman.sock";
 pub const PYTHON_IMAGE: &str = "localhost/imagespec/python:3.11-bookworm";
 /// uv's image, used through `builder_config.uv_image`.
 pub const UV_IMAGE: &str = "localhost/imagespec/uv:latest";
+/// The Python image as an index of linux/amd64 and linux/arm64, in the dev registry (below its
+/// address).
+pub const MULTI_PYTHON_IMAGE: &str = "imagespec/multi/python:3.11-bookworm";
+/// uv's image as an index of linux/amd64 and linux/arm64, in the dev registry.
+pub const MULTI_UV_IMAGE: &str = "imagespec/multi/uv:latest";
 /// The namespace every conformance image is pushed under.
 pub const NAMESPACE: &str = "imagespec-conformance";
 

@@ -81,6 +81,9 @@ macro_rules! conformance {
             missing_registry,
             source_edit_rebuilds_only_source_layer,
             flytekit_task,
+            several_platforms,
+            foreign_platform,
+            base_without_platform,
         );
     };
 }

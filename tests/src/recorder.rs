@@ -96,6 +96,10 @@ impl ImageBuilder for Recorder {
         self.inner.locate(image, query).await
     }
 
+    async fn platforms(&self) -> Option<Vec<String>> {
+        self.inner.platforms().await
+    }
+
     async fn build(&self, request: BuildRequest) -> Result<BuildOutput, BuildError> {
         let image = request.image.name.to_string();
         self.builds

@@ -48,7 +48,7 @@ pub struct BuildJob {
     pub context: ContextWriter,
     /// Secrets the Dockerfile mounts with `RUN --mount=type=secret,id=<id>`.
     pub secrets: Vec<BuildSecret>,
-    /// The target platform (`linux/amd64`); `None` builds for the engine's own.
+    /// The target platform (`linux/amd64`), one per job; `None` builds for the engine's own.
     pub platform: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub events: EventSink,
@@ -430,13 +430,14 @@ pub(crate) fn load_secrets(
 }
 
 /// Turns a build request into a job through the build plan for an engine of `kind`: the
-/// plan's Dockerfile and context, the secrets [`load_secrets`] read, its platform.
+/// plan's Dockerfile and context, the secrets [`load_secrets`] read, its platforms; and the
+/// images the Dockerfile pulls (`FROM`, `COPY --from`).
 pub(crate) fn job_from_request(
     req: &imagespec_core::build::BuildRequest,
     kind: EngineKind,
     secrets: Vec<BuildSecret>,
     labels: BTreeMap<String, String>,
-) -> Result<BuildJob, BuildError> {
+) -> Result<(BuildJob, Vec<String>), BuildError> {
     use imagespec_core::plan::{BuildPlan, EngineTraits};
 
     let traits = EngineTraits {
@@ -453,20 +454,15 @@ pub(crate) fn job_from_request(
         ))
         .into());
     }
-    let platform = match plan.platforms() {
-        [] => None,
-        [one] => Some(one.clone()),
-        _ => {
-            return Err(LocalError::Unsupported(
-                "several platforms in one build are not supported by the local builder; build one platform per spec".into(),
-            )
-            .into());
-        }
-    };
+    // Every platform at once: a caller building them one by one sets its own (`BuildJob`
+    // builds one platform per job).
+    let platforms = plan.platforms();
+    let platform = (!platforms.is_empty()).then(|| platforms.join(","));
+    let pulled = crate::pull_auth::pulled_images(&plan.dockerfile());
     tracing::debug!(image = %req.image.name, dockerfile = %plan.dockerfile(), "build plan");
     // Steps are named by what they are for ("dependencies", "command 1").
     let events = plan.step_labels().labelling(req.events.clone());
-    Ok(BuildJob {
+    let job = BuildJob {
         tag: req.image.name.to_string(),
         dockerfile: plan.dockerfile_path().to_string(),
         context: Box::new(move |w| plan.write_context(w).map(|_| ()).map_err(|e| e.to_string())),
@@ -475,7 +471,8 @@ pub(crate) fn job_from_request(
         labels,
         events,
         cancel: req.cancel.clone(),
-    })
+    };
+    Ok((job, pulled))
 }
 
 #[cfg(test)]

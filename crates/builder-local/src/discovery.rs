@@ -262,6 +262,8 @@ pub struct ConnectedEngine {
     pub version: String,
     /// The Docker API version both sides speak (`1.41`).
     pub api_version: String,
+    /// The engine's own platform (`linux/amd64`), what it builds without emulation.
+    pub native_platform: String,
     pub(crate) docker: Docker,
     pub(crate) http: EngineHttp,
 }
@@ -369,11 +371,17 @@ pub async fn try_connect(endpoint: &str) -> Result<ConnectedEngine, String> {
         .unwrap_or_else(|| "unknown".into());
     let api_version = docker.client_version().to_string();
     let http = EngineHttp::new(endpoint.clone(), api_version.clone());
+    let native_platform = format!(
+        "{}/{}",
+        version.os.as_deref().unwrap_or("linux"),
+        version.arch.as_deref().unwrap_or(std::env::consts::ARCH)
+    );
     Ok(ConnectedEngine {
         kind,
         endpoint,
         version: engine_version,
         api_version,
+        native_platform,
         docker,
         http,
     })

@@ -14,9 +14,12 @@
 //! - Podman: Buildah through the libpod build endpoint (cache and secret mounts are native to
 //!   Buildah); secrets travel as files inside the uploaded context, which the service moves out
 //!   of the context before building ([`secrets`]).
-//! - Several platforms at once are not supported (Docker's classic image store cannot hold a
-//!   multi-platform image): [`Capabilities::multi_platform`] is `false`, so the engine refuses
-//!   such a spec before any work.
+//! - Several platforms ([`platforms`]): each platform is built on its own (foreign ones under
+//!   qemu emulation) and pushed under its own tag, then the index naming them all is put under
+//!   the image's name with the registry client. Docker 20.10's classic store cannot hold an
+//!   index, and Podman 4.3's libpod build endpoint misreads a list of platforms, so both
+//!   engines take this one path; it needs a push (`--no-push` with several platforms is
+//!   refused before any work).
 
 pub mod build;
 pub mod discovery;
@@ -24,6 +27,7 @@ pub mod docker_context;
 mod engine_http;
 pub mod error;
 pub mod exists;
+pub mod platforms;
 pub mod progress;
 mod pull_auth;
 pub mod push;
@@ -43,7 +47,7 @@ use imagespec_core::build::{
 use imagespec_core::hash::ImageName;
 use imagespec_core::plan::{BuildPlan, PlanError};
 use imagespec_core::spec::{LoadedSpec, SpecField};
-use imagespec_registry::CredentialSources;
+use imagespec_registry::{CredentialSources, ImageReference, Platform, RegistryClient};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
@@ -147,7 +151,10 @@ impl LocalBuilder {
         if let Some(p) = &job.platform
             && p.contains(',')
         {
-            return Err(LocalError::Unsupported(multi_platform_message(self.name)).into());
+            return Err(LocalError::Unsupported(format!(
+                "a build job is for one platform, not `{p}`: build a job per platform (as `ImageBuilder::build` does for a spec)"
+            ))
+            .into());
         }
         let engine = self.engine().await?;
         build::run(
@@ -184,10 +191,100 @@ impl LocalBuilder {
     }
 }
 
-fn multi_platform_message(builder: &str) -> String {
+impl LocalBuilder {
+    /// Builds and pushes each platform of `req` under its own tag ([`platforms::platform_image`]),
+    /// then puts the index naming them under the image's name. `first` is the request's job,
+    /// reused for the first platform.
+    async fn build_platforms(
+        &self,
+        req: &BuildRequest,
+        first: BuildJob,
+        platforms: &[String],
+        registry_config: Option<&Path>,
+    ) -> Result<BuildOutput, BuildError> {
+        let image = req.image.name.to_string();
+        let invalid = |what: &str, e: String| {
+            BuildError::from(LocalError::Push {
+                image: image.clone(),
+                message: format!("{what}: {e}"),
+                auth: false,
+                cause: None,
+            })
+        };
+        let mut first = Some(first);
+        let mut parts = Vec::with_capacity(platforms.len());
+        for (n, platform) in platforms.iter().enumerate() {
+            let mut job = match first.take() {
+                Some(job) => job,
+                None => {
+                    let secrets = build::load_secrets(req)?;
+                    let kind = self.engine().await?.kind;
+                    build::job_from_request(req, kind, secrets, BTreeMap::new())?.0
+                }
+            };
+            let name = platforms::platform_image(&req.image.name, platform).to_string();
+            job.tag = name.clone();
+            job.platform = Some(platform.clone());
+            req.events.emit(BuildEvent::Status {
+                message: format!(
+                    "building {platform} ({} of {}) as {name}",
+                    n + 1,
+                    platforms.len()
+                ),
+            });
+            let built = self
+                .build_job_with(job, registry_config)
+                .await
+                .map_err(|e| with_helper_hint(&req.spec.spec, e))?;
+            tracing::info!(image = %built.tag, id = ?built.image_id, %platform, "built");
+            self.push_image(&name, registry_config, &req.events, &req.cancel)
+                .await?;
+            let reference =
+                ImageReference::parse(&name).map_err(|e| invalid(&name, e.to_string()))?;
+            let platform =
+                Platform::parse(platform).map_err(|e| invalid(platform, e.to_string()))?;
+            parts.push((reference, platform));
+        }
+        let target = ImageReference::parse(&image).map_err(|e| invalid(&image, e.to_string()))?;
+        let client = RegistryClient::builder()
+            .credentials(self.credential_sources(registry_config))
+            .build()
+            .map_err(|e| invalid("creating a registry client", e.to_string()))?;
+        let digest = client.push_index(&target, &parts).await.map_err(|e| {
+            BuildError::from(LocalError::Push {
+                image: image.clone(),
+                message: format!("pushing the index of {}: {e}", platforms.join(", ")),
+                auth: e.is_auth(),
+                cause: Some(Box::new(e)),
+            })
+        })?;
+        req.events.emit(BuildEvent::Status {
+            message: format!("pushed {image} (an index of {})", platforms.join(", ")),
+        });
+        Ok(BuildOutput {
+            image,
+            digest: Some(digest),
+            pushed: true,
+        })
+    }
+}
+
+fn multi_platform_needs_push(builder: &str, platforms: &[String]) -> String {
     format!(
-        "builder `{builder}` builds one platform at a time (Docker's image store cannot hold a multi-platform image); build one platform per spec"
+        "builder `{builder}` cannot build {} without pushing: the engine's image store holds one platform per name, so the index that joins them is assembled in the registry; drop --no-push (FLYTE_PUSH_IMAGE_SPEC=0), or build one platform",
+        platforms.join(",")
     )
+}
+
+/// A helper image that cannot be pulled fails the build at its step; say which
+/// `builder_config` key picks another. BuildKit names the image in the failing step
+/// (`FROM <uv_image>`), Podman in the message.
+fn with_helper_hint(spec: &imagespec_core::spec::ImageSpec, mut e: BuildError) -> BuildError {
+    let said = format!("{} {}", e.message, e.step.as_deref().unwrap_or_default());
+    if let Some(hint) = imagespec_core::plan::python::helper_image_hint(spec, &said) {
+        e.message = format!("{}\n  help: {hint}", e.message);
+    }
+    e
 }
 
 /// Registers `default` (alias `envd`), `docker` and `podman`, all using `endpoint` if given.
@@ -244,7 +341,7 @@ impl ImageBuilder for LocalBuilder {
         Capabilities {
             kind: BuilderKind::Local,
             fields: SpecField::ALL.to_vec(),
-            multi_platform: false,
+            multi_platform: true,
             push: true,
             secrets: true,
         }
@@ -272,14 +369,18 @@ impl ImageBuilder for LocalBuilder {
         }
     }
 
+    async fn platforms(&self) -> Option<Vec<String>> {
+        platforms::buildable(self.engine().await.ok()?)
+    }
+
     async fn build(&self, req: BuildRequest) -> Result<BuildOutput, BuildError> {
-        let platforms = req.spec.spec.platforms();
-        if platforms.len() > 1 {
-            return Err(BuildError::new(
-                BuildErrorKind::Unsupported,
-                multi_platform_message(self.name),
-            ));
-        }
+        let platforms: Vec<String> = req
+            .spec
+            .spec
+            .platforms()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
         let image = req.image.name.to_string();
         if req.push && req.image.name.registry.is_none() {
             return Err(BuildError::new(
@@ -287,31 +388,37 @@ impl ImageBuilder for LocalBuilder {
                 format!("cannot push {image}: the spec has no `registry`"),
             ));
         }
+        if platforms.len() > 1 && !req.push {
+            return Err(BuildError::new(
+                BuildErrorKind::Unsupported,
+                multi_platform_needs_push(self.name, &platforms),
+            ));
+        }
         // The plan labels the image itself (spec hash and hash inputs).
         let secrets = build::load_secrets(&req)?;
-        let kind = self.engine().await?.kind;
-        let job = build::job_from_request(&req, kind, secrets, BTreeMap::new())?;
+        let engine = self.engine().await?;
         let registry_config = req
             .spec
             .spec
             .registry_config
             .as_deref()
             .map(|p| req.spec.path(p));
+        let (job, pulled) = build::job_from_request(&req, engine.kind, secrets, BTreeMap::new())?;
+        // What this machine cannot build fails now, before any step runs.
+        if platforms::needs_checks(engine, &platforms) {
+            platforms::check_emulation(engine, &platforms)?;
+            let sources = self.credential_sources(registry_config.as_deref());
+            platforms::check_pulled_images(engine, &pulled, &platforms, &sources).await?;
+        }
+        if platforms.len() > 1 {
+            return self
+                .build_platforms(&req, job, &platforms, registry_config.as_deref())
+                .await;
+        }
         let built = self
             .build_job_with(job, registry_config.as_deref())
             .await
-            .map_err(|mut e| {
-                // A helper image that cannot be pulled fails the build at its step; say which
-                // `builder_config` key picks another. BuildKit names the image in the failing
-                // step (`FROM <uv_image>`), Podman in the message.
-                let said = format!("{} {}", e.message, e.step.as_deref().unwrap_or_default());
-                if let Some(hint) =
-                    imagespec_core::plan::python::helper_image_hint(&req.spec.spec, &said)
-                {
-                    e.message = format!("{}\n  help: {hint}", e.message);
-                }
-                e
-            })?;
+            .map_err(|e| with_helper_hint(&req.spec.spec, e))?;
         tracing::info!(image = %built.tag, id = ?built.image_id, "built");
         if !req.push {
             return Ok(BuildOutput {

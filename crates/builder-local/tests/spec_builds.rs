@@ -291,13 +291,16 @@ async fn podman_failing_command_names_the_step() {
     failing_command_names_the_step(EngineChoice::Podman).await;
 }
 
+/// Several platforms are built one by one and joined by an index in the registry, so without a
+/// push they are refused, before the engine is even contacted (this one does not exist: asking
+/// it would fail as `Unavailable`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn several_platforms_are_refused_before_any_work() {
+async fn several_platforms_without_a_push_are_refused_before_any_work() {
     let b = LocalBuilder::new(
         EngineChoice::Any,
         Some("unix:///nonexistent/engine.sock".into()),
     );
-    assert!(!b.capabilities().multi_platform);
+    assert!(b.capabilities().multi_platform);
     let root = tempfile::tempdir().expect("tempdir");
     let text = spec_text("imagespec-test/multi", "")
         .replace("platform: linux/amd64", "platform: linux/amd64,linux/arm64");
@@ -307,7 +310,12 @@ async fn several_platforms_are_refused_before_any_work() {
         .await
         .expect_err("refused");
     assert_eq!(err.kind, BuildErrorKind::Unsupported, "{err}");
-    // The engine refuses it in planning, naming the field.
+    assert!(
+        err.message.contains("--no-push") && err.message.contains("linux/amd64,linux/arm64"),
+        "{err}"
+    );
+    // The engine plans it (the builder's capabilities allow several platforms; the push is
+    // the builder's to require, as above).
     let mut registry = BuilderRegistry::new();
     registry.register(Arc::new(b));
     let engine = Engine::new(registry);
@@ -315,10 +323,7 @@ async fn several_platforms_are_refused_before_any_work() {
         push: false,
         ..EngineOptions::default()
     };
-    let e = engine
-        .plan(&spec, &options)
-        .expect_err("refused by the engine");
-    assert!(e.to_string().contains("platform"), "{e}");
+    engine.plan(&spec, &options).expect("planned");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

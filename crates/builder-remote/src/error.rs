@@ -41,6 +41,9 @@ pub enum RemoteError {
     },
     #[error("cannot select the files to send: {0}")]
     Selection(String),
+    /// The service cannot build what the spec asks for (said by `GET /v1/capabilities`).
+    #[error("{0}")]
+    Unsupported(String),
     /// The spec's files could not be selected (they changed since the name was computed).
     #[error("cannot select the files to send: {0}")]
     Inputs(#[source] imagespec_core::hash::HashError),
@@ -102,6 +105,7 @@ impl RemoteError {
                 BuildErrorKind::Unsupported
             }
             RemoteError::Cancelled => BuildErrorKind::Cancelled,
+            RemoteError::Unsupported(_) => BuildErrorKind::Unsupported,
             RemoteError::Failed {
                 status: BuildState::Cancelled,
                 ..

@@ -45,7 +45,8 @@ pub use upload::UploadStats;
 use crate::http::{Api, Body};
 use crate::logs::LogFollower;
 use crate::protocol::{
-    BuildInfo, BuildState, ExistsResponse, ExistsState, FileEntry, SubmitBuild, blob_digest,
+    BuildInfo, BuildState, ExistsResponse, ExistsState, FileEntry, ServiceCapabilities,
+    SubmitBuild, blob_digest,
 };
 
 /// Where the build service is.
@@ -97,6 +98,52 @@ impl RemoteBuilder {
         *self.last_upload.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Refuses, before anything is uploaded, platforms the service says its workers cannot
+    /// build. A service that cannot tell (or predates `GET /v1/capabilities`) is left to
+    /// refuse the build itself.
+    async fn check_platforms(&self, api: &Api, platforms: &[&str]) -> Result<(), RemoteError> {
+        use imagespec_registry::Platform;
+        let answer: Result<ServiceCapabilities, _> = api
+            .call(
+                Method::GET,
+                "/capabilities",
+                Body::None,
+                Duration::from_secs(30),
+            )
+            .await;
+        let known = match answer {
+            Ok(ServiceCapabilities {
+                platforms: Some(known),
+            }) => known,
+            Ok(_) => return Ok(()),
+            Err(RemoteError::Rejected { problem }) if problem.status == 404 => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let parsed: Vec<Platform> = known
+            .iter()
+            .filter_map(|p| Platform::parse(p).ok())
+            .collect();
+        let missing: Vec<&str> = platforms
+            .iter()
+            .copied()
+            .filter(|want| {
+                Platform::parse(want)
+                    .map(|w| !parsed.iter().any(|have| w.is_satisfied_by(have)))
+                    .unwrap_or(true)
+            })
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(RemoteError::Unsupported(format!(
+            "the build service at {} cannot build {} (its workers build {}): drop {} from `platform`, or enable emulation on the service's machine (see the README, \"Several platforms\")",
+            api.url(),
+            missing.join(", "),
+            known.join(", "),
+            if missing.len() == 1 { "it" } else { "them" },
+        )))
+    }
+
     fn api(&self) -> Result<Api, RemoteError> {
         let url = self
             .config
@@ -116,6 +163,8 @@ impl RemoteBuilder {
 
     async fn run(&self, request: &BuildRequest) -> Result<BuildOutput, RemoteError> {
         let api = self.api()?;
+        let platforms = request.spec.spec.platforms();
+        self.check_platforms(&api, &platforms).await?;
         let events = &request.events;
         let loaded = request.spec.clone();
         let selection = tokio::task::spawn_blocking(move || files::select(&loaded))

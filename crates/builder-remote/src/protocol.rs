@@ -391,6 +391,15 @@ pub fn problem_type(slug: &str) -> String {
     format!("urn:imagespec:problem:{slug}")
 }
 
+/// `GET /v1/capabilities` answer: what the service's workers can build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceCapabilities {
+    /// The platforms (`linux/amd64`) every worker that can tell builds, natively or under
+    /// emulation; `None` when no worker can tell (the build itself will say).
+    #[serde(default)]
+    pub platforms: Option<Vec<String>>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

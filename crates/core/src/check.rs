@@ -326,6 +326,7 @@ pub fn plan_problem(e: &PlanError) -> Diagnostic {
         PlanError::BasePythonVersion { .. } => {
             ("python_version".to_string(), DiagnosticKind::Conflict)
         }
+        PlanError::BasePlatforms { .. } => ("platform".to_string(), DiagnosticKind::Conflict),
         PlanError::InvalidBuilderOption { key, .. } => (
             format!("builder_options.{key}"),
             DiagnosticKind::InvalidValue,

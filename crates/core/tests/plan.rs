@@ -349,6 +349,24 @@ fn plan_a_python_version_other_than_the_base_specs_is_refused() {
 }
 
 #[test]
+fn plan_platforms_the_base_spec_lacks_are_refused() {
+    let dir = project();
+    let msg = plan_error(
+        dir.path(),
+        "name: child\nplatform: linux/amd64,linux/arm64\nbase_image:\n  name: base\n  platform: linux/amd64\n",
+    );
+    assert!(
+        msg.contains("asks for linux/arm64") && msg.contains("`platform: linux/amd64`"),
+        "{msg}"
+    );
+    // The base built for both: fine.
+    plan(
+        dir.path(),
+        "name: child\nplatform: linux/amd64,linux/arm64\nbase_image:\n  name: base\n  platform: linux/amd64,linux/arm64\n",
+    );
+}
+
+#[test]
 fn plan_builder_options_root_and_workdir() {
     snapshot(
         "builder_options",

@@ -7,10 +7,8 @@
 
 use std::fmt;
 
-use crate::body::MAX_DOCUMENT;
 use crate::client::RegistryClient;
 use crate::error::RegistryError;
-use crate::manifest::{ImageConfigPlatform, ParsedManifest};
 use crate::platform::Platform;
 use crate::reference::ImageReference;
 
@@ -130,33 +128,7 @@ impl RegistryClient {
         reference: &ImageReference,
         platforms: &[Platform],
     ) -> Result<Existence, RegistryError> {
-        let manifest = self.get_manifest(reference).await?;
-        let invalid = |reason: String| RegistryError::InvalidResponse {
-            registry: reference.registry.clone(),
-            what: format!("manifest `{reference}`"),
-            reason,
-        };
-        let available: Vec<Platform> = match manifest.parse().map_err(invalid)? {
-            ParsedManifest::Index(index) => index
-                .manifests
-                .into_iter()
-                .filter_map(|m| m.platform)
-                .collect(),
-            ParsedManifest::Image(image) => {
-                let config = self
-                    .get_blob(reference, &image.config.digest, MAX_DOCUMENT)
-                    .await?;
-                let platform: ImageConfigPlatform =
-                    serde_json::from_slice(&config).map_err(|_| {
-                        RegistryError::InvalidResponse {
-                            registry: reference.registry.clone(),
-                            what: format!("config of `{reference}`"),
-                            reason: "it has no `os` and `architecture`".to_string(),
-                        }
-                    })?;
-                vec![platform.into()]
-            }
-        };
+        let (manifest, available) = self.platforms(reference).await?;
         let missing: Vec<Platform> = platforms
             .iter()
             .filter(|want| !available.iter().any(|have| want.is_satisfied_by(have)))

@@ -22,6 +22,7 @@ mod endpoint;
 mod error;
 mod existence;
 mod helper;
+mod index;
 pub mod manifest;
 mod platform;
 mod push;

@@ -383,3 +383,65 @@ async fn builder_options_and_the_union_runtime_reach_the_worker() {
     );
     assert_eq!(builds[0].runtime, Runtime::Union("0.1.204".into()));
 }
+
+/// A worker that builds linux/amd64 only (as an engine without emulation does).
+struct AmdOnly;
+
+#[async_trait::async_trait]
+impl imagespec_core::build::ImageBuilder for AmdOnly {
+    fn name(&self) -> &str {
+        "amd64-only"
+    }
+
+    fn capabilities(&self) -> imagespec_core::build::Capabilities {
+        imagespec_core::build::Capabilities::full(imagespec_core::build::BuilderKind::Local)
+    }
+
+    async fn platforms(&self) -> Option<Vec<String>> {
+        Some(vec!["linux/amd64".into()])
+    }
+
+    async fn exists(
+        &self,
+        _image: &imagespec_core::hash::ImageName,
+        _query: &imagespec_core::build::ExistsQuery,
+    ) -> imagespec_core::build::Existence {
+        imagespec_core::build::Existence::Missing
+    }
+
+    async fn build(
+        &self,
+        _request: imagespec_core::build::BuildRequest,
+    ) -> Result<imagespec_core::build::BuildOutput, BuildError> {
+        panic!("the service must not be asked to build a platform it cannot")
+    }
+}
+
+/// The service publishes what its workers build; the client refuses another platform before
+/// uploading a single file, naming the platform and what the service builds.
+#[tokio::test]
+async fn a_platform_the_service_cannot_build_is_refused_before_the_upload() {
+    let svc = TestService::start(Arc::new(AmdOnly)).await;
+    let answer: serde_json::Value = get(&svc.url, "/v1/capabilities", TOKEN_A)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer, serde_json::json!({"platforms": ["linux/amd64"]}));
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut loaded = project(dir.path(), "arm");
+    loaded.spec.platform = "linux/amd64,linux/arm64".into();
+    let client = remote(&svc.url, TOKEN_A);
+    let err = engine(client.clone())
+        .ensure(&loaded, &options())
+        .await
+        .expect_err("refused");
+    let e = build_error(&err);
+    assert_eq!(e.kind, BuildErrorKind::Unsupported, "{e}");
+    assert!(
+        e.message.contains("cannot build linux/arm64") && e.message.contains("linux/amd64"),
+        "{e}"
+    );
+    assert!(client.last_upload().is_none(), "files were uploaded");
+}

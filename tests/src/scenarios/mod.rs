@@ -7,6 +7,7 @@ pub mod dependencies;
 pub mod engine;
 pub mod flytekit;
 pub mod layers;
+pub mod platforms;
 pub mod secrets;
 
 pub use base::base_spec;
@@ -17,6 +18,7 @@ pub use dependencies::{apt_packages, pip_index, requirements_txt, uv_lock};
 pub use engine::{exists_skips_build, force_rebuilds, missing_registry, unsupported_platforms};
 pub use flytekit::flytekit_task;
 pub use layers::source_edit_rebuilds_only_source_layer;
+pub use platforms::{base_without_platform, foreign_platform, several_platforms};
 pub use secrets::secret_mounts;
 
 use anyhow::{Result, ensure};

@@ -411,6 +411,13 @@ pub trait ImageBuilder: Send + Sync {
         Ok(())
     }
 
+    /// The platforms (`linux/amd64`) this builder can build here, natively or emulated, or
+    /// `None` when it cannot tell (the default). A build service publishes its workers' answer,
+    /// so a client refuses what it cannot build before uploading anything.
+    async fn platforms(&self) -> Option<Vec<String>> {
+        None
+    }
+
     /// Builds (and, if asked, pushes) the image.
     async fn build(&self, request: BuildRequest) -> Result<BuildOutput, BuildError>;
 }

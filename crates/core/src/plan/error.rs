@@ -43,6 +43,12 @@ pub enum PlanError {
     )]
     BasePythonVersion { version: String, base: String },
 
+    /// A spec on a base spec asks for platforms the base spec is not built for.
+    #[error(
+        "`platform` asks for {missing}, which the base spec is not built for (it has `platform: {base}`); a spec-valued base is built first, for its own platforms: add {missing} to the base spec's `platform`, or build fewer platforms"
+    )]
+    BasePlatforms { missing: String, base: String },
+
     /// A known `builder_options` key with a value of the wrong shape.
     #[error("`builder_options.{key}`: {problem}")]
     InvalidBuilderOption { key: String, problem: String },

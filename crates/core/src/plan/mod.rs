@@ -128,6 +128,7 @@ impl BuildPlan {
         traits: EngineTraits,
     ) -> Result<BuildPlan, PlanError> {
         let s = &spec.spec;
+        base_platforms(s)?;
         let steps = Steps::of(spec, traits)?;
         let base = match base_image
             .map(str::to_string)
@@ -249,6 +250,7 @@ impl BuildPlan {
         {
             out.push(e);
         }
+        out.extend(base_platforms(s).err());
         let options = PlanOptions::from_builder_options(&s.builder_options);
         let python = PythonEnv::of(s);
         let secrets = secrets::from_spec(spec);
@@ -497,4 +499,26 @@ fn check_drift(expected: &HashInputs, actual: &HashInputs) -> Result<(), PlanErr
         fields.push("scheme".into());
     }
     Err(PlanError::Drift { fields })
+}
+
+/// A spec-valued base is built first, for its own `platform`; a spec asking for a platform the
+/// base does not have cannot be built on it. Refused rather than widened: the base's
+/// `platform` is part of its name.
+fn base_platforms(spec: &crate::spec::ImageSpec) -> Result<(), PlanError> {
+    let Some(base) = spec.base_spec() else {
+        return Ok(());
+    };
+    let theirs = base.platforms();
+    let missing: Vec<&str> = spec
+        .platforms()
+        .into_iter()
+        .filter(|p| !theirs.contains(p))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(PlanError::BasePlatforms {
+        missing: missing.join(","),
+        base: theirs.join(","),
+    })
 }

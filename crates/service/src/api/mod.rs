@@ -5,6 +5,7 @@
 
 mod blobs;
 pub(crate) mod builds;
+mod capabilities;
 mod images;
 mod logs;
 pub mod problem;
@@ -53,6 +54,11 @@ pub fn routes() -> Vec<Route> {
         route(Method::GET, "/v1/builds/{id}/logs", get(logs::stream)),
         route(Method::POST, "/v1/builds/{id}/cancel", post(builds::cancel)),
         route(Method::GET, "/v1/images/exists", get(images::exists)),
+        route(
+            Method::GET,
+            "/v1/capabilities",
+            get(capabilities::capabilities),
+        ),
     ]
 }
 

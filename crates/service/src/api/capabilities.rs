@@ -1,0 +1,26 @@
+//! `GET /v1/capabilities`: the platforms this service's workers can build, so that a client
+//! refuses a spec the service cannot build before it uploads anything.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use imagespec_builder_remote::protocol::ServiceCapabilities;
+
+use crate::state::Shared;
+
+/// The platforms every worker that can tell builds: a build may land on any worker, so only
+/// what they all build is promised.
+pub async fn capabilities(State(shared): State<Arc<Shared>>) -> Json<ServiceCapabilities> {
+    let mut common: Option<Vec<String>> = None;
+    for worker in &shared.workers {
+        let Some(theirs) = worker.builder.platforms().await else {
+            continue;
+        };
+        common = Some(match common {
+            None => theirs,
+            Some(ours) => ours.into_iter().filter(|p| theirs.contains(p)).collect(),
+        });
+    }
+    Json(ServiceCapabilities { platforms: common })
+}
