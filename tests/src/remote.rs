@@ -40,6 +40,10 @@ pub async fn remote() -> Result<Backend> {
     // The dev environment's local base and helper images (`scripts/dev-env.sh`) are the
     // operator's allowed bases; anything else a scenario pulls is refused.
     config.base_images.push("localhost/imagespec/*".into());
+    // The multi-platform bases are indexes in the dev registry (`imagespec/multi/...`).
+    config
+        .base_images
+        .push(format!("{}/imagespec/multi/*", registry.address()));
     config.workers = vec![WorkerConfig {
         name: Some("docker".into()),
         endpoint: Some(DOCKER_ENDPOINT.into()),

@@ -57,9 +57,15 @@ fn a_misspelt_builder_is_refused_by_validate_with_the_name_meant() {
     assert_eq!(code, Some(3), "{stderr}");
     assert!(stderr.contains("spec.yaml:2:"), "located: {stderr}");
     assert!(stderr.contains("did you mean `docker`?"), "{stderr}");
-    // A name unlike every shipped builder may be one a program registers: not a typo.
+    // The CLI ships a fixed set of builders: a name unlike all of them is refused too, listing
+    // them, with no guess.
     let (code, stderr) = validate("spec.yaml", "name: app\nbuilder: kaniko\n");
-    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains("available builders: default, docker"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("did you mean"), "{stderr}");
 }
 
 /// `imagespec builders` says which builders are set up (the dev environment's Docker answers,

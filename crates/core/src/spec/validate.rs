@@ -49,7 +49,6 @@ pub fn validate(spec: &ImageSpec, root: &Path, prefix: &str) -> Vec<Diagnostic> 
     v.cuda(spec);
     v.indexes(spec);
     v.builder_config(spec);
-    v.builder(spec);
     v.base_image(spec);
     v.out
 }
@@ -184,24 +183,6 @@ impl Validator<'_> {
                 "registry",
                 format!("invalid registry `{registry}`: {why}"),
                 "write `host[:port][/namespace]`, e.g. `ghcr.io/my-org` or `127.0.0.1:5000`",
-            );
-        }
-    }
-
-    /// A name almost like a shipped builder's is a typo; any other name may be a builder a
-    /// program registers, which only the build can tell.
-    fn builder(&mut self, spec: &ImageSpec) {
-        use crate::build::{SHIPPED_BUILDERS, closest_builder};
-        let Some(name) = &spec.builder else { return };
-        if SHIPPED_BUILDERS.contains(&name.trim().to_ascii_lowercase().as_str()) {
-            return;
-        }
-        if let Some(close) = closest_builder(name, SHIPPED_BUILDERS.iter().copied()) {
-            self.push(
-                DiagnosticKind::InvalidValue,
-                "builder",
-                format!("unknown builder `{name}`"),
-                &format!("did you mean `{close}`? (`imagespec builders` lists them)"),
             );
         }
     }
