@@ -273,29 +273,8 @@ pub struct ContextArgs {
     #[command(flatten)]
     pub plan: PlanArgs,
     /// Where to write the tar (`-` for standard output).
-    #[arg(
-        long = "out",
-        value_name = "FILE",
-        required_unless_present = "renamed_out"
-    )]
-    pub out: Option<PathBuf>,
-    /// The old spelling of `--out` (`-o`/`--output-file`), read only to say it was renamed: `-o`
-    /// next to the global `--output` (the format) read as one and did the other.
-    #[arg(short = 'o', long = "output-file", value_name = "FILE", hide = true)]
-    pub renamed_out: Option<PathBuf>,
-}
-
-impl ContextArgs {
-    /// The usage error for the old `-o FILE` spelling, naming the new one.
-    pub fn renamed_out_error(&self) -> Option<String> {
-        self.renamed_out.as_ref().map(|file| {
-            format!(
-                "`-o` was renamed `--out` (so it is not read as the global `--output` format): \
-                 write `--out {}`",
-                file.display()
-            )
-        })
-    }
+    #[arg(long = "out", value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 #[cfg(test)]

@@ -5,30 +5,16 @@ mod commands;
 mod exit;
 mod output;
 mod progress;
+mod renamed;
 mod setup;
 mod view;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
-
 use crate::args::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Command::Context(args) = &cli.command
-        && let Some(message) = args.renamed_out_error()
-    {
-        // A usage error like clap's own (exit 2, context's usage line), naming the new spelling.
-        let mut command = Cli::command();
-        command.build();
-        let kind = clap::error::ErrorKind::ArgumentConflict;
-        let error = match command.find_subcommand_mut("context") {
-            Some(context) => context.error(kind, message),
-            None => Cli::command().error(kind, message),
-        };
-        error.exit();
-    }
+    let cli = renamed::parse();
     init_logging(cli.verbose, cli.quiet);
     let format = cli.output;
     // `serve` reads its own configuration file (--config), not the user's; completions and the

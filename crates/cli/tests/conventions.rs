@@ -239,6 +239,10 @@ fn bash_completions_define_the_function_and_know_every_command() {
         );
     }
     assert!(script.contains("--if-unknown"), "flags are completed");
+    assert!(
+        !script.contains("--output-file"),
+        "the old spelling is not offered"
+    );
     assert!(script.contains("fail build assume"), "values are completed");
     // Real bash loads it and registers the function for `imagespec`.
     let file = dir.path().join("imagespec.bash");
@@ -294,6 +298,10 @@ fn the_man_page_has_a_title_and_every_command() {
         "{page}"
     );
     assert!(page.contains(".SH SUBCOMMANDS"), "{page}");
+    assert!(
+        !page.contains("output\\-file"),
+        "the old spelling is not documented"
+    );
     for command in subcommands() {
         assert!(
             page.contains(&format!("imagespec\\-{command}(1)")),

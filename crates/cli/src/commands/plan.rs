@@ -39,10 +39,7 @@ pub fn dockerfile(setup: &Setup, args: &PlanArgs, format: OutputFormat) -> anyho
 }
 
 pub fn context(setup: &Setup, args: &ContextArgs, format: OutputFormat) -> anyhow::Result<()> {
-    let Some(out) = &args.out else {
-        // `main` stops the old `-o` spelling before any command runs; clap requires one of them.
-        anyhow::bail!("context needs `--out FILE`");
-    };
+    let out = &args.out;
     let plan = plan(setup, &args.plan)?;
     let summary = if out.as_os_str() == "-" {
         plan.write_context(std::io::stdout().lock())?
