@@ -72,7 +72,7 @@ echo "== spec $spec -> $image"
 echo "== warming up: one build of each kind (the first may really build)"
 {
     is build --builder docker --no-push "$spec"
-    is context "$spec" -o "$work/context.tar"
+    is context "$spec" --out "$work/context.tar"
     DOCKER_BUILDKIT=1 "$docker" build -q -f .imagespec/Dockerfile -t "$local_image" - <"$work/context.tar"
     is build "$spec" # pushed, for the no-op series
 } >"$work/warm-up.log" 2>&1 || { cat "$work/warm-up.log"; exit 1; }
@@ -81,7 +81,7 @@ echo "== 1. build overhead over the bare engine (warm BuildKit cache, no push)"
 series "docker build (context from imagespec context)" \
     sh -c "DOCKER_BUILDKIT=1 '$docker' build -q -f .imagespec/Dockerfile -t '$local_image' - <'$work/context.tar'"
 series "imagespec context + docker build" \
-    sh -c "'$imagespec' --root '$spec_dir' context '$spec' -o '$work/c.tar' && DOCKER_BUILDKIT=1 '$docker' build -q -f .imagespec/Dockerfile -t '$local_image' - <'$work/c.tar'"
+    sh -c "'$imagespec' --root '$spec_dir' context '$spec' --out '$work/c.tar' && DOCKER_BUILDKIT=1 '$docker' build -q -f .imagespec/Dockerfile -t '$local_image' - <'$work/c.tar'"
 series "imagespec build --no-push --force" \
     "$imagespec" --root "$spec_dir" build --builder docker --no-push --force "$spec"
 

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use imagespec_core::build::{ExistencePolicy, Variant};
 use imagespec_core::plan::runtime::Runtime;
 
 /// Turn a declarative ImageSpec into a content-addressed container image: build it only when it
@@ -13,7 +14,7 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Output format: human text, or JSON for programs (JSON lines for `build`).
-    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(long, global = true, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
     /// Directory that relative paths in the spec resolve against [default: the current directory].
     #[arg(long, global = true, value_name = "DIR")]
@@ -52,7 +53,9 @@ Environment:
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
+    /// Lines for people (a live view on a terminal).
     Text,
+    /// One JSON document (JSON lines for `build`).
     Json,
 }
 
@@ -90,6 +93,24 @@ pub enum Command {
     Context(ContextArgs),
     /// Run the build service for the `union` (remote) builder: `imagespec serve --config service.yaml`.
     Serve(ServeArgs),
+    /// Print a shell completion script: `imagespec completions bash > /etc/bash_completion.d/imagespec`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), or write one page per command into a directory with `--dir`.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell the script is for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write `imagespec.1` and one `imagespec-COMMAND.1` per command here instead of printing.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -123,16 +144,67 @@ pub struct TagArgs {
     /// Also list every input of the hash.
     #[arg(long)]
     pub explain: bool,
-    /// Naming scheme: imagespec (default) or flytekit [config: tag_scheme].
+    /// Naming scheme [config: tag_scheme; default: imagespec].
     #[arg(long, value_enum, env = "IMAGESPEC_TAG_SCHEME", value_name = "SCHEME")]
     pub tag_scheme: Option<TagSchemeArg>,
 }
 
 #[derive(Debug, Args)]
 pub struct VariantArgs {
-    /// Deployment variant: flyte, serverless, byoc, byok, selfmanaged [env: IMAGESPEC_VARIANT].
-    #[arg(long)]
-    pub variant: Option<String>,
+    /// Deployment variant [env: IMAGESPEC_VARIANT] [config: variant; default: flyte].
+    // Not clap's `env =`: `imagespec builders` reports where the variant came from, so the
+    // environment and the config file are read (and their bad values refused) in `Setup::variant`.
+    #[arg(long, value_enum, value_name = "VARIANT")]
+    pub variant: Option<VariantArg>,
+}
+
+/// `--variant`: the deployment variant ([`Variant`]), a closed set clap lists and checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VariantArg {
+    /// Flyte OSS: local builds by default.
+    Flyte,
+    /// Union Serverless: the cloud builder only; local builds are refused.
+    Serverless,
+    /// Union BYOC: local by default, `union` on request.
+    Byoc,
+    /// Union BYOK: as byoc.
+    Byok,
+    /// Union Self-managed: as byoc.
+    #[value(alias = "self-managed", alias = "self_managed")]
+    Selfmanaged,
+}
+
+impl From<VariantArg> for Variant {
+    fn from(arg: VariantArg) -> Self {
+        match arg {
+            VariantArg::Flyte => Variant::Flyte,
+            VariantArg::Serverless => Variant::Serverless,
+            VariantArg::Byoc => Variant::Byoc,
+            VariantArg::Byok => Variant::Byok,
+            VariantArg::Selfmanaged => Variant::Selfmanaged,
+        }
+    }
+}
+
+/// `--if-unknown`: what to do when existence cannot be determined ([`ExistencePolicy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IfUnknownArg {
+    /// Stop with an error that says why the check failed.
+    Fail,
+    /// Build the image anyway.
+    Build,
+    /// Assume it exists, and say so.
+    Assume,
+}
+
+impl From<IfUnknownArg> for ExistencePolicy {
+    fn from(arg: IfUnknownArg) -> Self {
+        match arg {
+            IfUnknownArg::Fail => ExistencePolicy::Fail,
+            IfUnknownArg::Build => ExistencePolicy::Build,
+            IfUnknownArg::Assume => ExistencePolicy::Assume,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -156,17 +228,13 @@ pub struct BuildArgs {
     /// Build into the local engine only; do not push.
     #[arg(long)]
     pub no_push: bool,
-    /// When existence cannot be determined: fail (default), build, or assume it exists.
-    #[arg(
-        long,
-        value_name = "POLICY",
-        value_parser = clap::builder::PossibleValuesParser::new(["fail", "build", "assume"])
-    )]
-    pub if_unknown: Option<String>,
+    /// When existence cannot be determined [config: if_unknown; default: fail].
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub if_unknown: Option<IfUnknownArg>,
     /// Container engine endpoint for local builds (e.g. unix:///run/podman/podman.sock).
     #[arg(long, value_name = "URL")]
     pub engine: Option<String>,
-    /// Naming scheme: imagespec (default) or flytekit [config: tag_scheme].
+    /// Naming scheme [config: tag_scheme; default: imagespec].
     #[arg(long, value_enum, env = "IMAGESPEC_TAG_SCHEME", value_name = "SCHEME")]
     pub tag_scheme: Option<TagSchemeArg>,
     /// Build and push under this tag instead of a computed one: for a caller that named the
@@ -205,6 +273,37 @@ pub struct ContextArgs {
     #[command(flatten)]
     pub plan: PlanArgs,
     /// Where to write the tar (`-` for standard output).
-    #[arg(short = 'o', long = "output-file", value_name = "FILE")]
-    pub output_file: PathBuf,
+    #[arg(long = "out", value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::ValueEnum;
+
+    use super::*;
+
+    /// The flag's values and core's variants are the same set (a variant added to core and not
+    /// here would be refusable only through the environment).
+    #[test]
+    fn variant_values_are_core_variants() {
+        let flags: Vec<Variant> = VariantArg::value_variants()
+            .iter()
+            .map(|v| Variant::from(*v))
+            .collect();
+        assert_eq!(flags, Variant::ALL);
+        for v in VariantArg::value_variants() {
+            let name = v.to_possible_value().map(|p| p.get_name().to_string());
+            assert_eq!(name.as_deref(), Some(Variant::from(*v).as_str()));
+        }
+    }
+
+    #[test]
+    fn policy_values_parse_as_core_policies() {
+        for v in IfUnknownArg::value_variants() {
+            let name = v.to_possible_value().map(|p| p.get_name().to_string());
+            let parsed: Result<ExistencePolicy, _> = name.unwrap_or_default().parse();
+            assert_eq!(parsed, Ok(ExistencePolicy::from(*v)));
+        }
+    }
 }

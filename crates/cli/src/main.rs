@@ -5,22 +5,24 @@ mod commands;
 mod exit;
 mod output;
 mod progress;
+mod renamed;
 mod setup;
 mod view;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use crate::args::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = renamed::parse();
     init_logging(cli.verbose, cli.quiet);
     let format = cli.output;
-    // `serve` reads its own configuration file (--config), not the user's.
+    // `serve` reads its own configuration file (--config), not the user's; completions and the
+    // man page come from the CLI definition alone.
     let result = match &cli.command {
         Command::Serve(a) => commands::serve::run(&cli, a),
+        Command::Completions(a) => commands::completions::run(a),
+        Command::Man(a) => commands::man::run(a),
         _ => setup::Setup::new(&cli).and_then(|setup| dispatch(&cli, &setup)),
     };
     match result {
@@ -41,6 +43,8 @@ fn dispatch(cli: &Cli, setup: &setup::Setup) -> anyhow::Result<()> {
         Command::Dockerfile(a) => commands::plan::dockerfile(setup, a, cli.output),
         Command::Context(a) => commands::plan::context(setup, a, cli.output),
         Command::Serve(a) => commands::serve::run(cli, a),
+        Command::Completions(a) => commands::completions::run(a),
+        Command::Man(a) => commands::man::run(a),
         Command::Build(a) => {
             // Only `build` talks to engines and registries, so only it pays for a runtime.
             let runtime = tokio::runtime::Builder::new_multi_thread()

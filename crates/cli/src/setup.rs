@@ -13,7 +13,7 @@ use imagespec_core::config::{Config, Secret};
 use imagespec_core::hash::TagScheme;
 use imagespec_core::plan::runtime::Runtime;
 
-use crate::args::{Cli, SpecArgs, TagSchemeArg};
+use crate::args::{Cli, SpecArgs, TagSchemeArg, VariantArg};
 
 /// The environment variable naming the deployment variant.
 pub const VARIANT_ENV: &str = "IMAGESPEC_VARIANT";
@@ -41,9 +41,14 @@ impl Setup {
     }
 
     /// `--variant`, then `IMAGESPEC_VARIANT`, then the config file, then `flyte`.
-    pub fn variant(&self, flag: Option<&str>) -> anyhow::Result<(Variant, VariantSource)> {
+    pub fn variant(&self, flag: Option<VariantArg>) -> anyhow::Result<(Variant, VariantSource)> {
         let env = std::env::var(VARIANT_ENV).ok();
-        Ok(resolve_variant(flag, env.as_deref(), self.config.variant)?)
+        // clap checked the flag; core still decides the order (and checks the environment).
+        let flag = flag.map(|v| Variant::from(v).as_str());
+        // A parsed flag and a config value cannot be unknown: an unknown one came from the
+        // environment, so the error names the variable.
+        resolve_variant(flag, env.as_deref(), self.config.variant)
+            .with_context(|| format!("{VARIANT_ENV} is not a deployment variant"))
     }
 
     /// Loads a spec file, applying a `--registry` override, and runs every check on it
@@ -58,7 +63,7 @@ impl Setup {
         &self,
         spec: &SpecArgs,
         registry: Option<&str>,
-        variant: Option<&str>,
+        variant: Option<VariantArg>,
     ) -> anyhow::Result<Checked> {
         let runtime = self.runtime_for(spec, variant)?;
         Ok(check_file_with_runtime(
@@ -71,7 +76,11 @@ impl Setup {
     /// the variant's pinned release (`union` on Union's variants, as Union's builder adds it;
     /// flytekit on `flyte`). The variant is `IMAGESPEC_VARIANT`'s or the config file's unless
     /// `variant` (a `--variant` flag) names one.
-    pub fn runtime_for(&self, spec: &SpecArgs, variant: Option<&str>) -> anyhow::Result<Runtime> {
+    pub fn runtime_for(
+        &self,
+        spec: &SpecArgs,
+        variant: Option<VariantArg>,
+    ) -> anyhow::Result<Runtime> {
         if spec.no_flytekit {
             return Ok(Runtime::None);
         }
@@ -114,7 +123,7 @@ impl Setup {
         spec: &SpecArgs,
         registry: Option<&str>,
         scheme: Option<TagSchemeArg>,
-        variant: Option<&str>,
+        variant: Option<VariantArg>,
     ) -> anyhow::Result<Checked> {
         Ok(with_tag_scheme(
             self.check_spec_for(spec, registry, variant)?,

@@ -235,7 +235,7 @@ fn dockerfile_and_context_are_reproducible() {
     let dir = tempfile::tempdir().expect("tempdir");
     for name in ["a.tar", "b.tar"] {
         imagespec(&spec)
-            .args(["context", "spec.yaml", "-o"])
+            .args(["context", "spec.yaml", "--out"])
             .arg(dir.path().join(name))
             .assert()
             .success();
@@ -607,7 +607,7 @@ fn every_command_refuses_a_bad_spec_with_the_same_diagnostics() {
         for args in [
             &["tag", &file][..],
             &["dockerfile", &file],
-            &["context", &file, "-o", tar],
+            &["context", &file, "--out", tar],
             &["build", &file, "--dry-run", "--registry", "127.0.0.1:5000"],
             &["build", &file, "--no-push"],
         ] {
@@ -694,7 +694,7 @@ fn flytekit_runtime_flags_and_config() {
         let mut cmd = imagespec(&dir);
         cmd.args([command, "--flytekit-version", "latest", "spec.yaml"]);
         if command == "context" {
-            cmd.args(["-o", "/dev/null"]);
+            cmd.args(["--out", "/dev/null"]);
         }
         cmd.assert()
             .code(2)

@@ -24,7 +24,7 @@ const COMMANDS: &[&[&str]] = &[
     &["validate", "spec.yaml"],
     &["tag", "spec.yaml"],
     &["dockerfile", "spec.yaml"],
-    &["context", "spec.yaml", "-o", "ctx.tar"],
+    &["context", "spec.yaml", "--out", "ctx.tar"],
     &["build", "spec.yaml", "--dry-run"],
     &["build", "spec.yaml", "--no-push"],
 ];

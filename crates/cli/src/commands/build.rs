@@ -32,7 +32,7 @@ pub async fn run(
         &args.spec,
         args.registry.as_deref(),
         scheme,
-        args.variant.variant.as_deref(),
+        args.variant.variant,
     )?;
     if let Some(tag) = &args.tag {
         checked.resolved.name.tag = tag.clone();
@@ -43,9 +43,9 @@ pub async fn run(
             output::json_line(&serde_json::json!({ "event": "warning", "warning": warning }));
         }
     }
-    let (variant, _) = setup.variant(args.variant.variant.as_deref())?;
-    let policy = match &args.if_unknown {
-        Some(p) => p.parse().map_err(anyhow::Error::msg)?,
+    let (variant, _) = setup.variant(args.variant.variant)?;
+    let policy = match args.if_unknown {
+        Some(p) => ExistencePolicy::from(p),
         None => setup.config.if_unknown.unwrap_or(ExistencePolicy::Fail),
     };
     let cancel = CancellationToken::new();

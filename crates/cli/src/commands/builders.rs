@@ -9,7 +9,7 @@ use crate::output;
 use crate::setup::Setup;
 
 pub fn run(setup: &Setup, args: &VariantArgs, format: OutputFormat) -> anyhow::Result<()> {
-    let (variant, source) = setup.variant(args.variant.as_deref())?;
+    let (variant, source) = setup.variant(args.variant)?;
     let registry = setup.builders(None);
     let default = registry.get(variant.default_builder())?.name().to_string();
     let list = registry.list();

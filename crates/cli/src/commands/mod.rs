@@ -2,6 +2,8 @@
 
 pub mod build;
 pub mod builders;
+pub mod completions;
+pub mod man;
 pub mod plan;
 pub mod serve;
 pub mod tag;

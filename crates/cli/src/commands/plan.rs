@@ -39,31 +39,29 @@ pub fn dockerfile(setup: &Setup, args: &PlanArgs, format: OutputFormat) -> anyho
 }
 
 pub fn context(setup: &Setup, args: &ContextArgs, format: OutputFormat) -> anyhow::Result<()> {
+    let out = &args.out;
     let plan = plan(setup, &args.plan)?;
-    let summary = if args.output_file.as_os_str() == "-" {
+    let summary = if out.as_os_str() == "-" {
         plan.write_context(std::io::stdout().lock())?
     } else {
         // Write next to the target and rename, so a failure never leaves half a tar behind.
-        let dir = args
-            .output_file
+        let dir = out
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(std::path::Path::new("."));
         let mut tmp = tempfile::NamedTempFile::new_in(dir)
             .with_context(|| format!("cannot write in {}", dir.display()))?;
         let summary = plan.write_context(&mut tmp)?;
-        tmp.persist(&args.output_file)
-            .with_context(|| format!("cannot write {}", args.output_file.display()))?;
+        tmp.persist(out)
+            .with_context(|| format!("cannot write {}", out.display()))?;
         summary
     };
-    if args.output_file.as_os_str() != "-" {
+    if out.as_os_str() != "-" {
         match format {
-            OutputFormat::Json => output::json_line(
-                &serde_json::json!({ "context": args.output_file, "summary": summary }),
-            ),
-            OutputFormat::Text => {
-                output::text_line(format!("wrote {}", args.output_file.display()))
+            OutputFormat::Json => {
+                output::json_line(&serde_json::json!({ "context": out, "summary": summary }))
             }
+            OutputFormat::Text => output::text_line(format!("wrote {}", out.display())),
         }
     }
     Ok(())
