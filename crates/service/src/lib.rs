@@ -25,6 +25,8 @@ pub mod config;
 pub mod data_lock;
 pub mod events;
 pub mod ids;
+pub mod logging;
+pub mod metrics;
 pub mod naming;
 pub mod runner;
 pub mod scheduler;

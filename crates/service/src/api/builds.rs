@@ -144,6 +144,7 @@ pub async fn submit(
         }
         shared.store.insert(row.clone()).await?;
     }
+    shared.metrics.queued(&project, &id);
     shared.scheduler.enqueue(&id);
     tracing::info!(build = %id, %project, %image, "build queued");
     Ok(accepted(&row))
@@ -457,6 +458,9 @@ pub async fn cancel(
                 .await?;
             workspace::remove(&shared.workspace(&id));
             shared.hub.bump(&id);
+            shared
+                .metrics
+                .finished(&project.0, &id, BuildState::Cancelled.as_str(), None);
         }
         Cancelled::Signalled => {}
         Cancelled::NotActive if row.status.is_terminal() => {
