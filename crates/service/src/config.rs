@@ -331,6 +331,12 @@ impl ServiceConfig {
                     .into(),
             ));
         }
+        let log_format = match raw.log_format.as_deref() {
+            None => crate::logging::LogFormat::default(),
+            Some(f) => f
+                .parse()
+                .map_err(|e: String| invalid(format!("`log_format`: {e}")))?,
+        };
         Ok(ServiceConfig {
             listen,
             data_dir: base.join(
@@ -348,7 +354,7 @@ impl ServiceConfig {
             keep_alive_seconds: raw.keep_alive_seconds.unwrap_or(10).max(1),
             cancel_grace_seconds: raw.cancel_grace_seconds.unwrap_or(20),
             metrics_token: metrics_token.map(Secret::new),
-            log_format: raw.log_format.unwrap_or_default(),
+            log_format,
         })
     }
 }
@@ -411,7 +417,7 @@ struct RawConfig {
     #[serde(default)]
     metrics_token_env: Option<String>,
     #[serde(default)]
-    log_format: Option<crate::logging::LogFormat>,
+    log_format: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -466,6 +472,28 @@ mod tests {
                 .to_string();
             assert!(err.contains(needle), "{text}: {err}");
         }
+        for (text, needle) in [
+            ("metrics_token: short\n", "16"),
+            ("metrics_token_env: NOPE\n", "NOPE"),
+            (
+                "tokens:\n  - {project: a, token: aaaaaaaaaaaaaaaaaaaa}\nmetrics_token: aaaaaaaaaaaaaaaaaaaa\n",
+                "project's token",
+            ),
+            ("log_format: xml\n", "log_format"),
+        ] {
+            let err = ServiceConfig::parse(text, p, none)
+                .expect_err(text)
+                .to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+        let env = |k: &str| (k == "M").then(|| "mmmmmmmmmmmmmmmmmmmm".to_string());
+        let c = ServiceConfig::parse("metrics_token_env: M\nlog_format: json\n", p, env)
+            .expect("metrics and logs");
+        assert_eq!(
+            c.metrics_token.as_ref().map(Secret::expose),
+            Some("mmmmmmmmmmmmmmmmmmmm")
+        );
+        assert_eq!(c.log_format, crate::logging::LogFormat::Json);
         let c = ServiceConfig::parse("{}\n", p, none).expect("defaults");
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.workers.len(), 1);

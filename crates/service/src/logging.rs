@@ -4,7 +4,6 @@
 
 use std::io::IsTerminal as _;
 
-use serde::Deserialize;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -12,8 +11,7 @@ use tracing_subscriber::fmt::MakeWriter;
 pub const ACCESS_TARGET: &str = "imagespec_service::access";
 
 /// `log_format` in the configuration, `--log-format` on the command line.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum LogFormat {
     #[default]
     Text,
