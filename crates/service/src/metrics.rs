@@ -152,7 +152,7 @@ impl Metrics {
             &mut out,
             "imagespec_builds_finished_total",
             "counter",
-            "Builds that ended, by final state (succeeded, failed, cancelled).",
+            "Builds that ended, by final state (succeeded, failed, cancelled; exists: found in the registry, nothing built).",
         );
         for ((project, state), n) in &m.finished {
             let _ = writeln!(

@@ -142,6 +142,15 @@ async fn metrics_count_a_build_under_its_project() {
         .id;
     let info = wait_finished(&svc.url, TOKEN_A, &id).await;
     assert_eq!(info.status.as_str(), "succeeded", "{info:?}");
+    // Submitted again unforced: the image is there, answered at once, nothing built.
+    let again = imagespec_builder_remote::protocol::SubmitBuild {
+        force: false,
+        ..body.clone()
+    };
+    assert_eq!(
+        submit(&svc.url, TOKEN_A, &again).await.status().as_u16(),
+        200
+    );
 
     let (status, text) = scrape(&svc.url, None).await;
     assert_eq!(status, 200);
@@ -158,6 +167,14 @@ async fn metrics_count_a_build_under_its_project() {
         ),
         Some(1.0),
         "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("imagespec_builds_finished_total{{{a},state=\"exists\"}}")
+        ),
+        Some(1.0),
+        "a submission answered at once counts as `exists`: {text}"
     );
     assert_eq!(
         sample(

@@ -381,6 +381,8 @@ async fn finished_at_once(
         .await?;
     row.events = 1;
     row.finished_at = Some(now());
+    // Its own state in the metrics: a hit, not a build.
+    shared.metrics.finished(project, id, "exists", None);
     Ok((StatusCode::OK, axum::Json(row.info())).into_response())
 }
 
