@@ -331,6 +331,14 @@ impl ImageBuilder for LocalBuilder {
 
     async fn readiness(&self) -> Result<String, String> {
         let engine = self.engine().await.map_err(|e| e.to_string())?;
+        // The connection is discovered once and kept; ping it every time, so an engine that
+        // went away since (a build service's readiness probe) is reported, not remembered.
+        engine.docker.ping().await.map_err(|e| {
+            format!(
+                "the {} engine at {} does not answer /_ping: {e}",
+                engine.kind, engine.endpoint
+            )
+        })?;
         Ok(format!(
             "{} {} at {}",
             engine.kind, engine.version, engine.endpoint

@@ -114,7 +114,11 @@ pub struct ManArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ServeArgs {}
+pub struct ServeArgs {
+    /// Log lines as `text` or `json` (one object per line) [config: log_format; default: text].
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<imagespec_service::logging::LogFormat>,
+}
 
 #[derive(Debug, Args)]
 pub struct SpecArgs {

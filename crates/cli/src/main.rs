@@ -15,7 +15,10 @@ use crate::args::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = renamed::parse();
-    init_logging(cli.verbose, cli.quiet);
+    // `serve` logs as its configuration says (timestamps, `log_format`), once it has read it.
+    if !matches!(cli.command, Command::Serve(_)) {
+        init_logging(cli.verbose, cli.quiet);
+    }
     let format = cli.output;
     // `serve` reads its own configuration file (--config), not the user's; completions and the
     // man page come from the CLI definition alone.

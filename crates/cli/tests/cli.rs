@@ -729,3 +729,73 @@ fn serve_refuses_a_configuration_that_cannot_work() {
         assert!(!stderr.contains("invalid image spec"), "{stderr}");
     }
 }
+
+/// `imagespec serve --log-format json` writes timestamped JSON lines to stderr, one access
+/// line per request, without the query string or the token, and no colour codes (stderr is
+/// a pipe here).
+#[test]
+fn serve_logs_json_access_lines_without_secrets() {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("service.yaml");
+    let token = "serve-log-test-token-0123456789";
+    std::fs::write(
+        &file,
+        format!("listen: 127.0.0.1:0\ndata_dir: data\ntokens:\n  - {{project: team-a, token: {token}}}\n"),
+    )
+    .expect("write");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_imagespec"))
+        .args(["serve", "--log-format", "json", "--config"])
+        .arg(&file)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("listening line");
+    let addr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .expect("an address")
+        .to_string();
+    let request = |path: &str| {
+        let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
+        write!(
+            conn,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).expect("answer");
+        answer
+    };
+    let answer = request("/v1/builds/nope?password=hunter2");
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    child.kill().expect("kill");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    let _ = child.wait();
+    assert!(!stderr.contains(token), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no colour codes on a pipe: {stderr}"
+    );
+    let access = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["target"] == "imagespec_service::access")
+        .unwrap_or_else(|| panic!("an access line in JSON: {stderr}"));
+    assert_eq!(access["path"], "/v1/builds/nope");
+    assert_eq!(access["status"], 404);
+    assert_eq!(access["project"], "team-a");
+    assert!(access["timestamp"].is_string(), "{access}");
+}

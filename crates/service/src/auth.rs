@@ -43,6 +43,11 @@ fn key(token: &str) -> TokenKey {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// Whether two secrets are equal, compared by digest (no prefix leaks through timing).
+pub fn same_secret(a: &str, b: &str) -> bool {
+    key(a) == key(b)
+}
+
 impl Auth {
     pub fn new(tokens: &[TokenEntry], limits: &Limits) -> Self {
         Auth {

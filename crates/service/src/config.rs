@@ -18,6 +18,8 @@
 //! concurrency: 2                     # builds at once over all workers (default: all slots)
 //! keep_alive_seconds: 10            # between keep-alive comments on log streams
 //! cancel_grace_seconds: 20          # a cancelled builder's time to clean up
+//! metrics_token_env: METRICS_TOKEN  # optional: `GET /metrics` then needs this bearer token
+//! log_format: json                   # `text` (default) or `json` (one object per line)
 //! limits:
 //!   max_blob_bytes: 536870912        # one uploaded file
 //!   max_request_bytes: 8388608       # a JSON request (the build manifest)
@@ -127,6 +129,11 @@ pub struct ServiceConfig {
     pub keep_alive_seconds: u64,
     /// Seconds a cancelled builder gets to stop and clean up before it is abandoned.
     pub cancel_grace_seconds: u64,
+    /// The bearer token `GET /metrics` needs; `None`: metrics are open to whoever reaches the
+    /// listen address (they name projects and counts, never tokens or images).
+    pub metrics_token: Option<Secret>,
+    /// How the service's log lines look (`--log-format` overrides it).
+    pub log_format: crate::logging::LogFormat,
 }
 
 impl ServiceConfig {
@@ -145,6 +152,8 @@ impl ServiceConfig {
             limits: Limits::default(),
             keep_alive_seconds: 10,
             cancel_grace_seconds: 20,
+            metrics_token: None,
+            log_format: crate::logging::LogFormat::Text,
         }
     }
 
@@ -295,6 +304,39 @@ impl ServiceConfig {
                 "`slots` and `concurrency` must be at least 1".into(),
             ));
         }
+        let metrics_token = match (raw.metrics_token, raw.metrics_token_env) {
+            (None, None) => None,
+            (Some(t), None) => Some(t),
+            (None, Some(var)) => Some(env(&var).filter(|v| !v.is_empty()).ok_or_else(|| {
+                invalid(format!(
+                    "`metrics_token_env`: the environment variable {var} is not set"
+                ))
+            })?),
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "give at most one of `metrics_token` and `metrics_token_env`".into(),
+                ));
+            }
+        };
+        if metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err(invalid(
+                "`metrics_token`: a token needs at least 16 characters".into(),
+            ));
+        }
+        if let Some(m) = &metrics_token
+            && tokens.iter().any(|t| t.token.expose() == m.as_str())
+        {
+            return Err(invalid(
+                "`metrics_token`: it is also a project's token; give the metrics scraper its own"
+                    .into(),
+            ));
+        }
+        let log_format = match raw.log_format.as_deref() {
+            None => crate::logging::LogFormat::default(),
+            Some(f) => f
+                .parse()
+                .map_err(|e: String| invalid(format!("`log_format`: {e}")))?,
+        };
         Ok(ServiceConfig {
             listen,
             data_dir: base.join(
@@ -311,6 +353,8 @@ impl ServiceConfig {
             limits: raw.limits,
             keep_alive_seconds: raw.keep_alive_seconds.unwrap_or(10).max(1),
             cancel_grace_seconds: raw.cancel_grace_seconds.unwrap_or(20),
+            metrics_token: metrics_token.map(Secret::new),
+            log_format,
         })
     }
 }
@@ -368,6 +412,12 @@ struct RawConfig {
     keep_alive_seconds: Option<u64>,
     #[serde(default)]
     cancel_grace_seconds: Option<u64>,
+    #[serde(default)]
+    metrics_token: Option<String>,
+    #[serde(default)]
+    metrics_token_env: Option<String>,
+    #[serde(default)]
+    log_format: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -422,6 +472,28 @@ mod tests {
                 .to_string();
             assert!(err.contains(needle), "{text}: {err}");
         }
+        for (text, needle) in [
+            ("metrics_token: short\n", "16"),
+            ("metrics_token_env: NOPE\n", "NOPE"),
+            (
+                "tokens:\n  - {project: a, token: aaaaaaaaaaaaaaaaaaaa}\nmetrics_token: aaaaaaaaaaaaaaaaaaaa\n",
+                "project's token",
+            ),
+            ("log_format: xml\n", "log_format"),
+        ] {
+            let err = ServiceConfig::parse(text, p, none)
+                .expect_err(text)
+                .to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+        let env = |k: &str| (k == "M").then(|| "mmmmmmmmmmmmmmmmmmmm".to_string());
+        let c = ServiceConfig::parse("metrics_token_env: M\nlog_format: json\n", p, env)
+            .expect("metrics and logs");
+        assert_eq!(
+            c.metrics_token.as_ref().map(Secret::expose),
+            Some("mmmmmmmmmmmmmmmmmmmm")
+        );
+        assert_eq!(c.log_format, crate::logging::LogFormat::Json);
         let c = ServiceConfig::parse("{}\n", p, none).expect("defaults");
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.workers.len(), 1);

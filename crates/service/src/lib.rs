@@ -17,6 +17,9 @@
 //! (SQLite: builds, events), `blobs/<project>/`,
 //! `workspaces/<build>/` (only while a build is active) and `tmp/` (uploads in progress).
 //! See [`server`] for what happens to interrupted builds on restart.
+//!
+//! Operating it: `/v1/health` (liveness), `/v1/ready` (a worker's engine answers),
+//! `/metrics` ([`metrics`]), and an access log line per request ([`logging`]).
 
 pub mod api;
 pub mod auth;
@@ -25,6 +28,8 @@ pub mod config;
 pub mod data_lock;
 pub mod events;
 pub mod ids;
+pub mod logging;
+pub mod metrics;
 pub mod naming;
 pub mod runner;
 pub mod scheduler;

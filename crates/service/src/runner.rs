@@ -67,6 +67,8 @@ async fn run(shared: &Shared, job: Assignment) {
         message: format!("running on worker {}", worker.name),
     });
     shared.hub.bump(id);
+    shared.metrics.started(&row.project, id);
+    let started = std::time::Instant::now();
     let result = build(shared, &row, id, job.worker, &writer, &job.cancel).await;
     let (status, digest, error) = match result {
         Ok(out) => (BuildState::Succeeded, out.digest, None),
@@ -111,6 +113,9 @@ async fn run(shared: &Shared, job: Assignment) {
     if let Err(e) = shared.store.finish(id, status, digest, error, now()).await {
         tracing::error!(build = id, "cannot record the end of the build: {e}");
     }
+    shared
+        .metrics
+        .finished(&row.project, id, status.as_str(), Some(started.elapsed()));
     shared.hub.bump(id);
     shared.hub.forget(id);
     workspace::remove(&shared.workspace(id));

@@ -96,6 +96,11 @@ impl Scheduler {
         s.running.len()
     }
 
+    /// Builds waiting for a worker.
+    pub fn queued(&self) -> usize {
+        self.lock().queue.len()
+    }
+
     pub fn running(&self) -> usize {
         self.lock().running.len()
     }

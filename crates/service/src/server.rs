@@ -140,6 +140,7 @@ impl Service {
             kill: CancellationToken::new(),
             stopping: Default::default(),
             submit_lock: tokio::sync::Mutex::new(()),
+            metrics: Default::default(),
             config,
         });
         tokio::spawn(runner::dispatch(shared.clone()));

@@ -11,6 +11,7 @@ use crate::auth::Auth;
 use crate::blobs::BlobStore;
 use crate::config::ServiceConfig;
 use crate::events::Hub;
+use crate::metrics::Metrics;
 use crate::scheduler::Scheduler;
 use crate::store::Store;
 
@@ -50,6 +51,7 @@ pub struct Shared {
     pub scheduler: Scheduler,
     pub workers: Vec<Worker>,
     pub auth: Auth,
+    pub metrics: Metrics,
     /// Fired to stop everything at once without recording anything (a crash, as far as the
     /// stored state is concerned).
     pub kill: CancellationToken,

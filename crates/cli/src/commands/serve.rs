@@ -8,7 +8,7 @@ use imagespec_service::{Service, ServiceConfig};
 use crate::args::{Cli, OutputFormat, ServeArgs};
 use crate::output;
 
-pub fn run(cli: &Cli, _args: &ServeArgs) -> anyhow::Result<()> {
+pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     let path = cli
         .config
         .as_deref()
@@ -16,6 +16,14 @@ pub fn run(cli: &Cli, _args: &ServeArgs) -> anyhow::Result<()> {
     // A bad configuration exits with code 3, naming the file (and line, where the YAML
     // parser knows it); it is not called an invalid image spec (`exit::classify`).
     let config = ServiceConfig::load(path)?;
+    // Info by default: the access log and build outcomes are what an operator reads.
+    let level = match cli.verbose {
+        0 if cli.quiet => "warn",
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    imagespec_service::logging::init(args.log_format.unwrap_or(config.log_format), level);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -78,6 +78,9 @@ pub async fn upload(
             BlobError::Io(e) => ApiError::internal(e),
         })?;
     let (size, created) = stored;
+    if created {
+        shared.metrics.uploaded(&project.0, size);
+    }
     let status = if created {
         StatusCode::CREATED
     } else {

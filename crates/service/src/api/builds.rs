@@ -144,6 +144,7 @@ pub async fn submit(
         }
         shared.store.insert(row.clone()).await?;
     }
+    shared.metrics.queued(&project, &id);
     shared.scheduler.enqueue(&id);
     tracing::info!(build = %id, %project, %image, "build queued");
     Ok(accepted(&row))
@@ -380,6 +381,8 @@ async fn finished_at_once(
         .await?;
     row.events = 1;
     row.finished_at = Some(now());
+    // Its own state in the metrics: a hit, not a build.
+    shared.metrics.finished(project, id, "exists", None);
     Ok((StatusCode::OK, axum::Json(row.info())).into_response())
 }
 
@@ -457,6 +460,9 @@ pub async fn cancel(
                 .await?;
             workspace::remove(&shared.workspace(&id));
             shared.hub.bump(&id);
+            shared
+                .metrics
+                .finished(&project.0, &id, BuildState::Cancelled.as_str(), None);
         }
         Cancelled::Signalled => {}
         Cancelled::NotActive if row.status.is_terminal() => {

@@ -8,6 +8,7 @@ pub(crate) mod builds;
 mod capabilities;
 mod images;
 mod logs;
+mod operate;
 pub mod problem;
 
 use std::sync::Arc;
@@ -45,7 +46,16 @@ pub fn routes() -> Vec<Route> {
     vec![
         Route {
             authenticated: false,
-            ..route(Method::GET, "/v1/health", get(health))
+            ..route(Method::GET, "/v1/health", get(operate::health))
+        },
+        Route {
+            authenticated: false,
+            ..route(Method::GET, "/v1/ready", get(operate::ready))
+        },
+        // Not under a project's token: its own optional `metrics_token` (checked there).
+        Route {
+            authenticated: false,
+            ..route(Method::GET, "/metrics", get(operate::metrics))
         },
         route(Method::POST, "/v1/blobs/missing", post(blobs::missing)),
         route(Method::PUT, "/v1/blobs/{digest}", put(blobs::upload)),
@@ -78,14 +88,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .merge(private)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(access_log))
         .layer(DefaultBodyLimit::max(
             shared.config.limits.max_request_bytes,
         ))
         .with_state(shared)
-}
-
-async fn health() -> impl IntoResponse {
-    axum::Json(serde_json::json!({"status": "ok"}))
 }
 
 async fn not_found() -> ApiError {
@@ -131,11 +138,38 @@ async fn authenticate(
     if let Err(limited) = shared.auth.admit(token) {
         return rate_limited(limited, "this token is over its request rate");
     }
-    request.extensions_mut().insert(project);
-    next.run(request).await
+    request.extensions_mut().insert(project.clone());
+    let mut response = next.run(request).await;
+    // For the access log, which runs outside this middleware.
+    response.extensions_mut().insert(project);
+    response
 }
 
-fn rate_limited(limited: crate::auth::RateLimited, what: &str) -> Response {
+/// One line per request: method, path (never the query, which is where a careless client
+/// would put a secret; never a header, so never the token), status, duration and project.
+async fn access_log(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let project = response
+        .extensions()
+        .get::<crate::auth::Project>()
+        .map(|p| p.0.as_str())
+        .unwrap_or("-");
+    tracing::info!(
+        target: crate::logging::ACCESS_TARGET,
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        duration_ms = started.elapsed().as_millis() as u64,
+        project,
+        "request"
+    );
+    response
+}
+
+pub(crate) fn rate_limited(limited: crate::auth::RateLimited, what: &str) -> Response {
     let mut e = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "rate-limited",
