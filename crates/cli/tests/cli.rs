@@ -2,22 +2,11 @@
 
 use std::path::Path;
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 
 mod common;
 
-use common::{example, imagespec, registry_env, repo};
-
-fn stdout_of(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("run");
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
-}
+use common::{example, imagespec, json_result, registry_env, repo, stdout_of};
 
 #[test]
 fn every_example_validates() {
@@ -289,29 +278,14 @@ fn build_pushes_then_is_a_no_op_and_reports_json() {
         "{image}"
     );
 
-    let out = imagespec(&spec)
-        .env("DOCKER_CONFIG", config.path())
-        .args([
-            "--output",
-            "json",
-            "build",
-            "spec.yaml",
-            "--registry",
-            &namespace,
-        ])
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let last = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .map(str::to_string)
-        .unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_str(&last).expect("json result line");
+    let v = json_result(imagespec(&spec).env("DOCKER_CONFIG", config.path()).args([
+        "--output",
+        "json",
+        "build",
+        "spec.yaml",
+        "--registry",
+        &namespace,
+    ]));
     assert_eq!(v["event"], "result");
     assert_eq!(v["outcome"]["action"], "exists");
     assert_eq!(v["outcome"]["image"].as_str(), Some(image.trim()));
@@ -324,23 +298,12 @@ fn build_with_a_given_tag_uses_it_and_refuses_a_scheme_beside_it() {
     let config = docker_config_with_registry_login();
     let namespace = format!("127.0.0.1:5000/cli-tag-{}", std::process::id());
     let spec = example("requirements");
-    let out = imagespec(&spec)
-        .env("DOCKER_CONFIG", config.path())
-        .args(["--output", "json", "build", "spec.yaml", "--dry-run"])
-        .args(["--registry", &namespace, "--tag", "given_Tag-1.0"])
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let v = json_result(
+        imagespec(&spec)
+            .env("DOCKER_CONFIG", config.path())
+            .args(["--output", "json", "build", "spec.yaml", "--dry-run"])
+            .args(["--registry", &namespace, "--tag", "given_Tag-1.0"]),
     );
-    let last = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .map(str::to_string)
-        .unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_str(&last).expect("json result line");
     assert_eq!(
         v["outcome"]["image"].as_str(),
         Some(format!("{namespace}/hello-requirements:given_Tag-1.0").as_str())

@@ -5,13 +5,8 @@ use std::path::Path;
 
 mod common;
 
-use common::imagespec;
+use common::{imagespec, stdout_of, write};
 
-fn write(dir: &Path, name: &str, text: &str) {
-    std::fs::write(dir.join(name), text).expect("write");
-}
-
-/// `--output json validate`: exit code, and the diagnostics (error) or the whole answer (valid).
 fn validate_json(dir: &Path, file: &str) -> (Option<i32>, serde_json::Value) {
     let out = imagespec(dir)
         .args(["--output", "json", "validate", file])
@@ -280,32 +275,26 @@ fn a_spec_with_imagepull_secret_name_builds() {
 
 /// The install line of `imagespec dockerfile` for `spec` on `variant`, with `extra` flags.
 fn install_line(dir: &Path, variant: &str, extra: &[&str]) -> String {
-    let out = imagespec(dir)
-        .env("IMAGESPEC_VARIANT", variant)
-        .args(["dockerfile", "spec.yaml"])
-        .args(extra)
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| l.contains("uv pip install"))
-        .unwrap_or_default()
-        .to_string()
+    stdout_of(
+        imagespec(dir)
+            .env("IMAGESPEC_VARIANT", variant)
+            .args(["dockerfile", "spec.yaml"])
+            .args(extra),
+    )
+    .lines()
+    .find(|l| l.contains("uv pip install"))
+    .unwrap_or_default()
+    .to_string()
 }
 
 fn tag_on(dir: &Path, variant: &str) -> String {
-    let out = imagespec(dir)
-        .env("IMAGESPEC_VARIANT", variant)
-        .args(["tag", "spec.yaml"])
-        .output()
-        .expect("run");
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    stdout_of(
+        imagespec(dir)
+            .env("IMAGESPEC_VARIANT", variant)
+            .args(["tag", "spec.yaml"]),
+    )
+    .trim()
+    .to_string()
 }
 
 /// Point 1 (Union variants): as Union's builder (union 0.1.204), the Union variants add

@@ -9,7 +9,7 @@ use assert_cmd::Command;
 
 mod common;
 
-use common::flytekit_python;
+use common::{flytekit_python, json_result};
 
 fn here() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/flytekit")
@@ -296,29 +296,14 @@ fn build_pushes_under_flytekits_name_and_then_finds_it() {
     .expect("write");
     let expected = flytekit_names(dir.path(), &[spec.to_string()])[0].1.clone();
     let build = |dir: &Path| {
-        let out = imagespec(dir)
-            .env("DOCKER_CONFIG", config.path())
-            .args([
-                "--output",
-                "json",
-                "build",
-                "--tag-scheme",
-                "flytekit",
-                spec,
-            ])
-            .output()
-            .expect("run");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let last = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .map(str::to_string)
-            .unwrap_or_default();
-        serde_json::from_str::<serde_json::Value>(&last).expect("json result line")
+        json_result(imagespec(dir).env("DOCKER_CONFIG", config.path()).args([
+            "--output",
+            "json",
+            "build",
+            "--tag-scheme",
+            "flytekit",
+            spec,
+        ]))
     };
     let first = build(dir.path());
     assert_eq!(first["outcome"]["image"].as_str(), Some(expected.as_str()));

@@ -9,26 +9,10 @@ use std::path::Path;
 
 mod common;
 
-use common::{flytekit_name, imagespec};
-
-fn write(dir: &Path, name: &str, text: &str) {
-    if let Some(parent) = dir.join(name).parent() {
-        std::fs::create_dir_all(parent).expect("mkdir");
-    }
-    std::fs::write(dir.join(name), text).expect("write");
-}
+use common::{flytekit_name, imagespec, stdout_of, write};
 
 fn dockerfile(dir: &Path, spec: &str) -> String {
-    let out = imagespec(dir)
-        .args(["dockerfile", spec])
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{spec}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
+    stdout_of(imagespec(dir).args(["dockerfile", spec]))
 }
 
 /// `validate`'s exit code and stderr.
@@ -44,16 +28,9 @@ fn validate(dir: &Path, spec: &str) -> (Option<i32>, String) {
 }
 
 fn tag(dir: &Path, spec: &str, scheme: &str) -> String {
-    let out = imagespec(dir)
-        .args(["tag", "--tag-scheme", scheme, spec])
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{spec}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    stdout_of(imagespec(dir).args(["tag", "--tag-scheme", scheme, spec]))
+        .trim()
+        .to_string()
 }
 
 /// test_default_builder.py::test_create_docker_context: every field in one spec.

@@ -94,3 +94,29 @@ pub fn flytekit_name(dir: &Path, spec: &str) -> String {
         .find_map(|l| l.split_once('\t').map(|(_, name)| name.to_string()))
         .unwrap_or_default()
 }
+
+/// The stdout of an `imagespec` run that had to succeed (the panic shows its stderr).
+pub fn stdout_of(cmd: &mut assert_cmd::Command) -> String {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// The last line of a successful `--output json build`: its `result` event, parsed.
+pub fn json_result(cmd: &mut assert_cmd::Command) -> serde_json::Value {
+    let stdout = stdout_of(cmd);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).expect("json result line")
+}
+
+/// Writes `text` to `dir/name`, making its directories.
+pub fn write(dir: &Path, name: &str, text: &str) {
+    if let Some(parent) = dir.join(name).parent() {
+        std::fs::create_dir_all(parent).expect("mkdir");
+    }
+    std::fs::write(dir.join(name), text).expect("write");
+}
