@@ -239,22 +239,16 @@ fn a_spec_with_imagepull_secret_name_builds() {
          builder_options: {imagepull_secret_name: pull-secret}\n\
          commands: [\"echo built\"]\n",
     );
-    let out = imagespec(dir.path())
-        .args(["--output", "json", "build", "spec.yaml"])
-        .args([
-            "--builder",
-            "docker",
-            "--no-push",
-            "--no-flytekit",
-            "--force",
-        ])
-        .output()
-        .expect("run");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = stdout_of(
+        imagespec(dir.path())
+            .args(["--output", "json", "build", "spec.yaml"])
+            .args([
+                "--builder",
+                "docker",
+                "--no-push",
+                "--no-flytekit",
+                "--force",
+            ]),
     );
     let lines: Vec<serde_json::Value> = stdout
         .lines()

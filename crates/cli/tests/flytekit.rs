@@ -9,7 +9,7 @@ use assert_cmd::Command;
 
 mod common;
 
-use common::{flytekit_python, json_result};
+use common::{flytekit_names, json_result, stdout_of};
 
 fn here() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/flytekit")
@@ -47,26 +47,6 @@ fn copy_tree(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).expect("copy");
         }
     }
-}
-
-/// `file\tname` lines of the Python reference script for `specs`, run in `dir`.
-fn flytekit_names(dir: &Path, specs: &[String]) -> Vec<(String, String)> {
-    let out = Process::new(flytekit_python())
-        .arg(here().join("name.py"))
-        .args(specs)
-        .current_dir(dir)
-        .output()
-        .expect("run the flytekit reference");
-    assert!(
-        out.status.success(),
-        "name.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(f, n)| (f.to_string(), n.to_string()))
-        .collect()
 }
 
 fn imagespec_name(dir: &Path, spec: &str) -> String {
@@ -317,22 +297,13 @@ fn build_pushes_under_flytekits_name_and_then_finds_it() {
 #[test]
 fn explain_shows_the_text_flytekit_hashes() {
     let dir = corpus();
-    let out = imagespec(dir.path())
-        .args([
-            "tag",
-            "--tag-scheme",
-            "flytekit",
-            "--explain",
-            "01-minimal.yaml",
-        ])
-        .output()
-        .expect("run");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = stdout_of(imagespec(dir.path()).args([
+        "tag",
+        "--tag-scheme",
+        "flytekit",
+        "--explain",
+        "01-minimal.yaml",
+    ]));
     assert!(
         stdout.contains("md5 of {'name': 'minimal', 'platform': 'linux/amd64'}"),
         "{stdout}"

@@ -75,12 +75,12 @@ pub fn flytekit_python() -> PathBuf {
     python
 }
 
-/// flytekit's `image_name()` (or `ERROR: ...`) for a spec file in `dir`, as pyflyte reads it
-/// (`tests/flytekit/name.py`).
-pub fn flytekit_name(dir: &Path, spec: &str) -> String {
+/// `(file, name)` for each of `specs`: flytekit's `image_name()` (or `ERROR: ...`) for spec files
+/// in `dir`, as pyflyte reads them (`tests/flytekit/name.py`).
+pub fn flytekit_names(dir: &Path, specs: &[String]) -> Vec<(String, String)> {
     let out = std::process::Command::new(flytekit_python())
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/flytekit/name.py"))
-        .arg(spec)
+        .args(specs)
         .current_dir(dir)
         .output()
         .expect("run the flytekit reference");
@@ -91,7 +91,17 @@ pub fn flytekit_name(dir: &Path, spec: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .find_map(|l| l.split_once('\t').map(|(_, name)| name.to_string()))
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(f, n)| (f.to_string(), n.to_string()))
+        .collect()
+}
+
+/// flytekit's `image_name()` (or `ERROR: ...`) for one spec file in `dir`.
+pub fn flytekit_name(dir: &Path, spec: &str) -> String {
+    flytekit_names(dir, &[spec.to_string()])
+        .into_iter()
+        .next()
+        .map(|(_, name)| name)
         .unwrap_or_default()
 }
 

@@ -15,7 +15,5 @@ pub use builder::{
 };
 pub use engine::{Action, Engine, EngineError, EngineOptions, ExistencePolicy, Outcome, Planned};
 pub use noop::NoopBuilder;
-pub use registry::{
-    BuilderInfo, BuilderRegistry, SHIPPED_BUILDERS, UnknownBuilder, closest_builder,
-};
+pub use registry::{BuilderInfo, BuilderRegistry, UnknownBuilder, closest_builder};
 pub use variant::{LOCAL_BUILDER, REMOTE_BUILDER, Variant, VariantSource, resolve_variant};

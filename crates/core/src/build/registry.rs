@@ -20,12 +20,6 @@ pub struct UnknownBuilder {
     pub available: Vec<String>,
 }
 
-/// The builders imagespec ships and their aliases. A spec naming one almost like these (but
-/// none of them) has a typo; a name unlike all of them may be a builder a program registers.
-pub const SHIPPED_BUILDERS: &[&str] = &[
-    "default", "docker", "podman", "union", "noop", "envd", "remote",
-];
-
 /// The name among `candidates` that `name` is most likely a typo of (`dokcer` -> `docker`),
 /// if any is close; never `name` itself.
 pub fn closest_builder<'a>(
@@ -151,7 +145,10 @@ mod tests {
 
     #[test]
     fn a_typo_of_a_builder_name_is_recognised_and_others_are_not() {
-        let shipped = || SHIPPED_BUILDERS.iter().copied();
+        let names = [
+            "default", "docker", "podman", "union", "noop", "envd", "remote",
+        ];
+        let shipped = || names.iter().copied();
         assert_eq!(closest_builder("dokcer", shipped()), Some("docker"));
         assert_eq!(closest_builder("Podmna", shipped()), Some("podman"));
         assert_ne!(closest_builder("docker", shipped()), Some("docker"));
