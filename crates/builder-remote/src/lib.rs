@@ -18,7 +18,8 @@ pub mod error;
 pub mod files;
 pub mod http;
 pub mod logs;
-pub mod protocol;
+/// The wire types, re-exported so the client's users need one dependency.
+pub use imagespec_protocol as protocol;
 pub mod sse;
 pub mod upload;
 

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use futures::{Stream, StreamExt};
-use imagespec_builder_remote::protocol::is_blob_digest;
+use imagespec_protocol::is_blob_digest;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 

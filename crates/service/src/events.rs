@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use imagespec_builder_remote::protocol::WireEvent;
 use imagespec_core::build::EventSink;
+use imagespec_protocol::WireEvent;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 

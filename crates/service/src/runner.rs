@@ -4,13 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use imagespec_builder_remote::protocol::{
-    BuildState, ErrorKind, SubmitBuild, WireBuildError, WireEvent,
-};
 use imagespec_core::build::{BuildError, BuildErrorKind, BuildOutput, BuildRequest};
 use imagespec_core::hash::ResolvedImage;
 use imagespec_core::resolve_image;
 use imagespec_core::spec::{BaseImage, LoadedSpec};
+use imagespec_protocol::{BuildState, ErrorKind, SubmitBuild, WireBuildError, WireEvent};
 use tokio_util::sync::CancellationToken;
 
 use crate::events::LogWriter;

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use imagespec_builder_remote::protocol::{BuildInfo, BuildState, WireBuildError, WireEvent};
+use imagespec_protocol::{BuildInfo, BuildState, WireBuildError, WireEvent};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// A database failure (always a service bug or a broken disk: reported as 500).
@@ -125,7 +125,7 @@ impl Store {
         message: &str,
     ) -> Result<Vec<String>, StoreError> {
         let error = serde_json::to_string(&WireBuildError {
-            kind: imagespec_builder_remote::protocol::ErrorKind::Unavailable,
+            kind: imagespec_protocol::ErrorKind::Unavailable,
             message: message.to_string(),
             step: None,
             log_tail: Vec::new(),

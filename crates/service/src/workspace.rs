@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use imagespec_builder_remote::protocol::FileEntry;
 use imagespec_core::tree::filesystem::link_stays_inside;
+use imagespec_protocol::FileEntry;
 use sha2::{Digest, Sha256};
 
 use crate::blobs::BlobStore;

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use imagespec_builder_remote::protocol::{BuildInfo, BuildState, FileEntry, SubmitBuild};
+use imagespec_protocol::{BuildInfo, BuildState, FileEntry, SubmitBuild};
 use imagespec_service::{Service, Worker};
 use reqwest::StatusCode;
 

@@ -136,14 +136,14 @@ async fn metrics_count_a_build_under_its_project() {
     let body = prepared_submission(&svc.url, TOKEN_A, dir.path(), "metered").await;
     let id = submit(&svc.url, TOKEN_A, &body)
         .await
-        .json::<imagespec_builder_remote::protocol::BuildInfo>()
+        .json::<imagespec_protocol::BuildInfo>()
         .await
         .expect("info")
         .id;
     let info = wait_finished(&svc.url, TOKEN_A, &id).await;
     assert_eq!(info.status.as_str(), "succeeded", "{info:?}");
     // Submitted again unforced: the image is there, answered at once, nothing built.
-    let again = imagespec_builder_remote::protocol::SubmitBuild {
+    let again = imagespec_protocol::SubmitBuild {
         force: false,
         ..body.clone()
     };

@@ -80,16 +80,13 @@ async fn a_worker_whose_engine_went_away_is_reported_lost_with_the_cause() {
     let body = prepared_submission(&svc.url, TOKEN_A, dir.path(), "lost").await;
     let r = submit(&svc.url, TOKEN_A, &body).await;
     let id = r
-        .json::<imagespec_builder_remote::protocol::BuildInfo>()
+        .json::<imagespec_protocol::BuildInfo>()
         .await
         .expect("info")
         .id;
     let info = wait_finished(&svc.url, TOKEN_A, &id).await;
     let error = info.error.expect("an error");
-    assert_eq!(
-        error.kind,
-        imagespec_builder_remote::protocol::ErrorKind::Unavailable
-    );
+    assert_eq!(error.kind, imagespec_protocol::ErrorKind::Unavailable);
     assert!(
         error.message.starts_with("worker `test-worker` lost: ")
             && error.message.contains("connection reset"),

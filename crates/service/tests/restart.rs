@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use imagespec_builder_remote::protocol::BuildState;
 use imagespec_core::build::{BuildErrorKind, BuildEvent, EngineError, EngineOptions, Outcome};
+use imagespec_protocol::BuildState;
 use imagespec_service::{RESTARTED, Service, Worker};
 
 type Events = Arc<std::sync::Mutex<Vec<BuildEvent>>>;

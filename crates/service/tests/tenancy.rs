@@ -7,9 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use imagespec_builder_remote::protocol::{BuildInfo, BuildState, FileEntry, SubmitBuild};
 use imagespec_core::resolve_image;
 use imagespec_core::spec::{ImageSpec, LoadedSpec};
+use imagespec_protocol::{BuildInfo, BuildState, FileEntry, SubmitBuild};
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 

@@ -8,9 +8,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use imagespec_builder_remote::protocol::{
-    BlobStored, MissingBlobsRequest, MissingBlobsResponse, is_blob_digest,
-};
+use imagespec_protocol::{BlobStored, MissingBlobsRequest, MissingBlobsResponse, is_blob_digest};
 
 use super::builds::parse_json;
 use super::problem::ApiError;

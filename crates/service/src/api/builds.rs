@@ -14,13 +14,13 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use imagespec_builder_remote::protocol::{BuildState, SubmitBuild, WireEvent, is_blob_digest};
 use imagespec_core::build::{Existence, ExistsQuery};
 use imagespec_core::hash::ResolvedImage;
 use imagespec_core::plan::BuildPlan;
 use imagespec_core::resolve_image;
 use imagespec_core::spec::confine::{ConfineError, HostPath, confine, host_paths};
 use imagespec_core::spec::{ImageSpec, LoadedSpec};
+use imagespec_protocol::{BuildState, SubmitBuild, WireEvent, is_blob_digest};
 use serde::de::DeserializeOwned;
 
 use super::problem::ApiError;
@@ -448,8 +448,8 @@ pub async fn cancel(
     let row = find(&shared, &project, &id).await?;
     match shared.scheduler.cancel(&id) {
         Cancelled::Dequeued => {
-            let error = imagespec_builder_remote::protocol::WireBuildError {
-                kind: imagespec_builder_remote::protocol::ErrorKind::Cancelled,
+            let error = imagespec_protocol::WireBuildError {
+                kind: imagespec_protocol::ErrorKind::Cancelled,
                 message: "cancelled before it started".into(),
                 step: None,
                 log_tail: Vec::new(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use imagespec_builder_remote::protocol::ServiceCapabilities;
+use imagespec_protocol::ServiceCapabilities;
 
 use crate::state::Shared;
 

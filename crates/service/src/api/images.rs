@@ -6,9 +6,9 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use imagespec_builder_remote::protocol::{ExistsResponse, ExistsState};
 use imagespec_core::build::{Existence, ExistsQuery};
 use imagespec_core::spec::DEFAULT_PLATFORM;
+use imagespec_protocol::{ExistsResponse, ExistsState};
 
 use super::problem::ApiError;
 use crate::auth::Project;

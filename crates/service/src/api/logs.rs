@@ -18,7 +18,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
-use imagespec_builder_remote::protocol::END_EVENT;
+use imagespec_protocol::END_EVENT;
 
 use super::builds::find;
 use super::problem::ApiError;

@@ -3,7 +3,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use imagespec_builder_remote::protocol::{PROBLEM_CONTENT_TYPE, Problem, problem_type};
+use imagespec_protocol::{PROBLEM_CONTENT_TYPE, Problem, problem_type};
 
 /// An error answer.
 #[derive(Debug, Clone)]

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use imagespec_builder_remote::files;
-use imagespec_builder_remote::protocol::{BuildInfo, FileEntry, Problem, SubmitBuild, blob_digest};
 use imagespec_builder_remote::{RemoteBuilder, RemoteConfig, RetryPolicy};
 use imagespec_core::build::testing::TestBuilder;
 use imagespec_core::build::{
@@ -22,6 +21,7 @@ use imagespec_core::config::Secret;
 use imagespec_core::hash::ImageName;
 use imagespec_core::resolve_image;
 use imagespec_core::spec::LoadedSpec;
+use imagespec_protocol::{BuildInfo, FileEntry, Problem, SubmitBuild, blob_digest};
 use imagespec_service::{RunningService, Service, ServiceConfig, Worker};
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};

@@ -1,5 +1,6 @@
-//! The wire types of the build service's HTTP API (`/v1`), shared by the client in this crate
-//! and the service (`imagespec-service`), so both sides cannot drift apart. The API itself is
+//! The wire types of the build service's HTTP API (`/v1`), shared by the client
+//! (`imagespec-builder-remote`) and the service (`imagespec-service`), so both sides cannot drift
+//! apart, and so the server does not depend on an HTTP client to speak its own protocol. The API itself is
 //! documented in `crates/service/openapi.yaml`.
 //!
 //! Kept free of HTTP-library types on purpose: a program that only wants to talk to the service
