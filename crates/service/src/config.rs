@@ -85,21 +85,25 @@ impl ConfigError {
     }
 }
 
-/// `value` if it is at least `min`, else a refusal naming `field` and its line.
+/// A whole number of at least `min`, else a refusal naming `field` and its line. Numbers of
+/// the newer sections are read as text and parsed here, so that a wrong one is reported with
+/// its key and line (the YAML layer reports only "invalid digit").
 pub(crate) fn spanned_at_least(
     path: &Path,
-    value: &marked_yaml::Spanned<u64>,
+    value: &marked_yaml::Spanned<String>,
     min: u64,
     field: &str,
 ) -> Result<u64, ConfigError> {
-    if **value < min {
-        return Err(ConfigError::at(
-            path,
-            value.span(),
-            format!("`{field}` must be at least {min}, not {}", **value),
-        ));
+    let refuse = |message: String| Err(ConfigError::at(path, value.span(), message));
+    match value.trim().parse::<u64>() {
+        Ok(n) if n >= min => Ok(n),
+        Ok(n) => refuse(format!("`{field}` must be at least {min}, not {n}")),
+        Err(_) => refuse(format!(
+            "`{field}`: `{}` is not a whole number; write e.g. {}",
+            value.as_str(),
+            min.max(1)
+        )),
     }
-    Ok(**value)
 }
 
 /// One token and the project it acts for.
@@ -490,7 +494,7 @@ struct RawConfig {
     #[serde(default)]
     log_format: Option<String>,
     #[serde(default)]
-    max_running_per_project: Option<marked_yaml::Spanned<u64>>,
+    max_running_per_project: Option<marked_yaml::Spanned<String>>,
     #[serde(default)]
     connections: crate::connections::RawConnections,
     #[serde(default)]
@@ -574,5 +578,45 @@ mod tests {
         let c = ServiceConfig::parse("{}\n", p, none).expect("defaults");
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.workers.len(), 1);
+    }
+
+    #[test]
+    fn connections_gc_and_fair_share_sections() {
+        let p = Path::new("s.yaml");
+        let none = |_: &str| None;
+        let text = "max_running_per_project: 2\nconnections:\n  header_read_seconds: 2\n  body_idle_seconds: 3\n  max: 10\n  max_per_ip: 4\ngc:\n  interval_seconds: 0\n  keep_builds_days: 7\n  keep_blobs_days: 0\n  max_blob_bytes: 2097152\n";
+        let c = ServiceConfig::parse(text, p, none).expect("valid");
+        assert_eq!(c.max_running_per_project, Some(2));
+        assert_eq!(
+            c.connections,
+            crate::connections::ConnectionLimits {
+                header_read: std::time::Duration::from_secs(2),
+                body_idle: std::time::Duration::from_secs(3),
+                max: 10,
+                max_per_ip: 4,
+            }
+        );
+        assert_eq!(c.gc.interval, None, "0 switches the periodic run off");
+        assert_eq!(c.gc.keep_builds, Some(std::time::Duration::from_secs(7 * 86400)));
+        assert_eq!(c.gc.keep_blobs, None);
+        assert_eq!(c.gc.max_blob_bytes, Some(2097152));
+        assert_eq!(c.gc.max_log_bytes, None);
+        let d = ServiceConfig::parse("{}\n", p, none).expect("defaults");
+        assert_eq!(d.gc, crate::gc::GcConfig::default());
+        assert_eq!(d.connections, crate::connections::ConnectionLimits::default());
+        // Refusals name the file, the line and the key.
+        for (text, needle) in [
+            ("listen: 127.0.0.1:1\nconnections:\n  header_read_seconds: 0\n", "s.yaml:3: `connections.header_read_seconds` must be at least 1"),
+            ("gc:\n  max_log_bytes: 5\n", "s.yaml:2: `gc.max_log_bytes` must be at least 1048576"),
+            ("connections: {max: 2, max_per_ip: 3}\n", "s.yaml:1: `connections.max_per_ip` (3) is more than"),
+            ("max_running_per_project: 0\n", "s.yaml:1: `max_running_per_project`"),
+            ("gc:\n  intervall_seconds: 1\n", "intervall_seconds"),
+            ("connections:\n  max: -1\n", "s.yaml:2: `connections.max`: `-1` is not a whole number"),
+        ] {
+            let err = ServiceConfig::parse(text, p, none)
+                .expect_err(text)
+                .to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
     }
 }

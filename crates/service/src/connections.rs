@@ -55,13 +55,13 @@ impl Default for ConnectionLimits {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawConnections {
     #[serde(default)]
-    header_read_seconds: Option<Spanned<u64>>,
+    header_read_seconds: Option<Spanned<String>>,
     #[serde(default)]
-    body_idle_seconds: Option<Spanned<u64>>,
+    body_idle_seconds: Option<Spanned<String>>,
     #[serde(default)]
-    max: Option<Spanned<u64>>,
+    max: Option<Spanned<String>>,
     #[serde(default)]
-    max_per_ip: Option<Spanned<u64>>,
+    max_per_ip: Option<Spanned<String>>,
 }
 
 impl RawConnections {
@@ -70,7 +70,7 @@ impl RawConnections {
         path: &std::path::Path,
     ) -> Result<ConnectionLimits, ConfigError> {
         let d = ConnectionLimits::default();
-        let at_least_one = |v: &Option<Spanned<u64>>, field: &str| {
+        let at_least_one = |v: &Option<Spanned<String>>, field: &str| {
             v.as_ref()
                 .map(|v| spanned_at_least(path, v, 1, &format!("connections.{field}")))
                 .transpose()

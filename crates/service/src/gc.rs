@@ -60,15 +60,15 @@ impl Default for GcConfig {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawGc {
     #[serde(default)]
-    interval_seconds: Option<Spanned<u64>>,
+    interval_seconds: Option<Spanned<String>>,
     #[serde(default)]
-    keep_builds_days: Option<Spanned<u64>>,
+    keep_builds_days: Option<Spanned<String>>,
     #[serde(default)]
-    keep_blobs_days: Option<Spanned<u64>>,
+    keep_blobs_days: Option<Spanned<String>>,
     #[serde(default)]
-    max_blob_bytes: Option<Spanned<u64>>,
+    max_blob_bytes: Option<Spanned<String>>,
     #[serde(default)]
-    max_log_bytes: Option<Spanned<u64>>,
+    max_log_bytes: Option<Spanned<String>>,
 }
 
 impl RawGc {
@@ -76,19 +76,23 @@ impl RawGc {
     /// must leave room for at least one file.
     pub(crate) fn check(self, path: &std::path::Path) -> Result<GcConfig, ConfigError> {
         let d = GcConfig::default();
-        let off_or = |v: Option<Spanned<u64>>, default: Option<Duration>, unit: u64| match v {
-            None => default,
-            Some(v) if *v == 0 => None,
-            Some(v) => Some(Duration::from_secs((*v).saturating_mul(unit))),
+        let off_or = |v: Option<Spanned<String>>, default: Option<Duration>, unit: u64, field: &str| {
+            Ok::<_, ConfigError>(match v {
+                None => default,
+                Some(v) => match spanned_at_least(path, &v, 0, &format!("gc.{field}"))? {
+                    0 => None,
+                    n => Some(Duration::from_secs(n.saturating_mul(unit))),
+                },
+            })
         };
-        let bytes = |v: Option<Spanned<u64>>, field: &str| {
+        let bytes = |v: Option<Spanned<String>>, field: &str| {
             v.map(|v| spanned_at_least(path, &v, 1024 * 1024, &format!("gc.{field}")))
                 .transpose()
         };
         Ok(GcConfig {
-            interval: off_or(self.interval_seconds, d.interval, 1),
-            keep_builds: off_or(self.keep_builds_days, d.keep_builds, DAY),
-            keep_blobs: off_or(self.keep_blobs_days, d.keep_blobs, DAY),
+            interval: off_or(self.interval_seconds, d.interval, 1, "interval_seconds")?,
+            keep_builds: off_or(self.keep_builds_days, d.keep_builds, DAY, "keep_builds_days")?,
+            keep_blobs: off_or(self.keep_blobs_days, d.keep_blobs, DAY, "keep_blobs_days")?,
             max_blob_bytes: bytes(self.max_blob_bytes, "max_blob_bytes")?,
             max_log_bytes: bytes(self.max_log_bytes, "max_log_bytes")?,
         })
