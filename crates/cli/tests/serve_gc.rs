@@ -43,8 +43,14 @@ fn gc_once_removes_an_unused_old_blob_and_keeps_a_fresh_one() {
 fn bad_gc_and_connection_values_stop_serve_naming_file_and_line() {
     let dir = tempfile::tempdir().expect("tmp");
     for (text, needle) in [
-        ("gc:\n  max_blob_bytes: 10\n", "service.yaml:2: `gc.max_blob_bytes` must be at least"),
-        ("connections:\n  body_idle_seconds: soon\n", "service.yaml:2: `connections.body_idle_seconds`"),
+        (
+            "gc:\n  max_blob_bytes: 10\n",
+            "service.yaml:2: `gc.max_blob_bytes` must be at least",
+        ),
+        (
+            "connections:\n  body_idle_seconds: soon\n",
+            "service.yaml:2: `connections.body_idle_seconds`",
+        ),
     ] {
         let file = dir.path().join("service.yaml");
         std::fs::write(&file, text).expect("write");

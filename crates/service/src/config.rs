@@ -597,21 +597,42 @@ mod tests {
             }
         );
         assert_eq!(c.gc.interval, None, "0 switches the periodic run off");
-        assert_eq!(c.gc.keep_builds, Some(std::time::Duration::from_secs(7 * 86400)));
+        assert_eq!(
+            c.gc.keep_builds,
+            Some(std::time::Duration::from_secs(7 * 86400))
+        );
         assert_eq!(c.gc.keep_blobs, None);
         assert_eq!(c.gc.max_blob_bytes, Some(2097152));
         assert_eq!(c.gc.max_log_bytes, None);
         let d = ServiceConfig::parse("{}\n", p, none).expect("defaults");
         assert_eq!(d.gc, crate::gc::GcConfig::default());
-        assert_eq!(d.connections, crate::connections::ConnectionLimits::default());
+        assert_eq!(
+            d.connections,
+            crate::connections::ConnectionLimits::default()
+        );
         // Refusals name the file, the line and the key.
         for (text, needle) in [
-            ("listen: 127.0.0.1:1\nconnections:\n  header_read_seconds: 0\n", "s.yaml:3: `connections.header_read_seconds` must be at least 1"),
-            ("gc:\n  max_log_bytes: 5\n", "s.yaml:2: `gc.max_log_bytes` must be at least 1048576"),
-            ("connections: {max: 2, max_per_ip: 3}\n", "s.yaml:1: `connections.max_per_ip` (3) is more than"),
-            ("max_running_per_project: 0\n", "s.yaml:1: `max_running_per_project`"),
+            (
+                "listen: 127.0.0.1:1\nconnections:\n  header_read_seconds: 0\n",
+                "s.yaml:3: `connections.header_read_seconds` must be at least 1",
+            ),
+            (
+                "gc:\n  max_log_bytes: 5\n",
+                "s.yaml:2: `gc.max_log_bytes` must be at least 1048576",
+            ),
+            (
+                "connections: {max: 2, max_per_ip: 3}\n",
+                "s.yaml:1: `connections.max_per_ip` (3) is more than",
+            ),
+            (
+                "max_running_per_project: 0\n",
+                "s.yaml:1: `max_running_per_project`",
+            ),
             ("gc:\n  intervall_seconds: 1\n", "intervall_seconds"),
-            ("connections:\n  max: -1\n", "s.yaml:2: `connections.max`: `-1` is not a whole number"),
+            (
+                "connections:\n  max: -1\n",
+                "s.yaml:2: `connections.max`: `-1` is not a whole number",
+            ),
         ] {
             let err = ServiceConfig::parse(text, p, none)
                 .expect_err(text)

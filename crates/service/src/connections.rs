@@ -65,10 +65,7 @@ pub(crate) struct RawConnections {
 }
 
 impl RawConnections {
-    pub(crate) fn check(
-        self,
-        path: &std::path::Path,
-    ) -> Result<ConnectionLimits, ConfigError> {
+    pub(crate) fn check(self, path: &std::path::Path) -> Result<ConnectionLimits, ConfigError> {
         let d = ConnectionLimits::default();
         let at_least_one = |v: &Option<Spanned<String>>, field: &str| {
             v.as_ref()
@@ -219,7 +216,11 @@ pub async fn refuse(mut stream: tokio::net::TcpStream, why: Refused) {
 pub struct BodyStalled(pub Duration);
 
 /// Middleware: a request body fails with [`BodyStalled`] when no data arrives for `idle`.
-pub async fn idle_body(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+pub async fn idle_body(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let idle = shared.config.connections.body_idle;
     if request.body().is_end_stream() {
         return next.run(request).await;

@@ -76,22 +76,28 @@ impl RawGc {
     /// must leave room for at least one file.
     pub(crate) fn check(self, path: &std::path::Path) -> Result<GcConfig, ConfigError> {
         let d = GcConfig::default();
-        let off_or = |v: Option<Spanned<String>>, default: Option<Duration>, unit: u64, field: &str| {
-            Ok::<_, ConfigError>(match v {
-                None => default,
-                Some(v) => match spanned_at_least(path, &v, 0, &format!("gc.{field}"))? {
-                    0 => None,
-                    n => Some(Duration::from_secs(n.saturating_mul(unit))),
-                },
-            })
-        };
+        let off_or =
+            |v: Option<Spanned<String>>, default: Option<Duration>, unit: u64, field: &str| {
+                Ok::<_, ConfigError>(match v {
+                    None => default,
+                    Some(v) => match spanned_at_least(path, &v, 0, &format!("gc.{field}"))? {
+                        0 => None,
+                        n => Some(Duration::from_secs(n.saturating_mul(unit))),
+                    },
+                })
+            };
         let bytes = |v: Option<Spanned<String>>, field: &str| {
             v.map(|v| spanned_at_least(path, &v, 1024 * 1024, &format!("gc.{field}")))
                 .transpose()
         };
         Ok(GcConfig {
             interval: off_or(self.interval_seconds, d.interval, 1, "interval_seconds")?,
-            keep_builds: off_or(self.keep_builds_days, d.keep_builds, DAY, "keep_builds_days")?,
+            keep_builds: off_or(
+                self.keep_builds_days,
+                d.keep_builds,
+                DAY,
+                "keep_builds_days",
+            )?,
             keep_blobs: off_or(self.keep_blobs_days, d.keep_blobs, DAY, "keep_blobs_days")?,
             max_blob_bytes: bytes(self.max_blob_bytes, "max_blob_bytes")?,
             max_log_bytes: bytes(self.max_log_bytes, "max_log_bytes")?,
@@ -161,9 +167,10 @@ pub async fn collect(
     // used, which the recent-use rule keeps.
     let protected = referenced(store).await?;
     let (blobs, config) = (blobs.clone(), *config);
-    let removed = tokio::task::spawn_blocking(move || remove_blobs(&blobs, &config, &protected, now))
-        .await
-        .map_err(|e| GcError::Join(e.to_string()))??;
+    let removed =
+        tokio::task::spawn_blocking(move || remove_blobs(&blobs, &config, &protected, now))
+            .await
+            .map_err(|e| GcError::Join(e.to_string()))??;
     (report.blobs, report.blob_bytes) = removed;
     Ok(report)
 }

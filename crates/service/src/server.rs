@@ -155,7 +155,12 @@ impl Service {
             shared.clone(),
             crate::connections::idle_body,
         ));
-        tokio::spawn(accept(listener, app, shared.clone(), stop_accepting.clone()));
+        tokio::spawn(accept(
+            listener,
+            app,
+            shared.clone(),
+            stop_accepting.clone(),
+        ));
         tracing::info!(%addr, "imagespec build service listening");
         Ok(RunningService {
             addr,

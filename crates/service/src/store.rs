@@ -324,12 +324,18 @@ impl Store {
     pub async fn remove_finished_before(&self, cutoff: i64) -> Result<u64, StoreError> {
         self.call(move |conn| {
             let tx = conn.transaction()?;
-            let finished = "status NOT IN ('queued', 'running') AND COALESCE(finished_at, created_at) < ?1";
+            let finished =
+                "status NOT IN ('queued', 'running') AND COALESCE(finished_at, created_at) < ?1";
             tx.execute(
-                &format!("DELETE FROM events WHERE build_id IN (SELECT id FROM builds WHERE {finished})"),
+                &format!(
+                    "DELETE FROM events WHERE build_id IN (SELECT id FROM builds WHERE {finished})"
+                ),
                 params![cutoff],
             )?;
-            let n = tx.execute(&format!("DELETE FROM builds WHERE {finished}"), params![cutoff])?;
+            let n = tx.execute(
+                &format!("DELETE FROM builds WHERE {finished}"),
+                params![cutoff],
+            )?;
             tx.commit()?;
             Ok(n as u64)
         })

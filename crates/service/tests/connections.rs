@@ -83,7 +83,11 @@ async fn a_half_sent_header_is_closed_after_the_header_timeout() {
     // It never sends the rest; the service must hang up on it.
     read_until_closed(&mut loris).await;
     assert_eq!(
-        metric(&svc.url, "imagespec_requests_timed_out_total{phase=\"header\"}").await,
+        metric(
+            &svc.url,
+            "imagespec_requests_timed_out_total{phase=\"header\"}"
+        )
+        .await,
         1.0
     );
     assert_eq!(uploads_in_progress(&svc), 0);
@@ -130,7 +134,11 @@ async fn an_upload_that_stalls_is_aborted_and_leaves_no_temporary_file() {
     .expect("json");
     assert_eq!(has["missing"][0], digest.as_str(), "nothing was stored");
     assert_eq!(
-        metric(&svc.url, "imagespec_requests_timed_out_total{phase=\"body\"}").await,
+        metric(
+            &svc.url,
+            "imagespec_requests_timed_out_total{phase=\"body\"}"
+        )
+        .await,
         1.0
     );
 }

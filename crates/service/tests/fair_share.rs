@@ -80,16 +80,22 @@ async fn a_later_project_starts_second_not_after_the_first_projects_queue() {
     let mut a_ids = Vec::new();
     for (i, dir) in dirs[..5].iter().enumerate() {
         let body = prepared_submission(&svc.url, TOKEN_A, dir.path(), &format!("a{i}")).await;
-        let info: imagespec_protocol::BuildInfo =
-            submit(&svc.url, TOKEN_A, &body).await.json().await.expect("json");
+        let info: imagespec_protocol::BuildInfo = submit(&svc.url, TOKEN_A, &body)
+            .await
+            .json()
+            .await
+            .expect("json");
         a_ids.push(info.id);
         if i == 0 {
             until("A's first build starts", || builder.started().len() == 1).await;
         }
     }
     let body = prepared_submission(&svc.url, TOKEN_B, dirs[5].path(), "b0").await;
-    let b: imagespec_protocol::BuildInfo =
-        submit(&svc.url, TOKEN_B, &body).await.json().await.expect("json");
+    let b: imagespec_protocol::BuildInfo = submit(&svc.url, TOKEN_B, &body)
+        .await
+        .json()
+        .await
+        .expect("json");
     // Queue depth per project, while A's first build holds the only slot.
     let metrics = http()
         .get(format!("{}/metrics", svc.url))

@@ -74,7 +74,11 @@ async fn build_with_log(store: &Store, id: &str, lines: usize, finished: Option<
 }
 
 async fn log_len(store: &Store, id: &str) -> usize {
-    store.events_from(id, 0, 10_000).await.expect("events").len()
+    store
+        .events_from(id, 0, 10_000)
+        .await
+        .expect("events")
+        .len()
 }
 
 #[tokio::test]
@@ -103,7 +107,10 @@ async fn old_builds_go_with_their_logs_and_oversized_logs_go_oldest_first_never_
     assert!(store.get("ancient", None).await.expect("get").is_none());
     assert_eq!(log_len(&store, "ancient").await, 0);
     for active in ["running", "queued-old"] {
-        assert!(store.get(active, None).await.expect("get").is_some(), "{active}");
+        assert!(
+            store.get(active, None).await.expect("get").is_some(),
+            "{active}"
+        );
     }
 
     // Over the log cap by a little more than f1's log: f1 and f2 (the oldest finished) go.
@@ -119,13 +126,23 @@ async fn old_builds_go_with_their_logs_and_oversized_logs_go_oldest_first_never_
         max_log_bytes: Some(total - f1.bytes - 1),
         ..off()
     };
-    let report = gc::collect(&store, &blobs, &by_size, now).await.expect("gc");
+    let report = gc::collect(&store, &blobs, &by_size, now)
+        .await
+        .expect("gc");
     assert_eq!((report.logs, report.builds), (2, 0));
     assert_eq!(log_len(&store, "f1").await, 0);
     assert_eq!(log_len(&store, "f2").await, 0);
     assert_eq!(log_len(&store, "f3").await, 10);
-    assert_eq!(log_len(&store, "running").await, 50, "the biggest log is running");
-    let f1 = store.get("f1", None).await.expect("get").expect("f1's status stays");
+    assert_eq!(
+        log_len(&store, "running").await,
+        50,
+        "the biggest log is running"
+    );
+    let f1 = store
+        .get("f1", None)
+        .await
+        .expect("get")
+        .expect("f1's status stays");
     assert_eq!(f1.status, BuildState::Succeeded);
 
     // A cap below the running build's log alone: every finished log goes, the running one not.
@@ -167,7 +184,13 @@ async fn blobs_go_least_recently_used_first_except_referenced_or_just_used_ones(
     }
     // d0: the oldest, but a queued build references it.
     // d1, d2, d3: old, in that order. d4: older still, but just asked about. d5: fresh.
-    for (i, age) in [(0, 6 * HOUR), (1, 4 * HOUR), (2, 3 * HOUR), (3, 2 * HOUR), (4, 5 * HOUR)] {
+    for (i, age) in [
+        (0, 6 * HOUR),
+        (1, 4 * HOUR),
+        (2, 3 * HOUR),
+        (3, 2 * HOUR),
+        (4, 5 * HOUR),
+    ] {
         set_used(&blobs, &d[i], now - age);
     }
     assert!(blobs.has("p", &d[4]).await, "asking about a blob uses it");
@@ -227,8 +250,11 @@ async fn the_service_collects_periodically_but_never_a_running_builds_blobs() {
     let svc = TestService::start_with(tempfile::tempdir().expect("tmp"), config, builder).await;
     let project = tempfile::tempdir().expect("tmp");
     let body = prepared_submission(&svc.url, TOKEN_A, project.path(), "app").await;
-    let info: imagespec_protocol::BuildInfo =
-        submit(&svc.url, TOKEN_A, &body).await.json().await.expect("json");
+    let info: imagespec_protocol::BuildInfo = submit(&svc.url, TOKEN_A, &body)
+        .await
+        .json()
+        .await
+        .expect("json");
     let stray = b"uploaded, never used by a build".to_vec();
     let stray_digest = digest_of(&stray);
     let r = authed(
@@ -280,7 +306,10 @@ async fn the_service_collects_periodically_but_never_a_running_builds_blobs() {
     assert_eq!(removed, 1.0, "the stray blob, and only it");
     assert!(!blobs.path("project-a", &stray_digest).exists());
     for digest in &used {
-        assert!(blobs.path("project-a", digest).exists(), "{digest} is the running build's");
+        assert!(
+            blobs.path("project-a", digest).exists(),
+            "{digest} is the running build's"
+        );
     }
     assert_eq!(
         build_info(&svc.url, TOKEN_A, &info.id).await.status,

@@ -57,7 +57,9 @@ fn gc_once(
 ) -> anyhow::Result<()> {
     let report = runtime.block_on(imagespec_service::gc::run_once(config))?;
     match cli.output {
-        OutputFormat::Json => output::json_line(&serde_json::json!({"event": "gc", "removed": report})),
+        OutputFormat::Json => {
+            output::json_line(&serde_json::json!({"event": "gc", "removed": report}))
+        }
         OutputFormat::Text => output::text_line(format!(
             "removed {} finished build(s), the logs of {} more ({} bytes), {} blob(s) ({} bytes)",
             report.builds, report.logs, report.log_bytes, report.blobs, report.blob_bytes
