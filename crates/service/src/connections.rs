@@ -9,7 +9,8 @@
 //!   keeps sending is never cut off, however long it takes.
 //! - At most `max` connections are open at once, `max_per_ip` from one address ([`Gate`]);
 //!   beyond that a connection is answered 503 and closed at once, so a flood from one address
-//!   cannot take the slots of everyone else.
+//!   cannot take the slots of everyone else. (Behind a TLS proxy every connection has the
+//!   proxy's address: `max_per_ip` should then be `max`, and the proxy limits per client.)
 
 use std::collections::HashMap;
 use std::net::IpAddr;
