@@ -3,7 +3,7 @@
 //!
 //! - A request's headers must arrive within `header_read_seconds` of the connection opening
 //!   (or of the previous response, on a kept-alive connection): hyper's header-read timeout,
-//!   which also closes idle keep-alive connections.
+//!   which also closes idle keep-alive connections (counted apart, as `idle`).
 //! - A request body that sends nothing for `body_idle_seconds` is aborted ([`idle_body`]): a
 //!   stalled upload fails, and the blob store removes its temporary file. A slow upload that
 //!   keeps sending is never cut off, however long it takes.
@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -206,6 +207,28 @@ pub async fn refuse(mut stream: tokio::net::TcpStream, why: Refused) {
         stream.shutdown().await
     })
     .await;
+}
+
+/// A connection's service that notes whether a request arrived on it: a header timeout after
+/// the last response is a kept-alive connection left idle (`idle`), not a slow client
+/// (`header`).
+pub struct NoteRequests<S> {
+    pub inner: S,
+    pub seen: Arc<AtomicBool>,
+}
+
+impl<S, R> hyper::service::Service<R> for NoteRequests<S>
+where
+    S: hyper::service::Service<R>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, request: R) -> S::Future {
+        self.seen.store(true, Ordering::Relaxed);
+        self.inner.call(request)
+    }
 }
 
 /// The message of a stalled body (what the handler reports).

@@ -34,7 +34,7 @@ struct Inner {
     queued_at: HashMap<String, Instant>,
     /// Connections refused, per limit (`max`, `max_per_ip`).
     refused: BTreeMap<&'static str, u64>,
-    /// Requests cut off, per phase (`header`, `body`).
+    /// Connections cut off by a timeout, per phase (`header`, `body`, `idle`).
     timed_out: BTreeMap<&'static str, u64>,
     /// What garbage collection removed, per kind (builds, logs, log_bytes, blobs, blob_bytes).
     collected: BTreeMap<&'static str, u64>,
@@ -144,7 +144,8 @@ impl Metrics {
         *self.lock().refused.entry(limit).or_default() += 1;
     }
 
-    /// A request was cut off: its headers (`header`) or body (`body`) did not arrive in time.
+    /// A connection was cut off: a request's headers (`header`) or body (`body`) did not
+    /// arrive in time, or a kept-alive connection sent no new request (`idle`).
     pub fn timed_out(&self, phase: &'static str) {
         *self.lock().timed_out.entry(phase).or_default() += 1;
     }
@@ -281,7 +282,7 @@ impl Metrics {
             &mut out,
             "imagespec_requests_timed_out_total",
             "counter",
-            "Requests cut off because their headers or body did not arrive in time (phase: header, body).",
+            "Connections cut off by a timeout (phase: header, a request's headers were too slow; body, a request body stalled; idle, a kept-alive connection sent no new request).",
         );
         for (phase, n) in &m.timed_out {
             let _ = writeln!(

@@ -216,7 +216,11 @@ async fn accept(listener: TcpListener, app: Router, shared: Arc<Shared>, stop: C
                 continue;
             }
         };
-        let service = TowerToHyperService::new(app.clone());
+        let seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let service = crate::connections::NoteRequests {
+            inner: TowerToHyperService::new(app.clone()),
+            seen: seen.clone(),
+        };
         let (kill, shared) = (kill.clone(), shared.clone());
         tokio::spawn(async move {
             let _admitted = admitted;
@@ -229,7 +233,8 @@ async fn accept(listener: TcpListener, app: Router, shared: Arc<Shared>, stop: C
             tokio::select! {
                 r = conn => if let Err(e) = r {
                     if e.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout) {
-                        shared.metrics.timed_out("header");
+                        let idle = seen.load(Ordering::Relaxed);
+                        shared.metrics.timed_out(if idle { "idle" } else { "header" });
                     }
                     tracing::debug!(%peer, "connection ended: {e}");
                 },
