@@ -118,6 +118,10 @@ pub struct ServeArgs {
     /// Log lines as `text` or `json` (one object per line) [config: log_format; default: text].
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<imagespec_service::logging::LogFormat>,
+    /// Collect garbage once (old builds, logs, unused blobs, as `gc:` in the configuration
+    /// says), print what went, and exit; refused while a service holds the data directory.
+    #[arg(long)]
+    pub gc_once: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,10 @@
 //! ever name, test or use its own blobs. An upload streams into `<data_dir>/tmp`, is hashed on
 //! the way, and only lands (atomically renamed) when its digest and size check out, so a blob
 //! in the store is always exactly its name.
+//!
+//! A blob's modification time is when it was last used (uploaded, asked about, or laid out
+//! into a build), which is what garbage collection ([`crate::gc`]) removes the least recently
+//! used by.
 
 use std::path::{Path, PathBuf};
 
@@ -51,11 +55,15 @@ impl BlobStore {
             .join(hex)
     }
 
+    /// Whether the project has the blob; one it has counts as used now.
     pub async fn has(&self, project: &str, digest: &str) -> bool {
-        is_blob_digest(digest)
-            && tokio::fs::try_exists(self.path(project, digest))
-                .await
-                .unwrap_or(false)
+        if !is_blob_digest(digest) {
+            return false;
+        }
+        let path = self.path(project, digest);
+        tokio::task::spawn_blocking(move || touch(&path).is_ok())
+            .await
+            .unwrap_or(false)
     }
 
     /// Streams an upload into the store; returns its size and whether it was new.
@@ -74,9 +82,11 @@ impl BlobStore {
             return Err(BlobError::InvalidDigest(digest.to_string()));
         }
         tokio::fs::create_dir_all(&self.tmp).await?;
-        let tmp = self.tmp.join(format!("upload-{}", ids::new_id()));
+        // Removed however the upload ends: an error, or the request dropped mid-way (the
+        // client went away, or the connection was closed).
+        let tmp = TempFile(self.tmp.join(format!("upload-{}", ids::new_id())));
         let result = async {
-            let mut file = tokio::fs::File::create(&tmp).await?;
+            let mut file = tokio::fs::File::create(&tmp.0).await?;
             let mut hasher = Sha256::new();
             let mut size = 0u64;
             while let Some(chunk) = body.next().await {
@@ -100,22 +110,15 @@ impl BlobStore {
             Ok(size)
         }
         .await;
-        let size = match result {
-            Ok(size) => size,
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                return Err(e);
-            }
-        };
+        let size = result?;
         let dest = self.path(project, digest);
-        if tokio::fs::try_exists(&dest).await.unwrap_or(false) {
-            let _ = tokio::fs::remove_file(&tmp).await;
+        if self.has(project, digest).await {
             return Ok((size, false));
         }
         if let Some(parent) = dest.parent() {
             tokio::fs::create_dir_all(parent).await?;
         }
-        tokio::fs::rename(&tmp, &dest).await?;
+        tokio::fs::rename(&tmp.0, &dest).await?;
         Ok((size, true))
     }
 
@@ -127,8 +130,79 @@ impl BlobStore {
         dest: &Path,
         executable: bool,
     ) -> std::io::Result<()> {
-        std::fs::copy(self.path(project, digest), dest)?;
+        let source = self.path(project, digest);
+        std::fs::copy(&source, dest)?;
+        let _ = touch(&source);
         set_mode(dest, executable)
+    }
+
+    /// Every stored blob of every project, for garbage collection.
+    pub fn entries(&self) -> std::io::Result<Vec<BlobEntry>> {
+        let mut out = Vec::new();
+        let projects = match std::fs::read_dir(&self.root) {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        for project in projects {
+            let project = project?;
+            let Some(name) = project.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let Ok(prefixes) = std::fs::read_dir(project.path().join("sha256")) else {
+                continue;
+            };
+            for prefix in prefixes {
+                for blob in std::fs::read_dir(prefix?.path())? {
+                    let blob = blob?;
+                    let digest = format!("sha256:{}", blob.file_name().to_string_lossy());
+                    let meta = blob.metadata()?;
+                    if !meta.is_file() || !is_blob_digest(&digest) {
+                        continue;
+                    }
+                    out.push(BlobEntry {
+                        project: name.clone(),
+                        digest,
+                        bytes: meta.len(),
+                        used: meta.modified()?,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes one blob (gone already is fine).
+    pub fn remove(&self, project: &str, digest: &str) -> std::io::Result<()> {
+        match std::fs::remove_file(self.path(project, digest)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A stored blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobEntry {
+    pub project: String,
+    pub digest: String,
+    pub bytes: u64,
+    /// When it was last used.
+    pub used: std::time::SystemTime,
+}
+
+/// Marks a blob used now (its modification time); fails if it is not there.
+fn touch(path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(path)?.set_modified(std::time::SystemTime::now())
+}
+
+/// An upload's temporary file, removed when dropped unless it was renamed into the store.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        // After a successful rename there is nothing left to remove.
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 

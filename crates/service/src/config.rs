@@ -16,6 +16,7 @@
 //! workers:                           # one local engine each; default: one, discovered
 //!   - {name: docker, endpoint: unix:///var/run/docker.sock, slots: 1}
 //! concurrency: 2                     # builds at once over all workers (default: all slots)
+//! max_running_per_project: 1         # optional: builds of one project at once (fair share)
 //! keep_alive_seconds: 10            # between keep-alive comments on log streams
 //! cancel_grace_seconds: 20          # a cancelled builder's time to clean up
 //! metrics_token_env: METRICS_TOKEN  # optional: `GET /metrics` then needs this bearer token
@@ -25,6 +26,17 @@
 //!   max_request_bytes: 8388608       # a JSON request (the build manifest)
 //!   requests_per_minute: 6000        # per token (one upload = one request); 429 with
 //!   burst: 1000                      # Retry-After beyond it, which the client waits out
+//! connections:                       # slow or idle clients (see `connections.rs`)
+//!   header_read_seconds: 20          # a request's headers must arrive within this
+//!   body_idle_seconds: 30            # a body (upload) that sends nothing this long is aborted
+//!   max: 1024                        # open connections; more are answered 503 and closed
+//!   max_per_ip: 256                  # open connections from one address
+//! gc:                                # garbage collection (see `gc.rs`); 0 switches a part off
+//!   interval_seconds: 3600           # between runs (0: only `imagespec serve --gc-once`)
+//!   keep_builds_days: 30             # finished builds and their logs, by age
+//!   keep_blobs_days: 30              # uploaded files not used for this long
+//!   max_blob_bytes: 107374182400     # optional: beyond it, least recently used blobs go
+//!   max_log_bytes: 1073741824        # optional: beyond it, the oldest finished builds' logs go
 //! ```
 //!
 //! Parsed with `marked-yaml`, so errors carry a line and column; unknown keys are errors, so a
@@ -48,6 +60,50 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    #[error("{path}:{line}: {message}")]
+    InvalidAt {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// A refusal of the value at `span` (its line, where the parser knows it).
+    pub(crate) fn at(path: &Path, span: &marked_yaml::Span, message: String) -> ConfigError {
+        match span.start() {
+            Some(start) => ConfigError::InvalidAt {
+                path: path.to_path_buf(),
+                line: start.line(),
+                message,
+            },
+            None => ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message,
+            },
+        }
+    }
+}
+
+/// A whole number of at least `min`, else a refusal naming `field` and its line. Numbers of
+/// the newer sections are read as text and parsed here, so that a wrong one is reported with
+/// its key and line (the YAML layer reports only "invalid digit").
+pub(crate) fn spanned_at_least(
+    path: &Path,
+    value: &marked_yaml::Spanned<String>,
+    min: u64,
+    field: &str,
+) -> Result<u64, ConfigError> {
+    let refuse = |message: String| Err(ConfigError::at(path, value.span(), message));
+    match value.trim().parse::<u64>() {
+        Ok(n) if n >= min => Ok(n),
+        Ok(n) => refuse(format!("`{field}` must be at least {min}, not {n}")),
+        Err(_) => refuse(format!(
+            "`{field}`: `{}` is not a whole number; write e.g. {}",
+            value.as_str(),
+            min.max(1)
+        )),
+    }
 }
 
 /// One token and the project it acts for.
@@ -134,6 +190,12 @@ pub struct ServiceConfig {
     pub metrics_token: Option<Secret>,
     /// How the service's log lines look (`--log-format` overrides it).
     pub log_format: crate::logging::LogFormat,
+    /// Most builds of one project running at once (`None`: no cap beyond fair share).
+    pub max_running_per_project: Option<usize>,
+    /// Timeouts and caps for client connections.
+    pub connections: crate::connections::ConnectionLimits,
+    /// Garbage collection.
+    pub gc: crate::gc::GcConfig,
 }
 
 impl ServiceConfig {
@@ -154,6 +216,9 @@ impl ServiceConfig {
             cancel_grace_seconds: 20,
             metrics_token: None,
             log_format: crate::logging::LogFormat::Text,
+            max_running_per_project: None,
+            connections: Default::default(),
+            gc: Default::default(),
         }
     }
 
@@ -337,6 +402,13 @@ impl ServiceConfig {
                 .parse()
                 .map_err(|e: String| invalid(format!("`log_format`: {e}")))?,
         };
+        let max_running_per_project = raw
+            .max_running_per_project
+            .map(|v| spanned_at_least(path, &v, 1, "max_running_per_project"))
+            .transpose()?
+            .map(|v| v as usize);
+        let connections = raw.connections.check(path)?;
+        let gc = raw.gc.check(path)?;
         Ok(ServiceConfig {
             listen,
             data_dir: base.join(
@@ -355,6 +427,9 @@ impl ServiceConfig {
             cancel_grace_seconds: raw.cancel_grace_seconds.unwrap_or(20),
             metrics_token: metrics_token.map(Secret::new),
             log_format,
+            max_running_per_project,
+            connections,
+            gc,
         })
     }
 }
@@ -418,6 +493,12 @@ struct RawConfig {
     metrics_token_env: Option<String>,
     #[serde(default)]
     log_format: Option<String>,
+    #[serde(default)]
+    max_running_per_project: Option<marked_yaml::Spanned<String>>,
+    #[serde(default)]
+    connections: crate::connections::RawConnections,
+    #[serde(default)]
+    gc: crate::gc::RawGc,
 }
 
 #[derive(Deserialize)]
@@ -497,5 +578,66 @@ mod tests {
         let c = ServiceConfig::parse("{}\n", p, none).expect("defaults");
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.workers.len(), 1);
+    }
+
+    #[test]
+    fn connections_gc_and_fair_share_sections() {
+        let p = Path::new("s.yaml");
+        let none = |_: &str| None;
+        let text = "max_running_per_project: 2\nconnections:\n  header_read_seconds: 2\n  body_idle_seconds: 3\n  max: 10\n  max_per_ip: 4\ngc:\n  interval_seconds: 0\n  keep_builds_days: 7\n  keep_blobs_days: 0\n  max_blob_bytes: 2097152\n";
+        let c = ServiceConfig::parse(text, p, none).expect("valid");
+        assert_eq!(c.max_running_per_project, Some(2));
+        assert_eq!(
+            c.connections,
+            crate::connections::ConnectionLimits {
+                header_read: std::time::Duration::from_secs(2),
+                body_idle: std::time::Duration::from_secs(3),
+                max: 10,
+                max_per_ip: 4,
+            }
+        );
+        assert_eq!(c.gc.interval, None, "0 switches the periodic run off");
+        assert_eq!(
+            c.gc.keep_builds,
+            Some(std::time::Duration::from_secs(7 * 86400))
+        );
+        assert_eq!(c.gc.keep_blobs, None);
+        assert_eq!(c.gc.max_blob_bytes, Some(2097152));
+        assert_eq!(c.gc.max_log_bytes, None);
+        let d = ServiceConfig::parse("{}\n", p, none).expect("defaults");
+        assert_eq!(d.gc, crate::gc::GcConfig::default());
+        assert_eq!(
+            d.connections,
+            crate::connections::ConnectionLimits::default()
+        );
+        // Refusals name the file, the line and the key.
+        for (text, needle) in [
+            (
+                "listen: 127.0.0.1:1\nconnections:\n  header_read_seconds: 0\n",
+                "s.yaml:3: `connections.header_read_seconds` must be at least 1",
+            ),
+            (
+                "gc:\n  max_log_bytes: 5\n",
+                "s.yaml:2: `gc.max_log_bytes` must be at least 1048576",
+            ),
+            (
+                "connections: {max: 2, max_per_ip: 3}\n",
+                "s.yaml:1: `connections.max_per_ip` (3) is more than",
+            ),
+            (
+                "max_running_per_project: 0\n",
+                "s.yaml:1: `max_running_per_project`",
+            ),
+            ("gc:\n  intervall_seconds: 1\n", "intervall_seconds"),
+            (
+                "connections:\n  max: -1\n",
+                "s.yaml:2: `connections.max`: `-1` is not a whole number",
+            ),
+        ] {
+            let err = ServiceConfig::parse(text, p, none)
+                .expect_err(text)
+                .to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
     }
 }

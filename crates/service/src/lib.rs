@@ -19,14 +19,18 @@
 //! See [`server`] for what happens to interrupted builds on restart.
 //!
 //! Operating it: `/v1/health` (liveness), `/v1/ready` (a worker's engine answers),
-//! `/metrics` ([`metrics`]), and an access log line per request ([`logging`]).
+//! `/metrics` ([`metrics`]), and an access log line per request ([`logging`]). Slow clients are
+//! cut off ([`connections`]); projects share the workers fairly ([`scheduler`]); old builds,
+//! logs and blobs are collected ([`gc`]).
 
 pub mod api;
 pub mod auth;
 pub mod blobs;
 pub mod config;
+pub mod connections;
 pub mod data_lock;
 pub mod events;
+pub mod gc;
 pub mod ids;
 pub mod logging;
 pub mod metrics;

@@ -32,6 +32,14 @@ struct Inner {
     queue_seconds: BTreeMap<String, Histogram>,
     /// When each queued build was queued, for its wait.
     queued_at: HashMap<String, Instant>,
+    /// Connections refused, per limit (`max`, `max_per_ip`).
+    refused: BTreeMap<&'static str, u64>,
+    /// Connections cut off by a timeout, per phase (`header`, `body`, `idle`).
+    timed_out: BTreeMap<&'static str, u64>,
+    /// What garbage collection removed, per kind (builds, logs, log_bytes, blobs, blob_bytes).
+    collected: BTreeMap<&'static str, u64>,
+    gc_runs: u64,
+    gc_failures: u64,
 }
 
 struct Histogram {
@@ -81,10 +89,14 @@ impl Histogram {
     }
 }
 
-/// What the scheduler says when scraped.
+/// What the scheduler and the connection gate say when scraped.
+#[derive(Default)]
 pub struct Gauges {
     pub queued: usize,
     pub running: usize,
+    /// Queued builds per project (projects with none left out).
+    pub queued_by_project: BTreeMap<String, usize>,
+    pub connections: usize,
 }
 
 impl Metrics {
@@ -126,6 +138,34 @@ impl Metrics {
 
     pub fn uploaded(&self, project: &str, bytes: u64) {
         *self.lock().uploaded.entry(project.to_string()).or_default() += bytes;
+    }
+
+    pub fn connection_refused(&self, limit: &'static str) {
+        *self.lock().refused.entry(limit).or_default() += 1;
+    }
+
+    /// A connection was cut off: a request's headers (`header`) or body (`body`) did not
+    /// arrive in time, or a kept-alive connection sent no new request (`idle`).
+    pub fn timed_out(&self, phase: &'static str) {
+        *self.lock().timed_out.entry(phase).or_default() += 1;
+    }
+
+    pub fn collected(&self, report: &crate::gc::GcReport) {
+        let mut m = self.lock();
+        m.gc_runs += 1;
+        for (kind, n) in [
+            ("builds", report.builds),
+            ("logs", report.logs),
+            ("log_bytes", report.log_bytes),
+            ("blobs", report.blobs),
+            ("blob_bytes", report.blob_bytes),
+        ] {
+            *m.collected.entry(kind).or_default() += n;
+        }
+    }
+
+    pub fn gc_failed(&self) {
+        self.lock().gc_failures += 1;
     }
 
     /// The text exposition of everything.
@@ -170,6 +210,19 @@ impl Metrics {
         let _ = writeln!(out, "imagespec_queue_depth {}", gauges.queued);
         header(
             &mut out,
+            "imagespec_project_queue_depth",
+            "gauge",
+            "Builds waiting for a worker, per project (fair share between projects).",
+        );
+        for (project, n) in &gauges.queued_by_project {
+            let _ = writeln!(
+                out,
+                "imagespec_project_queue_depth{{project=\"{}\"}} {n}",
+                escape(project)
+            );
+        }
+        header(
+            &mut out,
             "imagespec_builds_running",
             "gauge",
             "Builds running on workers.",
@@ -206,6 +259,60 @@ impl Metrics {
                 escape(project)
             );
         }
+        header(
+            &mut out,
+            "imagespec_connections_open",
+            "gauge",
+            "Client connections open.",
+        );
+        let _ = writeln!(out, "imagespec_connections_open {}", gauges.connections);
+        header(
+            &mut out,
+            "imagespec_connections_refused_total",
+            "counter",
+            "Connections answered 503 and closed, by the limit they hit (max, max_per_ip).",
+        );
+        for (limit, n) in &m.refused {
+            let _ = writeln!(
+                out,
+                "imagespec_connections_refused_total{{limit=\"{limit}\"}} {n}"
+            );
+        }
+        header(
+            &mut out,
+            "imagespec_requests_timed_out_total",
+            "counter",
+            "Connections cut off by a timeout (phase: header, a request's headers were too slow; body, a request body stalled; idle, a kept-alive connection sent no new request).",
+        );
+        for (phase, n) in &m.timed_out {
+            let _ = writeln!(
+                out,
+                "imagespec_requests_timed_out_total{{phase=\"{phase}\"}} {n}"
+            );
+        }
+        header(
+            &mut out,
+            "imagespec_gc_runs_total",
+            "counter",
+            "Garbage collection runs that completed.",
+        );
+        let _ = writeln!(out, "imagespec_gc_runs_total {}", m.gc_runs);
+        header(
+            &mut out,
+            "imagespec_gc_failures_total",
+            "counter",
+            "Garbage collection runs that stopped on an error.",
+        );
+        let _ = writeln!(out, "imagespec_gc_failures_total {}", m.gc_failures);
+        header(
+            &mut out,
+            "imagespec_gc_removed_total",
+            "counter",
+            "What garbage collection removed (kind: builds, logs, log_bytes, blobs, blob_bytes).",
+        );
+        for (kind, n) in &m.collected {
+            let _ = writeln!(out, "imagespec_gc_removed_total{{kind=\"{kind}\"}} {n}");
+        }
         out
     }
 }
@@ -230,10 +337,25 @@ mod tests {
         m.finished("team-a", "b1", "succeeded", Some(Duration::from_secs(3)));
         m.finished("team-a", "b2", "succeeded", Some(Duration::from_secs(7000)));
         m.uploaded("team-a", 42);
+        m.collected(&crate::gc::GcReport {
+            blobs: 3,
+            blob_bytes: 300,
+            ..Default::default()
+        });
+        m.timed_out("body");
+        m.connection_refused("max_per_ip");
         let text = m.render(&Gauges {
             queued: 2,
             running: 1,
+            queued_by_project: BTreeMap::from([("team-a".into(), 2)]),
+            connections: 4,
         });
+        assert!(text.contains("imagespec_project_queue_depth{project=\"team-a\"} 2\n"));
+        assert!(text.contains("imagespec_gc_removed_total{kind=\"blob_bytes\"} 300\n"));
+        assert!(text.contains("imagespec_gc_runs_total 1\n"));
+        assert!(text.contains("imagespec_requests_timed_out_total{phase=\"body\"} 1\n"));
+        assert!(text.contains("imagespec_connections_refused_total{limit=\"max_per_ip\"} 1\n"));
+        assert!(text.contains("imagespec_connections_open 4\n"));
         assert!(text.contains("imagespec_builds_queued_total{project=\"team-a\"} 1\n"));
         assert!(text.contains(
             "imagespec_builds_finished_total{project=\"team-a\",state=\"succeeded\"} 2\n"

@@ -1,10 +1,23 @@
-//! The build queue: first in, first out, onto a pool of workers.
+//! The build queue: fair shares between projects, onto a pool of workers.
+//!
+//! Each project has its own first-in-first-out queue. When a slot frees up, the next build
+//! comes from the project with the fewest builds running, and among those from the one whose
+//! last build started longest ago (a project never served goes first). With one slot this is
+//! plain round-robin between the projects that wait; with more, each waiting project holds
+//! about an equal share of the slots. So a project that queues fifty builds delays another
+//! project's one build by at most one build per slot, not fifty.
+//!
+//! Why not deficit or weighted round-robin: those share out a cost, and a build's cost (its
+//! minutes on a worker) is unknown until it has run; the number of builds running is what the
+//! scheduler knows for sure. An optional cap (`max_running_per_project`) keeps one project from
+//! holding every slot while the others are idle and then making a newcomer wait for a long
+//! build to end.
 //!
 //! A build goes to the least busy worker with a free slot, as long as fewer than `concurrency`
 //! builds run in all. Cancelling a queued build just takes it out of the queue; a running one
 //! has its cancellation token fired (the runner then records it as cancelled).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 
 use tokio::sync::Notify;
@@ -35,12 +48,61 @@ pub struct Scheduler {
     pub wake: Notify,
     slots: Vec<usize>,
     concurrency: usize,
+    /// Most builds of one project running at once; `None`: no cap.
+    per_project: Option<usize>,
 }
 
+#[derive(Clone, Default)]
 struct State {
-    queue: VecDeque<String>,
+    /// Per project, its waiting builds in arrival order (no empty queues).
+    queues: BTreeMap<String, VecDeque<String>>,
     busy: Vec<usize>,
-    running: HashMap<String, CancellationToken>,
+    /// Running build → its project and cancellation token.
+    running: HashMap<String, (String, CancellationToken)>,
+    /// Builds running per project (no zeros).
+    running_per_project: HashMap<String, usize>,
+    /// When each project last had a build started, as a count of starts (not a clock).
+    last_start: HashMap<String, u64>,
+    starts: u64,
+    /// Arrival order of queued builds, to break the last ties.
+    arrival: HashMap<String, u64>,
+    arrivals: u64,
+}
+
+impl State {
+    /// The project whose build starts next (`cap` as in [`Scheduler`]).
+    fn pick(&self, cap: Option<usize>) -> Option<String> {
+        self.queues
+            .iter()
+            .filter_map(|(project, queue)| {
+                let running = self.running_per_project.get(project).copied().unwrap_or(0);
+                if cap.is_some_and(|cap| running >= cap) {
+                    return None;
+                }
+                let last = self.last_start.get(project).copied().unwrap_or(0);
+                let first = queue.front().and_then(|id| self.arrival.get(id)).copied();
+                Some(((running, last, first), project))
+            })
+            .min_by_key(|(key, _)| *key)
+            .map(|(_, project)| project.clone())
+    }
+
+    /// Takes `project`'s next build off its queue and counts it as started.
+    fn start(&mut self, project: &str) -> Option<String> {
+        let queue = self.queues.get_mut(project)?;
+        let id = queue.pop_front()?;
+        if queue.is_empty() {
+            self.queues.remove(project);
+        }
+        self.arrival.remove(&id);
+        *self
+            .running_per_project
+            .entry(project.to_string())
+            .or_default() += 1;
+        self.starts += 1;
+        self.last_start.insert(project.to_string(), self.starts);
+        Some(id)
+    }
 }
 
 impl Scheduler {
@@ -48,38 +110,73 @@ impl Scheduler {
     pub fn new(slots: Vec<usize>, concurrency: usize) -> Self {
         Scheduler {
             state: Mutex::new(State {
-                queue: VecDeque::new(),
                 busy: vec![0; slots.len()],
-                running: HashMap::new(),
+                ..State::default()
             }),
             wake: Notify::new(),
             slots,
             concurrency: concurrency.max(1),
+            per_project: None,
         }
+    }
+
+    /// At most `cap` builds of one project run at once (`None`: no cap).
+    #[must_use]
+    pub fn with_project_cap(mut self, cap: Option<usize>) -> Self {
+        self.per_project = cap.map(|c| c.max(1));
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn enqueue(&self, id: &str) {
-        self.lock().queue.push_back(id.to_string());
+    pub fn enqueue(&self, project: &str, id: &str) {
+        {
+            let mut s = self.lock();
+            s.arrivals += 1;
+            let n = s.arrivals;
+            s.arrival.insert(id.to_string(), n);
+            s.queues
+                .entry(project.to_string())
+                .or_default()
+                .push_back(id.to_string());
+        }
         self.wake.notify_one();
     }
 
-    /// 0 for the next build to start; `None` when not queued.
+    /// How many builds start before this one if none finishes first (0: it is next), ignoring
+    /// the per-project cap; `None` when not queued. An estimate: finishing builds change it.
     pub fn position(&self, id: &str) -> Option<usize> {
-        self.lock().queue.iter().position(|q| q == id)
+        let mut s = self.lock().clone();
+        let mut ahead = 0;
+        while let Some(project) = s.pick(None) {
+            if s.start(&project)? == id {
+                return Some(ahead);
+            }
+            ahead += 1;
+        }
+        None
     }
 
     pub fn cancel(&self, id: &str) -> Cancelled {
         let mut s = self.lock();
-        if let Some(i) = s.queue.iter().position(|q| q == id) {
-            s.queue.remove(i);
+        let queued = s
+            .queues
+            .iter()
+            .find_map(|(p, q)| q.iter().position(|q| q == id).map(|i| (p.clone(), i)));
+        if let Some((project, i)) = queued {
+            if let Some(queue) = s.queues.get_mut(&project) {
+                queue.remove(i);
+                if queue.is_empty() {
+                    s.queues.remove(&project);
+                }
+            }
+            s.arrival.remove(id);
             return Cancelled::Dequeued;
         }
         match s.running.get(id) {
-            Some(token) => {
+            Some((_, token)) => {
                 token.cancel();
                 Cancelled::Signalled
             }
@@ -90,7 +187,7 @@ impl Scheduler {
     /// Fires every running build's token (graceful shutdown); returns how many.
     pub fn cancel_all_running(&self) -> usize {
         let s = self.lock();
-        for token in s.running.values() {
+        for (_, token) in s.running.values() {
             token.cancel();
         }
         s.running.len()
@@ -98,7 +195,16 @@ impl Scheduler {
 
     /// Builds waiting for a worker.
     pub fn queued(&self) -> usize {
-        self.lock().queue.len()
+        self.lock().queues.values().map(VecDeque::len).sum()
+    }
+
+    /// Builds waiting for a worker, per project (projects with none are left out).
+    pub fn queued_by_project(&self) -> BTreeMap<String, usize> {
+        self.lock()
+            .queues
+            .iter()
+            .map(|(p, q)| (p.clone(), q.len()))
+            .collect()
     }
 
     pub fn running(&self) -> usize {
@@ -108,16 +214,18 @@ impl Scheduler {
     /// The next build to start, if there is one and room for it.
     pub fn next(&self) -> Option<Assignment> {
         let mut s = self.lock();
-        if s.queue.is_empty() || s.running.len() >= self.concurrency {
+        if s.queues.is_empty() || s.running.len() >= self.concurrency {
             return None;
         }
         let worker = (0..self.slots.len())
             .filter(|&w| s.busy[w] < self.slots[w])
             .min_by_key(|&w| (s.busy[w] * 1000) / self.slots[w])?;
-        let build_id = s.queue.pop_front()?;
+        let project = s.pick(self.per_project)?;
+        let build_id = s.start(&project)?;
         let cancel = CancellationToken::new();
         s.busy[worker] += 1;
-        s.running.insert(build_id.clone(), cancel.clone());
+        s.running
+            .insert(build_id.clone(), (project, cancel.clone()));
         Some(Assignment {
             build_id,
             worker,
@@ -129,7 +237,14 @@ impl Scheduler {
     pub fn done(&self, id: &str, worker: usize) {
         {
             let mut s = self.lock();
-            s.running.remove(id);
+            if let Some((project, _)) = s.running.remove(id)
+                && let Some(n) = s.running_per_project.get_mut(&project)
+            {
+                *n -= 1;
+                if *n == 0 {
+                    s.running_per_project.remove(&project);
+                }
+            }
             s.busy[worker] = s.busy[worker].saturating_sub(1);
         }
         self.wake.notify_one();
@@ -140,11 +255,16 @@ impl Scheduler {
 mod tests {
     use super::*;
 
+    /// Starts builds until none may start; returns their ids.
+    fn start_all(s: &Scheduler) -> Vec<Assignment> {
+        std::iter::from_fn(|| s.next()).collect()
+    }
+
     #[test]
     fn fifo_within_slots_and_concurrency() {
         let s = Scheduler::new(vec![1, 2], 2);
         for id in ["a", "b", "c", "d"] {
-            s.enqueue(id);
+            s.enqueue("p", id);
         }
         let first = s.next().expect("a");
         let second = s.next().expect("b");
@@ -161,5 +281,71 @@ mod tests {
         s.done("a", first.worker);
         assert_eq!(s.next().expect("c").build_id, "c");
         assert_eq!(s.cancel("zz"), Cancelled::NotActive);
+    }
+
+    /// One slot, project A queues five builds and starts the first, then B queues one: B's
+    /// build starts second, not sixth.
+    #[test]
+    fn a_later_project_is_not_stuck_behind_an_earlier_ones_queue() {
+        let s = Scheduler::new(vec![1], 1);
+        for id in ["a1", "a2", "a3", "a4", "a5"] {
+            s.enqueue("project-a", id);
+        }
+        let first = s.next().expect("a1 starts");
+        assert_eq!(first.build_id, "a1");
+        s.enqueue("project-b", "b1");
+        assert_eq!(s.position("b1"), Some(0));
+        assert_eq!(
+            s.queued_by_project(),
+            BTreeMap::from([("project-a".into(), 4), ("project-b".into(), 1)])
+        );
+        let mut order = vec![first.build_id.clone()];
+        let mut running = first;
+        while {
+            s.done(&running.build_id, running.worker);
+            match s.next() {
+                Some(next) => {
+                    order.push(next.build_id.clone());
+                    running = next;
+                    true
+                }
+                None => false,
+            }
+        } {}
+        assert_eq!(order, ["a1", "b1", "a2", "a3", "a4", "a5"]);
+        assert_eq!(s.queued(), 0);
+    }
+
+    /// Queued before anything starts: the projects take turns.
+    #[test]
+    fn projects_take_turns_and_share_slots() {
+        let s = Scheduler::new(vec![2], 2);
+        for id in ["a1", "a2", "a3"] {
+            s.enqueue("a", id);
+        }
+        s.enqueue("b", "b1");
+        s.enqueue("c", "c1");
+        assert_eq!(s.position("a2"), Some(3));
+        let started: Vec<String> = start_all(&s).into_iter().map(|a| a.build_id).collect();
+        // Two slots: one for a, one for b (c waits; a does not get both).
+        assert_eq!(started, ["a1", "b1"]);
+        s.done("a1", 0);
+        // a and c have none running now; c was never served.
+        assert_eq!(s.next().expect("c1").build_id, "c1");
+    }
+
+    #[test]
+    fn the_per_project_cap_leaves_slots_for_others() {
+        let s = Scheduler::new(vec![3], 3).with_project_cap(Some(1));
+        for id in ["a1", "a2", "a3"] {
+            s.enqueue("a", id);
+        }
+        let started = start_all(&s);
+        assert_eq!(started.len(), 1, "a may run one build at once");
+        s.enqueue("b", "b1");
+        assert_eq!(s.next().expect("b1 takes a free slot").build_id, "b1");
+        assert!(s.next().is_none());
+        s.done("a1", started[0].worker);
+        assert_eq!(s.next().expect("a2").build_id, "a2");
     }
 }

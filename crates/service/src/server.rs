@@ -8,7 +8,9 @@
 //!
 //! Connections are served by our own accept loop so that [`RunningService::crash`] can drop
 //! every connection and task at once, as a killed process would (the restart tests need it);
-//! [`RunningService::shutdown`] is the graceful way.
+//! [`RunningService::shutdown`] is the graceful way. The loop also enforces the connection
+//! limits of [`crate::connections`]: HTTP/1.1 only (TLS in front may speak HTTP/2 to clients),
+//! so hyper's header-read timeout covers every request.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use imagespec_builder_local::{EngineChoice, LocalBuilder};
@@ -26,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Auth;
 use crate::blobs::BlobStore;
 use crate::config::ServiceConfig;
+use crate::connections::{ConnectionLimits, Gate};
 use crate::events::Hub;
 use crate::ids::now;
 use crate::scheduler::Scheduler;
@@ -135,7 +138,9 @@ impl Service {
             blobs: BlobStore::new(data.join("blobs"), data.join("tmp")),
             store,
             hub: Arc::new(Hub::default()),
-            scheduler: Scheduler::new(slots, concurrency),
+            scheduler: Scheduler::new(slots, concurrency)
+                .with_project_cap(config.max_running_per_project),
+            gate: Gate::new(&config.connections),
             workers,
             kill: CancellationToken::new(),
             stopping: Default::default(),
@@ -144,13 +149,17 @@ impl Service {
             config,
         });
         tokio::spawn(runner::dispatch(shared.clone()));
+        tokio::spawn(crate::gc::periodic(shared.clone()));
         let stop_accepting = CancellationToken::new();
-        let app = api::router(shared.clone());
+        let app = api::router(shared.clone()).layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            crate::connections::idle_body,
+        ));
         tokio::spawn(accept(
             listener,
             app,
+            shared.clone(),
             stop_accepting.clone(),
-            shared.kill.clone(),
         ));
         tracing::info!(%addr, "imagespec build service listening");
         Ok(RunningService {
@@ -182,16 +191,13 @@ fn local_workers(config: &ServiceConfig) -> Vec<Worker> {
         .collect()
 }
 
-async fn accept(
-    listener: TcpListener,
-    app: Router,
-    stop: CancellationToken,
-    kill: CancellationToken,
-) {
+async fn accept(listener: TcpListener, app: Router, shared: Arc<Shared>, stop: CancellationToken) {
+    let kill = shared.kill.clone();
+    let limits: ConnectionLimits = shared.config.connections;
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -201,14 +207,36 @@ async fn accept(
             () = stop.cancelled() => return,
             () = kill.cancelled() => return,
         };
-        let service = TowerToHyperService::new(app.clone());
-        let kill = kill.clone();
+        let admitted = match shared.gate.admit(peer.ip()) {
+            Ok(admitted) => admitted,
+            Err(why) => {
+                shared.metrics.connection_refused(why.as_str());
+                tracing::warn!(%peer, limit = why.as_str(), "connection refused: too many open");
+                tokio::spawn(crate::connections::refuse(stream, why));
+                continue;
+            }
+        };
+        let seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let service = crate::connections::NoteRequests {
+            inner: TowerToHyperService::new(app.clone()),
+            seen: seen.clone(),
+        };
+        let (kill, shared) = (kill.clone(), shared.clone());
         tokio::spawn(async move {
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let _admitted = admitted;
+            let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read);
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             tokio::select! {
                 r = conn => if let Err(e) = r {
-                    tracing::debug!("connection ended: {e}");
+                    if e.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout) {
+                        let idle = seen.load(Ordering::Relaxed);
+                        shared.metrics.timed_out(if idle { "idle" } else { "header" });
+                    }
+                    tracing::debug!(%peer, "connection ended: {e}");
                 },
                 () = kill.cancelled() => {}
             }

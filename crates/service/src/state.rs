@@ -49,6 +49,8 @@ pub struct Shared {
     pub blobs: BlobStore,
     pub hub: Arc<Hub>,
     pub scheduler: Scheduler,
+    /// Open connections, against the configured caps.
+    pub gate: crate::connections::Gate,
     pub workers: Vec<Worker>,
     pub auth: Auth,
     pub metrics: Metrics,

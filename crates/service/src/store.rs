@@ -295,6 +295,107 @@ impl Store {
     }
 }
 
+/// A finished build's stored log, for garbage collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLog {
+    pub build_id: String,
+    pub finished_at: i64,
+    pub bytes: u64,
+}
+
+/// What garbage collection asks of the database. Only finished builds are ever removed: a
+/// queued or running build, and its log, are not touched.
+impl Store {
+    /// The `(project, accepted submission JSON)` of every queued or running build.
+    pub async fn active_requests(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.call(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT project, request FROM builds WHERE status IN ('queued', 'running')",
+            )?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// Removes finished builds (rows and events) that ended before `cutoff`; returns how many.
+    pub async fn remove_finished_before(&self, cutoff: i64) -> Result<u64, StoreError> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            let finished =
+                "status NOT IN ('queued', 'running') AND COALESCE(finished_at, created_at) < ?1";
+            tx.execute(
+                &format!(
+                    "DELETE FROM events WHERE build_id IN (SELECT id FROM builds WHERE {finished})"
+                ),
+                params![cutoff],
+            )?;
+            let n = tx.execute(
+                &format!("DELETE FROM builds WHERE {finished}"),
+                params![cutoff],
+            )?;
+            tx.commit()?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    /// Bytes of all stored events, of active builds too.
+    pub async fn log_bytes(&self) -> Result<u64, StoreError> {
+        self.call(|conn| {
+            let n: i64 = conn.query_row(
+                "SELECT COALESCE(SUM(length(data)), 0) FROM events",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(n.max(0) as u64)
+        })
+        .await
+    }
+
+    /// The logs of finished builds that still have one, oldest first.
+    pub async fn finished_logs(&self) -> Result<Vec<StoredLog>, StoreError> {
+        self.call(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT b.id, COALESCE(b.finished_at, b.created_at), SUM(length(e.data))
+                 FROM builds b JOIN events e ON e.build_id = b.id
+                 WHERE b.status NOT IN ('queued', 'running')
+                 GROUP BY b.id ORDER BY 2, b.rowid",
+            )?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(StoredLog {
+                        build_id: r.get(0)?,
+                        finished_at: r.get(1)?,
+                        bytes: r.get::<_, i64>(2)?.max(0) as u64,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// Removes the events of these builds if they are finished (the rows stay: their status is
+    /// still answered, and a log stream of one ends at once with its final status).
+    pub async fn remove_logs(&self, ids: Vec<String>) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            for id in &ids {
+                tx.execute(
+                    "DELETE FROM events WHERE build_id = ?1 AND build_id IN (SELECT id FROM builds WHERE status NOT IN ('queued', 'running'))",
+                    params![id],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+}
+
 fn get(conn: &Connection, id: &str, project: Option<&str>) -> Result<Option<BuildRow>, StoreError> {
     let row = conn
         .query_row(

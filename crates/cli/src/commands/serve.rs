@@ -1,6 +1,7 @@
 //! `imagespec serve --config service.yaml`: run the build service that the `union` (remote)
 //! builder talks to, until Ctrl-C or SIGTERM; then stop gracefully (running builds are
-//! recorded as failed, log streams get their final event).
+//! recorded as failed, log streams get their final event). `--gc-once` collects garbage once
+//! instead and exits.
 
 use anyhow::Context as _;
 use imagespec_service::{Service, ServiceConfig};
@@ -27,6 +28,9 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if args.gc_once {
+        return gc_once(cli, &config, &runtime);
+    }
     runtime.block_on(async {
         let service = Service::new(config).start().await?;
         match cli.output {
@@ -43,6 +47,25 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
         service.shutdown().await;
         Ok(())
     })
+}
+
+/// `--gc-once`: one collection of the data directory, reported on stdout.
+fn gc_once(
+    cli: &Cli,
+    config: &ServiceConfig,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<()> {
+    let report = runtime.block_on(imagespec_service::gc::run_once(config))?;
+    match cli.output {
+        OutputFormat::Json => {
+            output::json_line(&serde_json::json!({"event": "gc", "removed": report}))
+        }
+        OutputFormat::Text => output::text_line(format!(
+            "removed {} finished build(s), the logs of {} more ({} bytes), {} blob(s) ({} bytes)",
+            report.builds, report.logs, report.log_bytes, report.blobs, report.blob_bytes
+        )),
+    }
+    Ok(())
 }
 
 /// Ctrl-C, or SIGTERM where there is one.

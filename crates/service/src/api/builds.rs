@@ -145,7 +145,7 @@ pub async fn submit(
         shared.store.insert(row.clone()).await?;
     }
     shared.metrics.queued(&project, &id);
-    shared.scheduler.enqueue(&id);
+    shared.scheduler.enqueue(&project, &id);
     tracing::info!(build = %id, %project, %image, "build queued");
     Ok(accepted(&row))
 }

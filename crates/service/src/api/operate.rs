@@ -83,6 +83,8 @@ pub async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> R
     let text = shared.metrics.render(&Gauges {
         queued: shared.scheduler.queued(),
         running: shared.scheduler.running(),
+        queued_by_project: shared.scheduler.queued_by_project(),
+        connections: shared.gate.open(),
     });
     (
         [(
