@@ -32,7 +32,9 @@ use crate::engine_http::{self as api, JsonStream};
 use crate::error::LocalError;
 use crate::progress::{BuildMessage, Progress};
 use crate::pull_auth;
-use crate::secrets::{BuildSecret, Redactor, SecretSource, podman_secret_name, write_tar_entry};
+use crate::secrets::{
+    BuildSecret, Redactor, SecretSource, SecretValue, podman_secret_name, write_tar_entry,
+};
 use crate::session;
 
 /// Writes the build context (an uncompressed tar holding the Dockerfile) to the given writer.
@@ -102,7 +104,19 @@ pub(crate) async fn run(
     if cancel.is_cancelled() {
         return Err(cancelled());
     }
-    let mut redactor = Redactor::new(secrets.iter().map(|s| &s.value));
+    // The proxies of the environment and `config.json`, as build args (`crate::proxy`); a
+    // proxy password is as secret as the build's own secrets.
+    let build_args = crate::proxy::build_args(
+        |k| std::env::var(k).ok(),
+        credentials.docker_config.as_deref(),
+        &engine.endpoint.to_string(),
+    );
+    let proxy_passwords: Vec<SecretValue> = build_args
+        .values()
+        .filter_map(|v| crate::proxy::password(v))
+        .map(|p| SecretValue::new(p.as_bytes().to_vec()))
+        .collect();
+    let mut redactor = Redactor::new(secrets.iter().map(|s| &s.value).chain(&proxy_passwords));
     let nonce = session::random_id();
     let podman_secrets: Vec<(String, String)> = match engine.kind {
         EngineKind::Podman => secrets
@@ -176,6 +190,14 @@ pub(crate) async fn run(
     if let Some(p) = &platform {
         params.push(("platform", p.clone()));
     }
+    if !build_args.is_empty() {
+        tracing::debug!(names = ?build_args.keys().collect::<Vec<_>>(), "proxy build args");
+        params.push((
+            "buildargs",
+            serde_json::to_string(&build_args)
+                .map_err(|e| LocalError::context("cannot encode the build args", e))?,
+        ));
+    }
     let build_id = session::random_id();
     let mut _session = None;
     let mut extra_headers: Vec<(&str, String)> = Vec::new();
@@ -232,7 +254,13 @@ pub(crate) async fn run(
             if let Some((header, values)) =
                 pull_auth::registry_config_header(&images, &credentials).await?
             {
-                redactor = Redactor::new(secrets.iter().map(|s| &s.value).chain(&values));
+                redactor = Redactor::new(
+                    secrets
+                        .iter()
+                        .map(|s| &s.value)
+                        .chain(&proxy_passwords)
+                        .chain(&values),
+                );
                 extra_headers.push(("X-Registry-Config", header));
             }
             engine.http.libpod("/build")

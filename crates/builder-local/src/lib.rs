@@ -30,6 +30,7 @@ pub mod exists;
 pub mod platforms;
 pub mod progress;
 mod pull_auth;
+pub mod proxy;
 pub mod push;
 pub mod secrets;
 mod session;
