@@ -261,3 +261,87 @@ fn a_fresh_podman_runner_reuses_the_first_runners_layers_from_the_registry() {
         );
     }
 }
+
+/// The config blob of `image` (`REGISTRY/REPO:TAG`) in the dev environment's registry.
+fn image_config(image: &str, user: &str, password: &str) -> String {
+    let (registry, rest) = image.split_once('/').expect("registry/repo");
+    let (repo, tag) = rest.rsplit_once(':').expect("repo:tag");
+    let get = |path: &str, accept: &str| {
+        let out = Command::new("curl")
+            .args(["-sf", "-u", &format!("{user}:{password}"), "-H"])
+            .arg(format!("Accept: {accept}"))
+            .arg(format!("http://{registry}/v2/{repo}/{path}"))
+            .output()
+            .expect("curl");
+        assert!(out.status.success(), "GET {path}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let manifest: serde_json::Value = serde_json::from_str(&get(
+        &format!("manifests/{tag}"),
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ))
+    .expect("manifest");
+    let digest = manifest["config"]["digest"].as_str().expect("config digest");
+    get(&format!("blobs/{digest}"), "*/*")
+}
+
+/// Docker: `cache_to: type=inline` puts BuildKit's cache metadata in the pushed image's config,
+/// and `--cache-from IMAGE` makes BuildKit import it (with the image's registry credentials).
+#[test]
+fn docker_exports_an_inline_cache_and_imports_it() {
+    let env = registry_env();
+    let registry = registry_var(&env, "IMAGESPEC_REGISTRY");
+    let (user, password) = (
+        registry_var(&env, "IMAGESPEC_REGISTRY_USER"),
+        registry_var(&env, "IMAGESPEC_REGISTRY_PASSWORD"),
+    );
+    let login = tempfile::tempdir().expect("tempdir");
+    {
+        use base64::Engine as _;
+        let auth =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let config = serde_json::json!({"auths": {registry.clone(): {"auth": auth}}});
+        std::fs::write(login.path().join("config.json"), config.to_string()).expect("write");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "spec.yaml",
+        &format!(
+            "{SPEC}registry: {registry}/build-cache-inline\n\
+             builder_config: {{uv_image: localhost/imagespec/uv:latest}}\n\
+             env: {{RUN_NONCE: \"{}\"}}\n",
+            nonce()
+        ),
+    );
+    let run = |args: &[&str]| {
+        stdout_of(
+            imagespec(dir.path())
+                .env("DOCKER_CONFIG", login.path())
+                .args(["--output", "json", "build", "spec.yaml", "--no-flytekit"])
+                .args(["--builder", "docker"])
+                .args(args),
+        )
+    };
+    run(&["--cache-to", "type=inline"]);
+    let image = stdout_of(
+        imagespec(dir.path())
+            .env("DOCKER_CONFIG", login.path())
+            .args(["tag", "spec.yaml", "--no-flytekit"]),
+    )
+    .trim()
+    .to_string();
+    let config = image_config(&image, &user, &password);
+    assert!(
+        config.contains("moby.buildkit.cache.v0"),
+        "no inline cache in the pushed config: {config}"
+    );
+
+    let again = run(&["--no-push", "--force", "--cache-from", &image]);
+    // This test's own image only (the engine is shared).
+    let _ = Command::new("docker").args(["rmi", &image]).output();
+    assert!(
+        again.contains(&format!("importing cache manifest from {image}")),
+        "BuildKit did not import the cache: {again}"
+    );
+}
