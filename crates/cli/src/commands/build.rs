@@ -137,7 +137,7 @@ fn report(outcome: &Outcome, format: OutputFormat, totals: Option<Totals>) {
     }
 }
 
-/// The lines under the outcome: digest, pushed bytes, steps.
+/// The lines under the outcome: digest, pushed and pulled bytes, steps.
 fn summary(outcome: &Outcome, totals: &Totals) -> Vec<String> {
     let mut lines = Vec::new();
     if let Some(digest) = outcome.output.as_ref().and_then(|o| o.digest.as_deref()) {
@@ -153,6 +153,14 @@ fn summary(outcome: &Outcome, totals: &Totals) -> Vec<String> {
                 if n == 1 { "" } else { "s" }
             ),
         });
+    }
+    if totals.pulled_layers > 0 {
+        lines.push(format!(
+            "pulled: {} in {} layer{}",
+            indicatif::HumanBytes(totals.pulled_bytes),
+            totals.pulled_layers,
+            if totals.pulled_layers == 1 { "" } else { "s" }
+        ));
     }
     if totals.steps > 0 {
         lines.push(format!("steps: {}, {} cached", totals.steps, totals.cached));
