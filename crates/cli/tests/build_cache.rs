@@ -119,6 +119,27 @@ fn docker_refuses_a_registry_cache_export() {
     assert!(!stderr.contains("#1 "), "a step ran: {stderr}");
 }
 
+/// The build service builds on its own engine: a cache flag would not reach it, so it is
+/// refused (exit 4) before the service is contacted (nothing answers at its address).
+#[test]
+fn cache_flags_are_refused_for_the_build_service() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "spec.yaml", SPEC);
+    let out = imagespec(dir.path())
+        .env("IMAGESPEC_REMOTE_URL", "http://127.0.0.1:9")
+        .env("IMAGESPEC_REMOTE_TOKEN", "t")
+        .args(["build", "spec.yaml", "--builder", "union"])
+        .args(["--cache-from", "127.0.0.1:5000/ci/cache"])
+        .output()
+        .expect("build");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("--cache-from") && stderr.contains("builder_options"),
+        "{stderr}"
+    );
+}
+
 /// A Podman service on its own storage (a fresh CI runner), stopped and removed on drop.
 struct Runner {
     dir: tempfile::TempDir,
