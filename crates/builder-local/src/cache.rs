@@ -55,8 +55,9 @@ pub(crate) fn request(kind: EngineKind, cache: &BuildCache) -> Result<CacheReque
             if !from.is_empty() {
                 out.params.push((
                     "cachefrom",
-                    serde_json::to_string(&from)
-                        .map_err(|e| LocalError::context("cannot encode the cache references", e))?,
+                    serde_json::to_string(&from).map_err(|e| {
+                        LocalError::context("cannot encode the cache references", e)
+                    })?,
                 ));
             }
             match &cache.to {
@@ -171,9 +172,12 @@ mod tests {
             ]
         );
         assert_eq!(r.images, ["r:5000/a/cache", "r:5000/a/cache"]);
-        let tagged = request(EngineKind::Podman, &cache(&[], Some("r:5000/a/cache:v1")))
-            .expect_err("tag");
-        assert!(tagged.to_string().contains("write `r:5000/a/cache`"), "{tagged}");
+        let tagged =
+            request(EngineKind::Podman, &cache(&[], Some("r:5000/a/cache:v1"))).expect_err("tag");
+        assert!(
+            tagged.to_string().contains("write `r:5000/a/cache`"),
+            "{tagged}"
+        );
         assert!(request(EngineKind::Podman, &cache(&["r:5000/x"], None)).is_ok());
         assert!(request(EngineKind::Podman, &cache(&["a", "b"], None)).is_err());
         assert!(request(EngineKind::Podman, &cache(&[], Some("type=inline"))).is_err());

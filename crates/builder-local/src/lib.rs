@@ -30,8 +30,8 @@ pub mod error;
 pub mod exists;
 pub mod platforms;
 pub mod progress;
-mod pull_auth;
 pub mod proxy;
+mod pull_auth;
 pub mod push;
 pub mod secrets;
 mod session;
@@ -134,9 +134,10 @@ impl LocalBuilder {
 
     /// The registry cache of a build of `spec`: its `builder_options`, then the flags.
     fn cache_of(&self, spec: &imagespec_core::spec::ImageSpec) -> Result<BuildCache, BuildError> {
-        let from_spec = BuildCache::from_builder_options(&spec.builder_options).map_err(
-            |(key, problem)| LocalError::Plan(PlanError::InvalidBuilderOption { key, problem }),
-        )?;
+        let from_spec =
+            BuildCache::from_builder_options(&spec.builder_options).map_err(|(key, problem)| {
+                LocalError::Plan(PlanError::InvalidBuilderOption { key, problem })
+            })?;
         Ok(from_spec.overridden_by(&self.cache_flags))
     }
 

@@ -19,8 +19,13 @@ use std::path::Path;
 use serde::Deserialize;
 
 /// The proxy variables, in the case `config.json`'s keys map to; each is passed in lower case too.
-pub const PROXY_VARIABLES: [&str; 5] =
-    ["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "FTP_PROXY", "ALL_PROXY"];
+pub const PROXY_VARIABLES: [&str; 5] = [
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "FTP_PROXY",
+    "ALL_PROXY",
+];
 
 /// One entry of `config.json`'s `proxies`.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -102,7 +107,10 @@ pub fn build_args(
         let from_file = Some(configured.get(upper).to_string()).filter(|v| !v.is_empty());
         // A variable set in one case only stands for both: a `config.json` value for the other
         // case would send two different proxies to one step.
-        let upper_value = env_upper.clone().or(env_lower.clone()).or(from_file.clone());
+        let upper_value = env_upper
+            .clone()
+            .or(env_lower.clone())
+            .or(from_file.clone());
         let lower_value = env_lower.or(env_upper).or(from_file);
         if let Some(v) = upper_value {
             args.insert(upper.to_string(), v);
@@ -118,7 +126,10 @@ pub fn build_args(
 pub fn password(url: &str) -> Option<&str> {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let userinfo = rest.split('/').next()?.rsplit_once('@')?.0;
-    userinfo.split_once(':').map(|(_, p)| p).filter(|p| !p.is_empty())
+    userinfo
+        .split_once(':')
+        .map(|(_, p)| p)
+        .filter(|p| !p.is_empty())
 }
 
 #[cfg(test)]
@@ -169,7 +180,10 @@ mod tests {
             r#"{"proxies":{"default":{"httpProxy":"http://file:1","ftpProxy":"ftp://file:2"}}}"#,
         );
         let args = build_args(
-            env_of(&[("http_proxy", "http://env:3"), ("ALL_PROXY", "socks5://env:4")]),
+            env_of(&[
+                ("http_proxy", "http://env:3"),
+                ("ALL_PROXY", "socks5://env:4"),
+            ]),
             Some(&path),
             "unix:///var/run/docker.sock",
         );

@@ -26,7 +26,8 @@ fn nonce() -> String {
     )
 }
 
-const SPEC: &str = "name: cached\nbase_image: localhost/imagespec/python:3.11-bookworm\ncommands: [echo one]\n";
+const SPEC: &str =
+    "name: cached\nbase_image: localhost/imagespec/python:3.11-bookworm\ncommands: [echo one]\n";
 
 #[test]
 fn cache_settings_are_not_part_of_the_name() {
@@ -82,7 +83,13 @@ fn a_bad_cache_value_is_named_with_its_line_and_fix() {
     );
     // A bad flag value is a usage error naming the flag.
     let out = imagespec(dir.path())
-        .args(["build", "spec.yaml", "--no-push", "--cache-from", "type=inline"])
+        .args([
+            "build",
+            "spec.yaml",
+            "--no-push",
+            "--cache-from",
+            "type=inline",
+        ])
         .output()
         .expect("build");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -112,8 +119,7 @@ fn docker_refuses_a_registry_cache_export() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("cannot export a cache to a registry")
-            && stderr.contains("type=inline"),
+        stderr.contains("cannot export a cache to a registry") && stderr.contains("type=inline"),
         "{stderr}"
     );
     assert!(!stderr.contains("#1 "), "a step ran: {stderr}");
@@ -271,7 +277,10 @@ fn a_fresh_podman_runner_reuses_the_first_runners_layers_from_the_registry() {
         assert!(!matching.is_empty(), "no `{label}` step in {s:?}");
         matching.contains(&true)
     };
-    assert!(ran(&first, "command 1"), "an empty engine ran it: {first:?}");
+    assert!(
+        ran(&first, "command 1"),
+        "an empty engine ran it: {first:?}"
+    );
 
     // A second runner starts empty; without a cache import it would run every step again.
     let second = steps(&build(&Runner::start(), &["--cache-from", &cache]));
@@ -302,7 +311,9 @@ fn image_config(image: &str, user: &str, password: &str) -> String {
         "application/vnd.docker.distribution.manifest.v2+json",
     ))
     .expect("manifest");
-    let digest = manifest["config"]["digest"].as_str().expect("config digest");
+    let digest = manifest["config"]["digest"]
+        .as_str()
+        .expect("config digest");
     get(&format!("blobs/{digest}"), "*/*")
 }
 
@@ -319,8 +330,7 @@ fn docker_exports_an_inline_cache_and_imports_it() {
     let login = tempfile::tempdir().expect("tempdir");
     {
         use base64::Engine as _;
-        let auth =
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         let config = serde_json::json!({"auths": {registry.clone(): {"auth": auth}}});
         std::fs::write(login.path().join("config.json"), config.to_string()).expect("write");
     }

@@ -43,7 +43,12 @@ fn write_spec(dir: &Path, nonce: &str) {
         ("no_proxy", "internal.example"),
     ]
     .iter()
-    .map(|(k, v)| format!("test \"$(echo \"${k}\" | tr a-z n-za-m)\" = \"{}\"", rot13(v)))
+    .map(|(k, v)| {
+        format!(
+            "test \"$(echo \"${k}\" | tr a-z n-za-m)\" = \"{}\"",
+            rot13(v)
+        )
+    })
     .collect::<Vec<_>>()
     .join(" && ");
     std::fs::write(
@@ -98,7 +103,9 @@ fn proxies_reach_the_steps_but_not_the_image(builder: &str) {
         if with_proxy {
             cmd.env("HTTP_PROXY", "http://env-proxy.invalid:3128");
         }
-        stdout_of(cmd.args(["tag", "spec.yaml", "--no-flytekit"])).trim().to_string()
+        stdout_of(cmd.args(["tag", "spec.yaml", "--no-flytekit"]))
+            .trim()
+            .to_string()
     };
     let name = tag(false);
     assert_eq!(tag(true), name, "a proxy changed the image name");
@@ -130,7 +137,13 @@ fn proxies_reach_the_steps_but_not_the_image(builder: &str) {
 
     let config_env = engine_cli(
         builder,
-        &["image", "inspect", "--format", "{{json .Config.Env}}", &name],
+        &[
+            "image",
+            "inspect",
+            "--format",
+            "{{json .Config.Env}}",
+            &name,
+        ],
     );
     let history = engine_cli(builder, &["history", "--no-trunc", &name]);
     engine_cli(builder, &["rmi", &name]);

@@ -440,7 +440,10 @@ fn a_pull_on_a_terminal_shows_its_bytes() {
         &[("DOCKER_CONFIG", docker_config.as_str())],
     );
     let shown = lines.join("\n");
-    let image = lines.last().map(|l| l.trim().to_string()).unwrap_or_default();
+    let image = lines
+        .last()
+        .map(|l| l.trim().to_string())
+        .unwrap_or_default();
     if image.starts_with("terminal-view-pull:") {
         // This test's own image only (the engine is shared).
         let _ = std::process::Command::new("docker")

@@ -129,9 +129,7 @@ impl BuildCache {
                 other => {
                     return Err((
                         "cache_from".into(),
-                        format!(
-                            "expected a cache reference or a list of them, got `{other}`"
-                        ),
+                        format!("expected a cache reference or a list of them, got `{other}`"),
                     ));
                 }
             };
@@ -202,7 +200,10 @@ mod tests {
                 "cache_from",
                 json!(["r:5000/a/cache", "type=registry,ref=r:5000/b/cache"]),
             ),
-            ("cache_to", json!("type=registry,ref=r:5000/a/cache,mode=max")),
+            (
+                "cache_to",
+                json!("type=registry,ref=r:5000/a/cache,mode=max"),
+            ),
         ]))
         .expect("valid");
         assert_eq!(
