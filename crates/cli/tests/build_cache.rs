@@ -362,6 +362,12 @@ fn docker_exports_an_inline_cache_and_imports_it() {
     )
     .trim()
     .to_string();
+    // The forced rebuild below retags the name: the first image would be left dangling.
+    let first_id = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", &image])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
     let config = image_config(&image, &user, &password);
     assert!(
         config.contains("moby.buildkit.cache.v0"),
@@ -369,8 +375,11 @@ fn docker_exports_an_inline_cache_and_imports_it() {
     );
 
     let again = run(&["--no-push", "--force", "--cache-from", &image]);
-    // This test's own image only (the engine is shared).
+    // This test's own images only (the engine is shared).
     let _ = Command::new("docker").args(["rmi", &image]).output();
+    if !first_id.is_empty() {
+        let _ = Command::new("docker").args(["rmi", &first_id]).output();
+    }
     assert!(
         again.contains(&format!("importing cache manifest from {image}")),
         "BuildKit did not import the cache: {again}"
