@@ -22,7 +22,7 @@ use futures::TryStreamExt;
 use http::Method;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use imagespec_core::build::{BuildError, BuildErrorKind, BuildEvent, EventSink};
+use imagespec_core::build::{BuildCache, BuildError, BuildErrorKind, BuildEvent, EventSink};
 use imagespec_registry::CredentialSources;
 use tokio_util::io::ReaderStream;
 use tokio_util::sync::CancellationToken;
@@ -32,7 +32,9 @@ use crate::engine_http::{self as api, JsonStream};
 use crate::error::LocalError;
 use crate::progress::{BuildMessage, Progress};
 use crate::pull_auth;
-use crate::secrets::{BuildSecret, Redactor, SecretSource, podman_secret_name, write_tar_entry};
+use crate::secrets::{
+    BuildSecret, Redactor, SecretSource, SecretValue, podman_secret_name, write_tar_entry,
+};
 use crate::session;
 
 /// Writes the build context (an uncompressed tar holding the Dockerfile) to the given writer.
@@ -81,13 +83,15 @@ fn cancelled() -> BuildError {
     LocalError::Cancelled.into()
 }
 
-/// Runs `job` on `engine`; temporary files go under `temp_root`; the images the build pulls
-/// use the registry credentials of `credentials`.
+/// Runs `job` on `engine` with the registry cache `cache`; temporary files go under
+/// `temp_root`; the images the build pulls (and its cache) use the registry credentials of
+/// `credentials`.
 pub(crate) async fn run(
     engine: &ConnectedEngine,
     job: BuildJob,
     temp_root: &Path,
     credentials: CredentialSources,
+    cache: &BuildCache,
 ) -> Result<BuiltImage, BuildError> {
     let BuildJob {
         tag,
@@ -102,7 +106,22 @@ pub(crate) async fn run(
     if cancel.is_cancelled() {
         return Err(cancelled());
     }
-    let mut redactor = Redactor::new(secrets.iter().map(|s| &s.value));
+    // What the engine cannot do with the cache is refused before any work.
+    let cache = crate::cache::request(engine.kind, cache)?;
+    // The proxies of the environment and `config.json`, as build args (`crate::proxy`); a
+    // proxy password is as secret as the build's own secrets.
+    let mut build_args = crate::proxy::build_args(
+        |k| std::env::var(k).ok(),
+        credentials.docker_config.as_deref(),
+        &engine.endpoint.to_string(),
+    );
+    let proxy_passwords: Vec<SecretValue> = build_args
+        .values()
+        .filter_map(|v| crate::proxy::password(v))
+        .map(|p| SecretValue::new(p.as_bytes().to_vec()))
+        .collect();
+    build_args.extend(cache.build_args.clone());
+    let mut redactor = Redactor::new(secrets.iter().map(|s| &s.value).chain(&proxy_passwords));
     let nonce = session::random_id();
     let podman_secrets: Vec<(String, String)> = match engine.kind {
         EngineKind::Podman => secrets
@@ -176,6 +195,15 @@ pub(crate) async fn run(
     if let Some(p) = &platform {
         params.push(("platform", p.clone()));
     }
+    if !build_args.is_empty() {
+        tracing::debug!(names = ?build_args.keys().collect::<Vec<_>>(), "build args");
+        params.push((
+            "buildargs",
+            serde_json::to_string(&build_args)
+                .map_err(|e| LocalError::context("cannot encode the build args", e))?,
+        ));
+    }
+    params.extend(cache.params.iter().map(|(k, v)| (*k, v.clone())));
     let build_id = session::random_id();
     let mut _session = None;
     let mut extra_headers: Vec<(&str, String)> = Vec::new();
@@ -228,11 +256,18 @@ pub(crate) async fn run(
                     })?
                     .unwrap_or_default()
             };
-            let images = pull_auth::pulled_images(&dockerfile);
+            let mut images = pull_auth::pulled_images(&dockerfile);
+            images.extend(cache.images.iter().cloned());
             if let Some((header, values)) =
                 pull_auth::registry_config_header(&images, &credentials).await?
             {
-                redactor = Redactor::new(secrets.iter().map(|s| &s.value).chain(&values));
+                redactor = Redactor::new(
+                    secrets
+                        .iter()
+                        .map(|s| &s.value)
+                        .chain(&proxy_passwords)
+                        .chain(&values),
+                );
                 extra_headers.push(("X-Registry-Config", header));
             }
             engine.http.libpod("/build")

@@ -22,6 +22,7 @@
 //!   refused before any work).
 
 pub mod build;
+mod cache;
 pub mod discovery;
 pub mod docker_context;
 mod engine_http;
@@ -29,6 +30,7 @@ pub mod error;
 pub mod exists;
 pub mod platforms;
 pub mod progress;
+pub mod proxy;
 mod pull_auth;
 pub mod push;
 pub mod secrets;
@@ -41,7 +43,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use imagespec_core::build::{
-    BuildError, BuildErrorKind, BuildEvent, BuildOutput, BuildRequest, BuilderKind,
+    BuildCache, BuildError, BuildErrorKind, BuildEvent, BuildOutput, BuildRequest, BuilderKind,
     BuilderRegistry, Capabilities, EventSink, Existence, ExistsQuery, ImageBuilder,
 };
 use imagespec_core::hash::ImageName;
@@ -67,6 +69,8 @@ pub struct LocalBuilder {
     endpoint: Option<String>,
     temp_dir: Option<PathBuf>,
     credentials: CredentialLookup,
+    /// The `--cache-from` / `--cache-to` flags, which replace the spec's cache keys.
+    cache_flags: BuildCache,
     engine: OnceCell<ConnectedEngine>,
 }
 
@@ -101,6 +105,7 @@ impl LocalBuilder {
             endpoint: endpoint_override.filter(|e| !e.trim().is_empty()),
             temp_dir: None,
             credentials: Arc::new(CredentialSources::from_env),
+            cache_flags: BuildCache::default(),
             engine: OnceCell::new(),
         }
     }
@@ -117,6 +122,23 @@ impl LocalBuilder {
     pub fn with_credentials(mut self, sources: CredentialSources) -> Self {
         self.credentials = Arc::new(move || sources.clone());
         self
+    }
+
+    /// Uses this registry cache in place of the spec's `builder_options.cache_from` and
+    /// `cache_to`, key by key (the `--cache-from` / `--cache-to` flags).
+    #[must_use]
+    pub fn with_cache(mut self, cache: BuildCache) -> Self {
+        self.cache_flags = cache;
+        self
+    }
+
+    /// The registry cache of a build of `spec`: its `builder_options`, then the flags.
+    fn cache_of(&self, spec: &imagespec_core::spec::ImageSpec) -> Result<BuildCache, BuildError> {
+        let from_spec =
+            BuildCache::from_builder_options(&spec.builder_options).map_err(|(key, problem)| {
+                LocalError::Plan(PlanError::InvalidBuilderOption { key, problem })
+            })?;
+        Ok(from_spec.overridden_by(&self.cache_flags))
     }
 
     /// The engine, connecting on first use. A failure is not cached: the next call tries again
@@ -139,14 +161,16 @@ impl LocalBuilder {
     /// public for callers that bring their own Dockerfile). Images the build pulls use the
     /// builder's credential sources.
     pub async fn build_job(&self, job: BuildJob) -> Result<BuiltImage, BuildError> {
-        self.build_job_with(job, None).await
+        self.build_job_with(job, None, &self.cache_flags).await
     }
 
-    /// [`Self::build_job`], with the spec's `registry_config` consulted first for the pulls.
+    /// [`Self::build_job`], with the spec's `registry_config` consulted first for the pulls,
+    /// and the registry cache `cache`.
     async fn build_job_with(
         &self,
         job: BuildJob,
         registry_config: Option<&Path>,
+        cache: &BuildCache,
     ) -> Result<BuiltImage, BuildError> {
         if let Some(p) = &job.platform
             && p.contains(',')
@@ -162,6 +186,7 @@ impl LocalBuilder {
             job,
             &self.temp_root(),
             self.credential_sources(registry_config),
+            cache,
         )
         .await
     }
@@ -201,6 +226,7 @@ impl LocalBuilder {
         first: BuildJob,
         platforms: &[String],
         registry_config: Option<&Path>,
+        cache: &BuildCache,
     ) -> Result<BuildOutput, BuildError> {
         let image = req.image.name.to_string();
         let invalid = |what: &str, e: String| {
@@ -233,7 +259,7 @@ impl LocalBuilder {
                 ),
             });
             let built = self
-                .build_job_with(job, registry_config)
+                .build_job_with(job, registry_config, cache)
                 .await
                 .map_err(|e| with_helper_hint(&req.spec.spec, e))?;
             tracing::info!(image = %built.tag, id = ?built.image_id, %platform, "built");
@@ -287,14 +313,21 @@ fn with_helper_hint(spec: &imagespec_core::spec::ImageSpec, mut e: BuildError) -
     e
 }
 
-/// Registers `default` (alias `envd`), `docker` and `podman`, all using `endpoint` if given.
-pub fn register_local_builders(registry: &mut BuilderRegistry, endpoint: Option<String>) {
+/// Registers `default` (alias `envd`), `docker` and `podman`, all using `endpoint` if given,
+/// and `cache` ([`LocalBuilder::with_cache`]).
+pub fn register_local_builders(
+    registry: &mut BuilderRegistry,
+    endpoint: Option<String>,
+    cache: &BuildCache,
+) {
     for choice in [
         EngineChoice::Any,
         EngineChoice::Docker,
         EngineChoice::Podman,
     ] {
-        registry.register(Arc::new(LocalBuilder::new(choice, endpoint.clone())));
+        registry.register(Arc::new(
+            LocalBuilder::new(choice, endpoint.clone()).with_cache(cache.clone()),
+        ));
     }
 }
 
@@ -404,6 +437,7 @@ impl ImageBuilder for LocalBuilder {
         }
         // The plan labels the image itself (spec hash and hash inputs).
         let secrets = build::load_secrets(&req)?;
+        let cache = self.cache_of(&req.spec.spec)?;
         let engine = self.engine().await?;
         let registry_config = req
             .spec
@@ -420,11 +454,11 @@ impl ImageBuilder for LocalBuilder {
         }
         if platforms.len() > 1 {
             return self
-                .build_platforms(&req, job, &platforms, registry_config.as_deref())
+                .build_platforms(&req, job, &platforms, registry_config.as_deref(), &cache)
                 .await;
         }
         let built = self
-            .build_job_with(job, registry_config.as_deref())
+            .build_job_with(job, registry_config.as_deref(), &cache)
             .await
             .map_err(|e| with_helper_hint(&req.spec.spec, e))?;
         tracing::info!(image = %built.tag, id = ?built.image_id, "built");

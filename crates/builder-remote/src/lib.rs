@@ -10,6 +10,10 @@
 //! - the service recomputes the image name from the uploaded files and refuses a mismatch, so
 //!   client and service always agree on what the tag means.
 //!
+//! What stays on the client: its proxy variables (the service builds on its own network, with
+//! its engine's proxies) and the `--cache-from` / `--cache-to` flags, which the CLI refuses for
+//! this builder; a spec's `builder_options` (its cache keys included) travel with the spec.
+//!
 //! Transient failures (connection errors, 5xx, 429) are retried with bounded exponential
 //! backoff ([`RetryPolicy`]); `request.cancel` cancels the remote build; the token is a
 //! [`Secret`] and never appears in a log line or an error.

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use imagespec_core::build::{ExistencePolicy, Variant};
+use imagespec_core::build::{BuildCache, CacheRef, ExistencePolicy, Variant};
 use imagespec_core::plan::runtime::Runtime;
 
 /// Turn a declarative ImageSpec into a content-addressed container image: build it only when it
@@ -48,6 +48,10 @@ Environment:
   FLYTE_IMG_FAST_FAIL          1: fail when existence is unknown
   XDG_CONFIG_HOME, HOME        where the configuration file is looked for
   XDG_RUNTIME_DIR              where build locks are taken
+  IMAGESPEC_CACHE_FROM         registry build cache to import (--cache-from)
+  IMAGESPEC_CACHE_TO           registry build cache to export (--cache-to)
+  HTTP_PROXY, HTTPS_PROXY, NO_PROXY, FTP_PROXY, ALL_PROXY (either case)
+                               proxies for RUN steps (build args; with config.json's `proxies`)
   NO_COLOR                     set: no colour
   RUST_LOG                     log filter (overrides -v/--quiet)";
 
@@ -249,6 +253,28 @@ pub struct BuildArgs {
     /// image itself (the flytekit plugin passes flytekit's tag). Replaces the naming scheme.
     #[arg(long, value_name = "TAG", value_parser = parse_tag, conflicts_with = "tag_scheme")]
     pub tag: Option<String>,
+    /// Import the build cache from a registry (`type=registry,ref=REF` or `REF`; repeatable),
+    /// replacing the spec's `builder_options.cache_from`; not part of the image name.
+    #[arg(long, value_name = "CACHE", env = "IMAGESPEC_CACHE_FROM", value_parser = parse_cache_from)]
+    pub cache_from: Vec<CacheRef>,
+    /// Export the build cache (`type=registry,ref=REF[,mode=max]`, or `type=inline` on
+    /// Docker), replacing the spec's `builder_options.cache_to`; not part of the image name.
+    #[arg(long, value_name = "CACHE", env = "IMAGESPEC_CACHE_TO", value_parser = CacheRef::parse)]
+    pub cache_to: Option<CacheRef>,
+}
+
+impl BuildArgs {
+    /// The `--cache-from` / `--cache-to` flags.
+    pub fn cache(&self) -> BuildCache {
+        BuildCache {
+            from: self.cache_from.clone(),
+            to: self.cache_to.clone(),
+        }
+    }
+}
+
+fn parse_cache_from(value: &str) -> Result<CacheRef, String> {
+    CacheRef::parse_import(value)
 }
 
 /// An OCI tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}` (the distribution spec's rule).

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use imagespec_builder_remote::{RemoteBuilder, RemoteConfig};
 use imagespec_core::build::{
-    BuilderRegistry, NoopBuilder, Variant, VariantSource, resolve_variant,
+    BuildCache, BuilderRegistry, NoopBuilder, Variant, VariantSource, resolve_variant,
 };
 use imagespec_core::check::{Checked, check_file_with_runtime, with_tag_scheme};
 use imagespec_core::config::{Config, Secret};
@@ -140,11 +140,16 @@ impl Setup {
 
     /// Every builder this program knows.
     pub fn builders(&self, engine: Option<&str>) -> BuilderRegistry {
+        self.builders_with_cache(engine, &BuildCache::default())
+    }
+
+    /// [`Setup::builders`], the local ones with the `--cache-from` / `--cache-to` flags.
+    pub fn builders_with_cache(&self, engine: Option<&str>, cache: &BuildCache) -> BuilderRegistry {
         let mut registry = BuilderRegistry::new();
         let endpoint = engine
             .map(str::to_string)
             .or_else(|| self.config.engine.clone());
-        imagespec_builder_local::register_local_builders(&mut registry, endpoint);
+        imagespec_builder_local::register_local_builders(&mut registry, endpoint, cache);
         let remote = RemoteConfig {
             url: std::env::var("IMAGESPEC_REMOTE_URL")
                 .ok()

@@ -72,6 +72,9 @@ pub struct Totals {
     pub pushed_layers: usize,
     /// Layers the registry had already.
     pub present_layers: usize,
+    /// Bytes of the layers the build pulled (base and helper images the engine lacked).
+    pub pulled_bytes: u64,
+    pub pulled_layers: usize,
     pub elapsed: Duration,
 }
 
@@ -268,12 +271,16 @@ impl View {
             .values()
             .filter(|l| l.total.is_some_and(|t| l.current >= t))
             .collect();
+        // A pull reports each layer's bytes as it downloads; what was reported is what came.
+        let pulled: Vec<&Layer> = self.pulls.values().filter(|l| l.current > 0).collect();
         Totals {
             steps: self.steps,
             cached: self.cached,
             pushed_bytes: pushed.iter().map(|l| l.current).sum(),
             pushed_layers: pushed.len(),
             present_layers: self.present.len(),
+            pulled_bytes: pulled.iter().map(|l| l.current).sum(),
+            pulled_layers: pulled.len(),
             elapsed: self.started.elapsed(),
         }
     }
@@ -371,6 +378,23 @@ mod tests {
             .is_empty()
         );
         assert_eq!(v.totals().present_layers, 1);
+    }
+
+    #[test]
+    fn a_pull_shows_bytes_while_running_and_in_the_totals() {
+        let mut v = View::new(Mode::Terminal, false);
+        v.event(&step(1, "FROM base", Some("base image")));
+        let pull = |layer: &str, current, total| BuildEvent::Transfer {
+            direction: TransferDirection::Pull,
+            layer: layer.into(),
+            current,
+            total,
+        };
+        v.event(&pull("sha256:aa", 1024, Some(4096)));
+        assert_eq!(v.status().1, "pulling 1.00 KiB / 4.00 KiB (0 of 1 layers)");
+        v.event(&pull("sha256:aa", 4096, Some(4096)));
+        let totals = v.totals();
+        assert_eq!((totals.pulled_bytes, totals.pulled_layers), (4096, 1));
     }
 
     #[test]

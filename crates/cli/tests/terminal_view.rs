@@ -206,19 +206,7 @@ fn a_warm_podman_rebuild_on_a_terminal_shows_cached_steps() {
 /// engine (`Preparing`, `Pushed`) is not shown.
 #[test]
 fn a_push_on_a_terminal_shows_its_bytes() {
-    let env = registry_env();
-    let registry = registry_var(&env, "IMAGESPEC_REGISTRY");
-    let login = tempfile::tempdir().expect("tempdir");
-    {
-        use base64::Engine as _;
-        let auth = base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            registry_var(&env, "IMAGESPEC_REGISTRY_USER"),
-            registry_var(&env, "IMAGESPEC_REGISTRY_PASSWORD")
-        ));
-        let config = serde_json::json!({"auths": {registry.clone(): {"auth": auth}}});
-        std::fs::write(login.path().join("config.json"), config.to_string()).expect("write");
-    }
+    let (login, registry) = registry_login();
     let dir = tempfile::tempdir().expect("tempdir");
     // A value of this run only: the command after it runs again and makes a new 3 MB layer.
     let nonce = format!(
@@ -368,5 +356,107 @@ fn quiet_prints_only_the_image() {
     assert!(
         stdout.trim().starts_with("terminal-view-quiet:"),
         "{stdout}"
+    );
+}
+
+/// A Docker config directory logged in to the dev environment's registry.
+fn registry_login() -> (tempfile::TempDir, String) {
+    let env = registry_env();
+    let registry = registry_var(&env, "IMAGESPEC_REGISTRY");
+    let login = tempfile::tempdir().expect("tempdir");
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        registry_var(&env, "IMAGESPEC_REGISTRY_USER"),
+        registry_var(&env, "IMAGESPEC_REGISTRY_PASSWORD")
+    ));
+    let config = serde_json::json!({"auths": {registry.clone(): {"auth": auth}}});
+    std::fs::write(login.path().join("config.json"), config.to_string()).expect("write");
+    (login, registry)
+}
+
+/// Runs an engine CLI command that must succeed.
+fn engine_cli(program: &str, args: &[&str]) {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .expect("engine CLI");
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A base image only the registry has: its last layer (3 MB of this run's noise) was made by
+/// Podman, whose store Docker does not share, so Docker's build must pull it. The summary says
+/// how many bytes came.
+#[test]
+fn a_pull_on_a_terminal_shows_its_bytes() {
+    let (login, registry) = registry_login();
+    let authfile = login.path().join("config.json").display().to_string();
+    let nonce = format!(
+        "{}{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    );
+    let base = format!("{registry}/terminal-view-pull/base:{nonce}");
+    let context = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        context.path().join("Containerfile"),
+        format!(
+            "FROM localhost/imagespec/python:3.11-bookworm\nRUN head -c 3000000 /dev/urandom > /noise-{nonce}\n"
+        ),
+    )
+    .expect("write Containerfile");
+    let context_dir = context.path().display().to_string();
+    engine_cli("podman", &["build", "-q", "-t", &base, &context_dir]);
+    engine_cli("podman", &["push", "-q", "--authfile", &authfile, &base]);
+    engine_cli("podman", &["rmi", &base]);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("spec.yaml"),
+        format!(
+            "name: terminal-view-pull\nbase_image: {base}\n\
+             builder_config: {{uv_image: localhost/imagespec/uv:latest}}\ncommands: [echo pulled]\n"
+        ),
+    )
+    .expect("write spec");
+    let docker_config = login.path().display().to_string();
+    let (lines, code) = in_terminal(
+        dir.path(),
+        &[
+            "build",
+            "spec.yaml",
+            "--builder",
+            "docker",
+            "--no-push",
+            "--no-flytekit",
+        ],
+        &[("DOCKER_CONFIG", docker_config.as_str())],
+    );
+    let shown = lines.join("\n");
+    let image = lines
+        .last()
+        .map(|l| l.trim().to_string())
+        .unwrap_or_default();
+    if image.starts_with("terminal-view-pull:") {
+        // This test's own image only (the engine is shared).
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", &image])
+            .output();
+    }
+    assert_eq!(code, Some(0), "{shown}");
+    let pulled = lines
+        .iter()
+        .find(|l| l.trim_start().starts_with("pulled: "))
+        .unwrap_or_else(|| panic!("no pulled bytes: {shown}"));
+    assert!(
+        pulled.contains("MiB") && pulled.contains("layer"),
+        "the new layer's megabytes: {pulled}"
     );
 }

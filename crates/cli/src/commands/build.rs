@@ -62,7 +62,8 @@ pub async fn run(
         fast_fail: false,
     };
     options.apply_env(|k| std::env::var(k).ok());
-    let engine = Engine::new(setup.builders(args.engine.as_deref()));
+    let cache = args.cache();
+    let engine = Engine::new(setup.builders_with_cache(args.engine.as_deref(), &cache));
 
     // Ctrl-C cancels the build; the builder stops and removes its temporary files.
     let on_interrupt = cancel.clone();
@@ -83,6 +84,17 @@ pub async fn run(
                 builder: planned.builder.name().to_string(),
                 field: SpecField::Name,
                 reason: "the build service names images by imagespec's scheme, so it cannot push under flytekit's name (--tag-scheme flytekit) or a given --tag; build locally (`--builder default`) or use the imagespec scheme".into(),
+            }
+            .into());
+        }
+        Ok(planned) if !cache.is_empty() && uses_remote(&planned) => {
+            watcher.abort();
+            // The service builds on its own engine and network, with its own cache settings:
+            // the spec's `builder_options` travel with the spec, flags do not.
+            return Err(EngineError::Unsupported {
+                builder: planned.builder.name().to_string(),
+                field: SpecField::BuilderOptions,
+                reason: "--cache-from / --cache-to (IMAGESPEC_CACHE_FROM / IMAGESPEC_CACHE_TO) configure a local engine's build; the build service is given the spec only: put `cache_from` / `cache_to` in the spec's `builder_options`, or build locally (`--builder default`)".into(),
             }
             .into());
         }
@@ -125,7 +137,7 @@ fn report(outcome: &Outcome, format: OutputFormat, totals: Option<Totals>) {
     }
 }
 
-/// The lines under the outcome: digest, pushed bytes, steps.
+/// The lines under the outcome: digest, pushed and pulled bytes, steps.
 fn summary(outcome: &Outcome, totals: &Totals) -> Vec<String> {
     let mut lines = Vec::new();
     if let Some(digest) = outcome.output.as_ref().and_then(|o| o.digest.as_deref()) {
@@ -141,6 +153,14 @@ fn summary(outcome: &Outcome, totals: &Totals) -> Vec<String> {
                 if n == 1 { "" } else { "s" }
             ),
         });
+    }
+    if totals.pulled_layers > 0 {
+        lines.push(format!(
+            "pulled: {} in {} layer{}",
+            indicatif::HumanBytes(totals.pulled_bytes),
+            totals.pulled_layers,
+            if totals.pulled_layers == 1 { "" } else { "s" }
+        ));
     }
     if totals.steps > 0 {
         lines.push(format!("steps: {}, {} cached", totals.steps, totals.cached));

@@ -1,6 +1,7 @@
 //! Builders and the engine that drives them.
 
 pub mod builder;
+pub mod cache;
 pub mod engine;
 mod lock;
 pub mod noop;
@@ -13,6 +14,7 @@ pub use builder::{
     EventSink, Existence, ExistsQuery, ImageBuilder, Located, StepReport, TransferDirection,
     step_reports,
 };
+pub use cache::{BuildCache, CacheRef};
 pub use engine::{Action, Engine, EngineError, EngineOptions, ExistencePolicy, Outcome, Planned};
 pub use noop::NoopBuilder;
 pub use registry::{BuilderInfo, BuilderRegistry, UnknownBuilder, closest_builder};

@@ -375,16 +375,20 @@ pub fn hash_inputs_of(
             },
         );
     }
+    // Where the build cache is kept is how the image is built, not what it is.
+    let builder_options: Vec<(&String, &serde_json::Value)> = builder_options
+        .iter()
+        .filter(|(k, _)| !crate::build::cache::is_cache_option(k))
+        .collect();
     if !builder_options.is_empty() {
-        let summary = spec
-            .builder_options
-            .keys()
-            .cloned()
+        let summary = builder_options
+            .iter()
+            .map(|(k, _)| k.as_str())
             .collect::<Vec<_>>()
             .join(",");
         c.add("builder_options", summary, |e| {
             e.u64(builder_options.len() as u64);
-            for (k, v) in builder_options {
+            for (k, v) in &builder_options {
                 e.str(k).json(v);
             }
         });

@@ -10,6 +10,12 @@
 //! |-----------------|--------------------------------|---------|---------------------------------------------|
 //! | `non_root_user` | boolean                        | `true`  | `false` keeps the image running as root     |
 //! | `workdir`       | absolute path (`[A-Za-z0-9/._-]`) | `/root` | working directory, `copy`/source destination, `PYTHONPATH` |
+//! | `cache_from`    | cache reference(s)             | none    | registry build cache to import ([`crate::build::cache`]) |
+//! | `cache_to`      | cache reference                | none    | registry (or inline) build cache to export  |
+//!
+//! The cache keys are the builder's, not the plan's: they are validated here with the others
+//! (so `validate` names a bad one) but read by the local builder, and they are not part of the
+//! image name.
 
 use std::collections::BTreeMap;
 
@@ -17,8 +23,8 @@ use serde_json::Value;
 
 use super::error::PlanError;
 
-/// Every `builder_options` key imagespec's plan reads.
-pub const BUILDER_OPTION_KEYS: [&str; 2] = ["non_root_user", "workdir"];
+/// Every `builder_options` key imagespec reads (the plan, or the local builder: the cache).
+pub const BUILDER_OPTION_KEYS: [&str; 4] = ["non_root_user", "workdir", "cache_from", "cache_to"];
 
 /// The keys of `builder_options` that imagespec's plan does not read, in key order: passed on
 /// (to the remote builder, in the spec) but without effect on a local build.
@@ -59,6 +65,8 @@ impl PlanOptions {
         options: &BTreeMap<String, Value>,
     ) -> Result<PlanOptions, PlanError> {
         let mut out = PlanOptions::default();
+        crate::build::cache::BuildCache::from_builder_options(options)
+            .map_err(|(key, problem)| PlanError::InvalidBuilderOption { key, problem })?;
         for (key, value) in options {
             match key.as_str() {
                 "non_root_user" => {
@@ -83,7 +91,8 @@ impl PlanOptions {
                     })?;
                     out.workdir = dir.trim_end_matches('/').to_string();
                 }
-                // Another builder's key (see the module comment).
+                // The builder's cache keys (checked above), or another builder's key (see the
+                // module comment).
                 _ => {}
             }
         }
