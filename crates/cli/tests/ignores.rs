@@ -69,7 +69,11 @@ fn the_name_does_not_move_when_only_an_ignored_file_changes() {
     assert_ne!(kept, before, "a negated file counts");
     // Without the root's .dockerignore the logs count again.
     std::fs::remove_file(root.join(".dockerignore")).expect("rm");
-    assert_ne!(tag(root), kept, "the root's .dockerignore decides the selection");
+    assert_ne!(
+        tag(root),
+        kept,
+        "the root's .dockerignore decides the selection"
+    );
 }
 
 #[test]
@@ -81,7 +85,14 @@ fn a_built_image_holds_the_selection_and_nothing_ignored() {
     let out = imagespec(elsewhere.path())
         .arg("--root")
         .arg(root)
-        .args(["build", "--builder", "docker", "--no-push", "--force", "--no-flytekit"])
+        .args([
+            "build",
+            "--builder",
+            "docker",
+            "--no-push",
+            "--force",
+            "--no-flytekit",
+        ])
         .arg(root.join("spec.yaml"))
         .output()
         .expect("run imagespec");
@@ -91,7 +102,16 @@ fn a_built_image_holds_the_selection_and_nothing_ignored() {
     assert!(image.starts_with("imagespec-test-ignores:"), "{image}");
 
     let listing = Command::new("docker")
-        .args(["run", "--rm", "--entrypoint", "find", &image, ".", "-type", "f"])
+        .args([
+            "run",
+            "--rm",
+            "--entrypoint",
+            "find",
+            &image,
+            ".",
+            "-type",
+            "f",
+        ])
         .output()
         .expect("docker run");
     // The image is this test's own (a fresh tag of a temporary project): remove it either way.
@@ -104,7 +124,11 @@ fn a_built_image_holds_the_selection_and_nothing_ignored() {
         "{}",
         String::from_utf8_lossy(&listing.stderr)
     );
-    assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
     let files: Vec<String> = String::from_utf8_lossy(&listing.stdout)
         .lines()
         .map(|l| l.trim_start_matches("./").to_string())

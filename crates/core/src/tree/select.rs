@@ -151,9 +151,7 @@ fn outer_dockerignore(file: &Path) -> Result<(PathBuf, Gitignore), TreeError> {
     if let Some(err) = builder.add(file) {
         return Err(TreeError::from_walk(err, file));
     }
-    let gitignore = builder
-        .build()
-        .map_err(|e| TreeError::from_walk(e, file))?;
+    let gitignore = builder.build().map_err(|e| TreeError::from_walk(e, file))?;
     Ok((file.to_path_buf(), gitignore))
 }
 

@@ -350,7 +350,10 @@ fn builtin_excludes_can_be_switched_off() {
 fn a_root_of_a_builtin_name_is_walked() {
     // `copy: [.venv]` names the directory: it is copied (its own caches still go).
     let t = python_checkout(&[(".venv/lib/__pycache__/x.pyc", "x")]);
-    assert_eq!(paths(&t.path().join(".venv")), ["bin/activate", "lib/site.py"]);
+    assert_eq!(
+        paths(&t.path().join(".venv")),
+        ["bin/activate", "lib/site.py"]
+    );
 }
 
 #[test]
@@ -421,7 +424,10 @@ fn the_trees_own_ignore_files_win_over_the_outer_dockerignore() {
 fn a_negation_in_the_outer_dockerignore_keeps_a_builtin_exclude() {
     let (t, opts) = project(
         "!.venv/\n",
-        &[("src/.venv/pyvenv.cfg", "x"), ("src/__pycache__/a.pyc", "x")],
+        &[
+            ("src/.venv/pyvenv.cfg", "x"),
+            ("src/__pycache__/a.pyc", "x"),
+        ],
     );
     assert_eq!(
         paths_with(&t.path().join("src"), &opts),
