@@ -42,13 +42,14 @@ Environment:
   DOCKER_HOST, DOCKER_CONTEXT  the Docker engine, as the docker CLI reads them
   DOCKER_CONFIG                Docker's config.json directory (credentials, contexts)
   CONTAINER_HOST               the Podman engine
+  HOME, XDG_RUNTIME_DIR, COLIMA_HOME, TMPDIR
+                               where the well-known engine sockets are looked for (macOS too)
   REGISTRY_AUTH_FILE           Podman's auth.json
   FLYTE_FORCE_PUSH_IMAGE_SPEC  1: rebuild even if the image exists
   FLYTE_PUSH_IMAGE_SPEC        0 or false: build without pushing
   FLYTE_IMG_FAST_FAIL          1: fail when existence is unknown
-  XDG_CONFIG_HOME, HOME        where the configuration file (HOME: engine sockets) is looked for
-  COLIMA_HOME, TMPDIR          where colima's and podman machine's sockets are looked for
-  XDG_RUNTIME_DIR              where build locks are taken (and rootless Podman's socket)
+  XDG_CONFIG_HOME, HOME        where the configuration file is looked for
+  XDG_RUNTIME_DIR              where build locks are taken
   NO_COLOR                     set: no colour
   RUST_LOG                     log filter (overrides -v/--quiet)";
 
