@@ -4,6 +4,7 @@
 # Usage: scripts/dev-env.sh [--no-podman] [--verify] [--rebuild]
 #        scripts/dev-env.sh --status
 #        scripts/dev-env.sh --stop
+#        scripts/dev-env.sh --env-file
 #
 # Debian bookworm, as root. Idempotent: a second run only checks what is up.
 #   1. apt-installs docker.io, podman, docker-registry, debootstrap, ... if missing
@@ -28,12 +29,21 @@
 #      where scripts/test-python.sh installs the repo's two Python packages and runs their tests
 #   7. writes $STATE/env:  source "$STATE/env"  (DOCKER_HOST, IMAGESPEC_* variables)
 #
+# Joining: when the dev environment of another checkout already runs on this machine (its
+# registry serves 127.0.0.1:$IMAGESPEC_REGISTRY_PORT) and IMAGESPEC_DEV_DIR is not set, this
+# script joins it: it checks that its daemons answer and its credentials work, and starts,
+# installs and writes nothing (neither here nor in the other state dir). Then
+#   export IMAGESPEC_DEV_DIR=<its state dir>; source <its state dir>/env
+# (`--env-file` prints that file; quickstart.sh and test.sh source it).
+#
 # Flags:
 #   --no-podman  skip everything podman (service, images, login, checks)
 #   --verify     run the build/push checks even if nothing changed
 #   --rebuild    drop cached tarballs and images and build them again
 #   --status     show what is up, do not change anything
 #   --stop       stop the daemons this script started (pid files in $STATE)
+#   --env-file   print the env file to source: the running environment's when joining
+#                (see above), else $STATE/env; changes nothing
 #   --flytekit   only steps 6 and 7 (the flytekit venvs and the env file); leaves the
 #                daemons, images and credentials alone
 #
@@ -110,6 +120,7 @@ while (($#)); do
   --status) ACTION=status ;;
   --stop) ACTION=stop ;;
   --flytekit) ACTION=flytekit ;;
+  --env-file) ACTION=env-file ;;
   -h | --help)
     usage
     exit 0
@@ -230,6 +241,56 @@ status() {
     log "image     $img: $d $p"
   done
   if [[ -f $STATE/env ]]; then log "env       source $STATE/env"; else log "env       (not written yet)"; fi
+}
+
+# ----------------------------------------------------------------- joining --
+
+# The state dir of the dev environment whose registry serves $REG_ADDR, found through the
+# registry process itself (`docker-registry serve DIR/registry/config.yml`, a config whose
+# `addr:` is $REG_ADDR, with DIR/env beside it), so it works from any checkout without a
+# variable. Prints nothing and fails when none runs. Reads only.
+running_state() {
+  local comm cfg dir
+  for comm in /proc/[0-9]*/comm; do
+    [[ $(cat "$comm" 2>/dev/null) == docker-registry ]] || continue
+    cfg=$(tr '\0' '\n' <"${comm%/comm}/cmdline" 2>/dev/null | grep -m1 '/registry/config\.yml$') || continue
+    dir=${cfg%/registry/config.yml}
+    grep -qx "  addr: $REG_ADDR" "$cfg" 2>/dev/null || continue
+    [[ -f $dir/env && -f $dir/registry.env ]] || continue
+    printf '%s\n' "$dir"
+    return 0
+  done
+  return 1
+}
+
+# The running environment to join, if any: another state dir's, and only when the user did not
+# choose one (IMAGESPEC_DEV_DIR) and this state dir's own registry is not the one running.
+join_target() {
+  [[ -z ${IMAGESPEC_DEV_DIR:-} ]] || return 1
+  pid_alive registry docker-registry && return 1
+  local other
+  other=$(running_state) || return 1
+  [[ $other != "$STATE" ]] || return 1
+  printf '%s\n' "$other"
+}
+
+# Checks the running environment at $1 without changing anything, and says how to use it.
+join() {
+  local other=$1 user pass want
+  log "the dev environment of $other already runs here (its registry serves $REG_ADDR): joining it; nothing is started, installed or written"
+  user=$(sed -n 's/^IMAGESPEC_REGISTRY_USER=//p' "$other/registry.env")
+  pass=$(sed -n 's/^IMAGESPEC_REGISTRY_PASSWORD=//p' "$other/registry.env")
+  [[ $(registry_code -u "$user:$pass") == 200 ]] ||
+    die "the registry on $REG_ADDR rejects the credentials in $other/registry.env; fix that environment (IMAGESPEC_DEV_DIR=$other bash scripts/dev-env.sh), or start a second one on another port (IMAGESPEC_REGISTRY_PORT=5001 IMAGESPEC_DEV_DIR=\$PWD/.dev-env bash scripts/dev-env.sh)"
+  docker_up || die "dockerd does not answer on $DOCKER_SOCK; start it from its checkout: IMAGESPEC_DEV_DIR=$other bash scripts/dev-env.sh"
+  if ((!NO_PODMAN)) && ! podman_up; then
+    die "podman does not answer on $PODMAN_SOCK; start it from its checkout: IMAGESPEC_DEV_DIR=$other bash scripts/dev-env.sh (or pass --no-podman)"
+  fi
+  want=$(printf '%s:%s' "$user" "$pass" | base64 -w0)
+  grep -q "\"auth\": *\"$want\"" "$HOME/.docker/config.json" 2>/dev/null ||
+    log "docker is not logged in to $REG_ADDR for $HOME; to log in: source $other/env && printf '%s' \"\$IMAGESPEC_REGISTRY_PASSWORD\" | docker login -u \"\$IMAGESPEC_REGISTRY_USER\" --password-stdin $REG_ADDR"
+  log "dockerd, podman and the registry answer; use them with:"
+  log "  export IMAGESPEC_DEV_DIR=$other; source $other/env"
 }
 
 # ----------------------------------------------------------------- --stop --
@@ -436,8 +497,12 @@ EOF
     stop_daemon registry docker-registry >/dev/null
   fi
   if registry_up; then
-    [[ $(registry_code -u "$REG_USER:$REG_PASS") == 200 ]] ||
+    if [[ $(registry_code -u "$REG_USER:$REG_PASS") != 200 ]]; then
+      local other
+      other=$(running_state) &&
+        die "the dev environment of $other serves $REG_ADDR with other credentials: use it (export IMAGESPEC_DEV_DIR=$other; bash scripts/dev-env.sh), or start a second one on another port (IMAGESPEC_REGISTRY_PORT=5001)"
       die "something else answers on $REG_ADDR and rejects our credentials (set IMAGESPEC_REGISTRY_PORT?)"
+    fi
     done_step "already up on $REG_ADDR"
     return
   fi
@@ -947,8 +1012,23 @@ EOF
 
 # ------------------------------------------------------------------- main --
 
-mkdir -p "$STATE"
-chmod 700 "$STATE"
+case $ACTION in
+env-file)
+  if other=$(join_target); then printf '%s/env\n' "$other"; else printf '%s/env\n' "$STATE"; fi
+  exit 0
+  ;;
+up)
+  if other=$(join_target); then
+    join "$other"
+    exit 0
+  fi
+  ;;
+esac
+
+if [[ ! -d $STATE ]]; then
+  mkdir -p "$STATE"
+  chmod 700 "$STATE"
+fi
 case $ACTION in
 status)
   status

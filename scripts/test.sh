@@ -8,9 +8,10 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
+# Sets up the environment, or joins the one another checkout runs on this machine.
 bash scripts/dev-env.sh
-# shellcheck disable=SC1091
-source "${IMAGESPEC_DEV_DIR:-$repo/.dev-env}/env"
+# shellcheck disable=SC1090
+source "$(bash scripts/dev-env.sh --env-file)"
 
 # The machine image ships cargo-nextest; a machine without it gets it from crates.io.
 if ! cargo nextest --version >/dev/null 2>&1; then
@@ -18,6 +19,8 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install --locked cargo-nextest
 fi
 
+echo "== joining a running dev environment from another checkout"
+bash scripts/test-dev-env-join.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

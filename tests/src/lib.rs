@@ -71,6 +71,7 @@ macro_rules! conformance {
             commands_in_order,
             copy_paths,
             source_root_filtering,
+            root_dockerignore_and_builtin_excludes,
             symlinks,
             entrypoint,
             base_spec,

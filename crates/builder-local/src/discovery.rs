@@ -171,8 +171,7 @@ impl Candidate {
 ///   precedence); for Podman, `CONTAINER_HOST` (Podman's own variable; its tools ignore
 ///   `DOCKER_HOST`); for `default`, both of these, Docker's first.
 ///
-/// Only when nothing is named are the well-known sockets tried: Docker's, rootful Podman's,
-/// rootless Podman's.
+/// Only when nothing is named are the well-known sockets tried ([`well_known_sockets`]).
 pub fn candidates(
     choice: EngineChoice,
     explicit: Option<&str>,
@@ -206,31 +205,85 @@ pub fn candidates(
     if !named.is_empty() {
         return named;
     }
-    let mut out: Vec<Candidate> = Vec::new();
-    let mut push = |endpoint: String, source: &str| {
-        out.push(Candidate {
-            endpoint,
+    well_known_sockets(choice, &non_empty)
+        .into_iter()
+        .map(|(path, source)| Candidate {
+            endpoint: format!("unix://{path}"),
             source: source.to_string(),
             named: false,
             problem: None,
-        });
-    };
-    if choice != EngineChoice::Podman {
-        push(
-            "unix:///var/run/docker.sock".into(),
-            "default Docker socket",
-        );
+        })
+        .collect()
+}
+
+/// The sockets tried when no engine is named, in order, each with what it is for the "no
+/// engine" message: Linux's first (the system Docker socket, rootful Podman, rootless Podman in
+/// `$XDG_RUNTIME_DIR`), then those the desktop engines create under the home directory, on
+/// macOS above all: Docker Desktop (`~/.docker/run`, and `~/.docker/desktop` of Docker Desktop
+/// for Linux), colima's default profile (`$COLIMA_HOME`, else `~/.colima`), and podman
+/// machine's API socket (podman 5: `$TMPDIR/podman/<machine>-api.sock`; podman 4.5 to 4.9:
+/// `machine/qemu/podman.sock`; before: `machine/<machine>/podman.sock`, all for the default
+/// machine `podman-machine-default`, as `podman machine inspect` reports it in
+/// `ConnectionInfo.PodmanSocket.Path`). Docker's before Podman's within each group, as on
+/// Linux. A path that does not exist costs one `stat`.
+pub fn well_known_sockets(
+    choice: EngineChoice,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<(String, &'static str)> {
+    const MACHINE: &str = "podman-machine-default";
+    let docker = choice != EngineChoice::Podman;
+    let podman = choice != EngineChoice::Docker;
+    let dir = |name: &str| env(name).map(|d| d.trim_end_matches('/').to_string());
+    let home = dir("HOME").filter(|h| !h.is_empty());
+    let mut out = Vec::new();
+    if docker {
+        out.push(("/var/run/docker.sock".to_string(), "default Docker socket"));
     }
-    if choice != EngineChoice::Docker {
-        push(
-            "unix:///run/podman/podman.sock".into(),
+    if podman {
+        out.push((
+            "/run/podman/podman.sock".to_string(),
             "rootful Podman socket",
-        );
-        if let Some(dir) = non_empty("XDG_RUNTIME_DIR") {
-            push(
-                format!("unix://{}/podman/podman.sock", dir.trim_end_matches('/')),
+        ));
+        if let Some(run) = dir("XDG_RUNTIME_DIR") {
+            out.push((
+                format!("{run}/podman/podman.sock"),
                 "rootless Podman socket",
-            );
+            ));
+        }
+    }
+    if docker && let Some(home) = &home {
+        out.push((
+            format!("{home}/.docker/run/docker.sock"),
+            "Docker Desktop socket",
+        ));
+        out.push((
+            format!("{home}/.docker/desktop/docker.sock"),
+            "Docker Desktop for Linux socket",
+        ));
+    }
+    if docker {
+        let colima = dir("COLIMA_HOME").or_else(|| home.as_ref().map(|h| format!("{h}/.colima")));
+        if let Some(colima) = colima {
+            out.push((format!("{colima}/default/docker.sock"), "colima socket"));
+        }
+    }
+    if podman {
+        if let Some(tmp) = dir("TMPDIR") {
+            out.push((
+                format!("{tmp}/podman/{MACHINE}-api.sock"),
+                "podman machine socket (podman 5)",
+            ));
+        }
+        if let Some(home) = &home {
+            let machine = format!("{home}/.local/share/containers/podman/machine");
+            out.push((
+                format!("{machine}/qemu/podman.sock"),
+                "podman machine socket (podman 4)",
+            ));
+            out.push((
+                format!("{machine}/{MACHINE}/podman.sock"),
+                "podman machine socket (podman 4 before 4.5)",
+            ));
         }
     }
     out
@@ -445,6 +498,73 @@ mod tests {
         let only = candidates(EngineChoice::Any, Some("tcp://h:1"), env);
         assert_eq!(endpoints(only.clone()), ["tcp://h:1"]);
         assert!(only[0].named);
+    }
+
+    /// A macOS user's environment: a fake HOME and the per-user TMPDIR.
+    fn mac_env(k: &str) -> Option<String> {
+        match k {
+            "HOME" => Some("/Users/ana/".to_string()),
+            "TMPDIR" => Some("/var/folders/7b/f9yh/T/".to_string()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn desktop_engines_sockets_come_after_the_linux_ones() {
+        let all = candidates(EngineChoice::Any, None, mac_env);
+        assert!(all.iter().all(|c| !c.named));
+        assert_eq!(
+            endpoints(all),
+            [
+                "unix:///var/run/docker.sock",
+                "unix:///run/podman/podman.sock",
+                "unix:///Users/ana/.docker/run/docker.sock",
+                "unix:///Users/ana/.docker/desktop/docker.sock",
+                "unix:///Users/ana/.colima/default/docker.sock",
+                "unix:///var/folders/7b/f9yh/T/podman/podman-machine-default-api.sock",
+                "unix:///Users/ana/.local/share/containers/podman/machine/qemu/podman.sock",
+                "unix:///Users/ana/.local/share/containers/podman/machine/podman-machine-default/podman.sock",
+            ]
+        );
+        // Each builder tries only its engine's sockets.
+        let docker = endpoints(candidates(EngineChoice::Docker, None, mac_env));
+        assert_eq!(docker.len(), 4);
+        assert!(
+            docker.iter().all(|e| e.ends_with("docker.sock")),
+            "{docker:?}"
+        );
+        let podman = endpoints(candidates(EngineChoice::Podman, None, mac_env));
+        assert_eq!(podman.len(), 4);
+        assert!(podman.iter().all(|e| e.contains("podman")), "{podman:?}");
+    }
+
+    #[test]
+    fn colima_home_moves_colimas_socket() {
+        let env = |k: &str| match k {
+            "COLIMA_HOME" => Some("/opt/colima".to_string()),
+            other => mac_env(other),
+        };
+        let all = endpoints(candidates(EngineChoice::Docker, None, env));
+        assert!(
+            all.contains(&"unix:///opt/colima/default/docker.sock".to_string()),
+            "{all:?}"
+        );
+        assert!(!all.iter().any(|e| e.contains(".colima")), "{all:?}");
+    }
+
+    #[test]
+    fn what_was_tried_is_listed_with_what_each_socket_is() {
+        let sources: Vec<String> = candidates(EngineChoice::Any, None, mac_env)
+            .into_iter()
+            .map(|c| c.source)
+            .collect();
+        for s in [
+            "Docker Desktop socket",
+            "colima socket",
+            "podman machine socket (podman 5)",
+        ] {
+            assert!(sources.iter().any(|x| x == s), "{s}: {sources:?}");
+        }
     }
 
     #[test]

@@ -42,6 +42,8 @@ Environment:
   DOCKER_HOST, DOCKER_CONTEXT  the Docker engine, as the docker CLI reads them
   DOCKER_CONFIG                Docker's config.json directory (credentials, contexts)
   CONTAINER_HOST               the Podman engine
+  HOME, XDG_RUNTIME_DIR, COLIMA_HOME, TMPDIR
+                               where the well-known engine sockets are looked for (macOS too)
   REGISTRY_AUTH_FILE           Podman's auth.json
   FLYTE_FORCE_PUSH_IMAGE_SPEC  1: rebuild even if the image exists
   FLYTE_PUSH_IMAGE_SPEC        0 or false: build without pushing

@@ -10,18 +10,27 @@
 //!   a file are read through symlinks: their content counts. They must be regular files: a FIFO
 //!   or a device is refused (reading a FIFO would wait forever).
 //! - `copy` entries that name a directory and `source_root` are trees, selected by
-//!   [`crate::tree::select_files`] after `.gitignore`/`.dockerignore` filtering. Inside a tree a
-//!   symlink stays a symlink (as in Docker's build context and in git) and must point inside
-//!   that tree; special files are refused.
+//!   [`crate::tree::select_files`] after `.gitignore`/`.dockerignore` filtering, the root's
+//!   `.dockerignore` ([`ROOT_DOCKERIGNORE`]) and the built-in excludes
+//!   ([`crate::tree::BUILTIN_EXCLUDES`]). Inside a tree a symlink stays a symlink (as in
+//!   Docker's build context and in git) and must point inside that tree; special files are
+//!   refused.
 //! - Nothing is read from a kernel pseudo file system (`/proc`, `/sys`, ...).
 //! - `source_copy_mode: none` brings no source files in.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use crate::hash::HashError;
 use crate::hash::encoder::CanonicalEncoder;
 use crate::spec::{LoadedSpec, RequirementsKind, SourceCopyMode};
 use crate::tree::{self, EntryKind, TreeDigest, TreeEntry, TreeError, TreeOptions, filesystem};
+
+/// The project's ignore file: `<root>/.dockerignore`, the root being where the spec's relative
+/// paths start (the CLI's `--root`, else the directory it runs in; usually the spec file's
+/// directory). It filters every tree below the root, with patterns relative to the root, as
+/// Docker's `.dockerignore` is relative to the build context. Not read for a tree outside the
+/// root (an absolute path or one with `..`), whose paths its patterns cannot name.
+pub const ROOT_DOCKERIGNORE: &str = ".dockerignore";
 
 /// The input files of one spec (not of its base spec: select that one from [`LoadedSpec::base`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,7 +218,8 @@ fn path_input(loaded: &LoadedSpec, field: &str, rel: &str) -> Result<PathInput, 
         })
     })?;
     let content = if metadata.is_dir() {
-        PathContent::Dir(tree::digest_tree(&path, &TreeOptions::default()).map_err(tree_err)?)
+        let (walk_root, opts) = tree_options(loaded, rel, &path);
+        PathContent::Dir(tree::digest_tree(&walk_root, &opts).map_err(tree_err)?)
     } else if metadata.is_file() {
         PathContent::File(file_input(field, &path)?)
     } else {
@@ -224,6 +234,29 @@ fn path_input(loaded: &LoadedSpec, field: &str, rel: &str) -> Result<PathInput, 
         fs_path,
         content,
     })
+}
+
+/// Where to walk the tree at `rel` (resolved: `path`) and with which options: the root's
+/// `.dockerignore` when the tree lies below the root. Both paths are spelled without `.`
+/// components, since ignore patterns match the walked paths' text below the root.
+fn tree_options(loaded: &LoadedSpec, rel: &str, path: &Path) -> (PathBuf, TreeOptions) {
+    let below_root = !Path::new(rel).is_absolute()
+        && Path::new(rel)
+            .components()
+            .all(|c| !matches!(c, Component::ParentDir));
+    let root: PathBuf = loaded.root.components().collect();
+    let file = root.join(ROOT_DOCKERIGNORE);
+    let outer_dockerignore = (below_root && file.is_file()).then_some(file);
+    let walk_root = if below_root {
+        root.join(rel).components().collect()
+    } else {
+        path.to_path_buf()
+    };
+    let opts = TreeOptions {
+        outer_dockerignore,
+        ..TreeOptions::default()
+    };
+    (walk_root, opts)
 }
 
 /// A regular file (through symlinks), refused when it is a FIFO, a device or on `/proc`.

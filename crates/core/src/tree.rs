@@ -41,7 +41,7 @@ use std::time::Instant;
 pub use encode::FORMAT_VERSION;
 pub use error::TreeError;
 pub use hash::digest_file;
-pub use select::select_files;
+pub use select::{BUILTIN_EXCLUDES, select_files};
 
 /// What kind of filesystem object an entry is.
 ///
@@ -124,6 +124,16 @@ pub struct TreeOptions {
     /// Honour `.dockerignore` files (default `true`), matched with gitignore
     /// rules; see [`select_files`] for how that differs from Docker.
     pub dockerignore: bool,
+    /// The project's `.dockerignore`, outside the tree (or at its top): the
+    /// one at the spec's root, which [`crate::inputs`] passes when the tree
+    /// lies under that root. Its patterns are relative to the file's own
+    /// directory, as Docker's are relative to the build context, and it has
+    /// the lowest precedence of the ignore files: the tree's own `.gitignore`
+    /// and `.dockerignore` files (closer to the files) decide first.
+    pub outer_dockerignore: Option<PathBuf>,
+    /// Leave out [`BUILTIN_EXCLUDES`] (default `true`) unless an ignore file
+    /// re-includes them (`!.venv/`).
+    pub builtin_excludes: bool,
 }
 
 impl Default for TreeOptions {
@@ -132,6 +142,8 @@ impl Default for TreeOptions {
             extra_excludes: Vec::new(),
             gitignore: true,
             dockerignore: true,
+            outer_dockerignore: None,
+            builtin_excludes: true,
         }
     }
 }

@@ -12,7 +12,8 @@ pub mod secrets;
 
 pub use base::base_spec;
 pub use contents::{
-    commands_in_order, copy_paths, entrypoint, env_values, source_root_filtering, symlinks,
+    commands_in_order, copy_paths, entrypoint, env_values, root_dockerignore_and_builtin_excludes,
+    source_root_filtering, symlinks,
 };
 pub use dependencies::{apt_packages, pip_index, requirements_txt, uv_lock};
 pub use engine::{exists_skips_build, force_rebuilds, missing_registry, unsupported_platforms};

@@ -1,10 +1,11 @@
 //! Which files are in the tree: the walk and its filters.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::{DirEntry, WalkBuilder};
@@ -15,6 +16,13 @@ use super::{EntryKind, SelectedFile, TreeError, TreeOptions, filesystem};
 const DOCKERIGNORE: &str = ".dockerignore";
 /// Name of git's per-directory ignore file.
 const GITIGNORE: &str = ".gitignore";
+
+/// Left out of every tree unless an ignore file re-includes them (`!.venv/`): what every
+/// Python checkout grows and no image wants. Byte-code caches are rebuilt by the image's own
+/// Python (and `*.pyc` is what flytekit leaves out too); a local virtualenv was made for the
+/// developer's machine (its interpreter links point outside the image); `.DS_Store` is
+/// Finder's metadata. `.git` is always left out (see [`keep_entry`]), with no way back in.
+pub const BUILTIN_EXCLUDES: [&str; 4] = ["__pycache__/", "*.pyc", ".venv/", ".DS_Store"];
 
 /// Lists the files under `root` that belong to the tree, sorted by path.
 ///
@@ -27,7 +35,14 @@ const GITIGNORE: &str = ".gitignore";
 ///   under its parents' rules, so the unhashed `.git` never affects selection.
 /// * `.dockerignore` files are honoured with the same gitignore rules, at any
 ///   depth, and take precedence over `.gitignore` (so a `!` there can
-///   re-include what `.gitignore` excludes). This approximates Docker, which
+///   re-include what `.gitignore` excludes).
+/// * [`TreeOptions::outer_dockerignore`] (the project's `.dockerignore`,
+///   above the tree) applies where none of the tree's own ignore files has a
+///   rule for a path: the files closer to the tree win, as a nested
+///   `.gitignore` wins over its parent's.
+/// * [`BUILTIN_EXCLUDES`] apply last, only to paths that no ignore file
+///   (the tree's or the outer one) has a rule for, so `!.venv/` keeps a
+///   virtualenv and `!__pycache__/` byte-code caches. This approximates Docker, which
 ///   reads only the root `.dockerignore` and anchors patterns at the root: in
 ///   Docker `*.log` excludes only top-level logs, here it excludes logs at any
 ///   depth (write `/*.log` for Docker's meaning); Docker also lets `!` re-include
@@ -71,7 +86,23 @@ fn check_root(root: &Path) -> Result<(), TreeError> {
 }
 
 fn walk_builder(root: &Path, opts: &TreeOptions) -> Result<WalkBuilder, TreeError> {
-    let extra = Arc::new(extra_excludes(root, &opts.extra_excludes)?);
+    let outer = match &opts.outer_dockerignore {
+        Some(file) => Some(outer_dockerignore(file)?),
+        None => None,
+    };
+    let filter = Arc::new(EntryFilter {
+        extra: extra_excludes(root, &opts.extra_excludes)?,
+        builtin: opts
+            .builtin_excludes
+            .then(|| builtin_excludes(root))
+            .transpose()?,
+        rules: UserRules {
+            root: root.to_path_buf(),
+            names: ignore_names(opts),
+            outer: outer.as_ref().map(|(_, gi)| gi.clone()),
+            dirs: Mutex::new(HashMap::new()),
+        },
+    });
     let mut builder = WalkBuilder::new(root);
     builder
         // Start from nothing, then switch on exactly what we want, so a new
@@ -85,11 +116,49 @@ fn walk_builder(root: &Path, opts: &TreeOptions) -> Result<WalkBuilder, TreeErro
         .git_ignore(opts.gitignore)
         .require_git(false)
         .follow_links(false)
-        .filter_entry(move |entry| keep_entry(entry, &extra));
+        .filter_entry(move |entry| keep_entry(entry, &filter));
     if opts.dockerignore {
         builder.add_custom_ignore_filename(DOCKERIGNORE);
     }
+    if let Some((file, _)) = &outer {
+        // An "explicit" ignore file has the walker's lowest precedence, below every ignore
+        // file of the tree, and its patterns are relative to `current_dir`.
+        let dir = file.parent().unwrap_or(Path::new("."));
+        builder.current_dir(dir);
+        if let Some(err) = builder.add_ignore(file) {
+            return Err(TreeError::from_walk(err, file));
+        }
+    }
     Ok(builder)
+}
+
+/// The ignore file names `opts` switches on.
+fn ignore_names(opts: &TreeOptions) -> Vec<&'static str> {
+    [
+        (opts.gitignore, GITIGNORE),
+        (opts.dockerignore, DOCKERIGNORE),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect()
+}
+
+/// Compiles the outer `.dockerignore`, relative to its directory; a bad pattern is an error
+/// naming the file and line, as for the tree's own ignore files.
+fn outer_dockerignore(file: &Path) -> Result<(PathBuf, Gitignore), TreeError> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let mut builder = GitignoreBuilder::new(dir);
+    if let Some(err) = builder.add(file) {
+        return Err(TreeError::from_walk(err, file));
+    }
+    let gitignore = builder.build().map_err(|e| TreeError::from_walk(e, file))?;
+    Ok((file.to_path_buf(), gitignore))
+}
+
+/// Compiles [`BUILTIN_EXCLUDES`] (unanchored, so they match at any depth).
+fn builtin_excludes(root: &Path) -> Result<Gitignore, TreeError> {
+    let patterns: Vec<String> = BUILTIN_EXCLUDES.iter().map(|p| p.to_string()).collect();
+    extra_excludes(root, &patterns)
 }
 
 /// Compiles [`TreeOptions::extra_excludes`] relative to `root`.
@@ -120,14 +189,77 @@ fn pattern_error(root: &Path, pattern: &str, err: ignore::Error) -> TreeError {
     }
 }
 
-/// The walker's pre-filter: drops `.git` and extra excludes, and prunes
-/// excluded directories so they are never read.
-fn keep_entry(entry: &DirEntry, extra: &Gitignore) -> bool {
+/// What the walker's pre-filter needs.
+struct EntryFilter {
+    extra: Gitignore,
+    /// [`BUILTIN_EXCLUDES`], unless switched off.
+    builtin: Option<Gitignore>,
+    rules: UserRules,
+}
+
+/// The walker's pre-filter: drops `.git`, extra excludes and the built-in excludes no ignore
+/// file re-includes, and prunes excluded directories so they are never read. The walker only
+/// asks about entries its ignore files did not exclude.
+fn keep_entry(entry: &DirEntry, filter: &EntryFilter) -> bool {
     if entry.file_name() == OsStr::new(".git") {
         return false;
     }
     let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
-    !extra.matched(entry.path(), is_dir).is_ignore()
+    let path = entry.path();
+    if filter.extra.matched(path, is_dir).is_ignore() {
+        return false;
+    }
+    let builtin = filter
+        .builtin
+        .as_ref()
+        .is_some_and(|gi| gi.matched(path, is_dir).is_ignore());
+    !builtin || filter.rules.mention(path, is_dir)
+}
+
+/// Whether the user's ignore files have a rule for a path, so `!.venv/` can keep what
+/// [`BUILTIN_EXCLUDES`] would drop. Asked only for paths a built-in pattern matches (a few per
+/// tree) and only after the walker applied the same files without excluding the path, so a
+/// rule that matches can only be a re-include.
+struct UserRules {
+    /// The walk's root: ignore files are read from the entry's directory up to here.
+    root: PathBuf,
+    names: Vec<&'static str>,
+    outer: Option<Gitignore>,
+    /// Each directory's ignore files, compiled on first use.
+    dirs: Mutex<HashMap<PathBuf, Arc<Vec<Gitignore>>>>,
+}
+
+impl UserRules {
+    fn mention(&self, path: &Path, is_dir: bool) -> bool {
+        let has_rule = |gi: &Gitignore| !gi.matched(path, is_dir).is_none();
+        for dir in path.ancestors().skip(1) {
+            if !dir.starts_with(&self.root) {
+                break;
+            }
+            if self.matchers(dir).iter().any(has_rule) {
+                return true;
+            }
+        }
+        self.outer.as_ref().is_some_and(has_rule)
+    }
+
+    fn matchers(&self, dir: &Path) -> Arc<Vec<Gitignore>> {
+        let mut dirs = self.dirs.lock().unwrap_or_else(PoisonError::into_inner);
+        let compiled = dirs.entry(dir.to_path_buf()).or_insert_with(|| {
+            let compile = |name: &&str| {
+                let file = dir.join(name);
+                if !file.is_file() {
+                    return None;
+                }
+                // A broken file is reported by the walker, which reads the same one.
+                let mut builder = GitignoreBuilder::new(dir);
+                builder.add(&file);
+                builder.build().ok()
+            };
+            Arc::new(self.names.iter().filter_map(compile).collect())
+        });
+        Arc::clone(compiled)
+    }
 }
 
 /// Per-walk state for [`Walker::classify`].
@@ -259,13 +391,7 @@ fn walk(
 ) -> Result<Vec<SelectedFile>, TreeError> {
     let mut walker = Walker {
         root,
-        ignore_names: [
-            (opts.gitignore, GITIGNORE),
-            (opts.dockerignore, DOCKERIGNORE),
-        ]
-        .into_iter()
-        .filter_map(|(on, name)| on.then_some(name))
-        .collect(),
+        ignore_names: ignore_names(opts),
         canonical_root: None,
     };
     let mut files = Vec::new();

@@ -269,6 +269,191 @@ fn extra_excludes_apply_on_top_of_ignore_files() {
     assert_eq!(paths_with(&t.path().join("src/.."), &opts), expected);
 }
 
+// ---------------------------------------------------------------- built-in excludes
+
+/// A tree with every built-in exclude, at the top and deeper down.
+fn python_checkout(extra: &[(&str, &str)]) -> TempDir {
+    let mut files = vec![
+        ("app.py", "x"),
+        ("__pycache__/app.cpython-311.pyc", "x"),
+        ("pkg/__pycache__/m.cpython-311.pyc", "x"),
+        ("pkg/m.py", "x"),
+        ("legacy.pyc", "x"),
+        (".venv/bin/activate", "x"),
+        (".venv/lib/site.py", "x"),
+        ("pkg/.venv/pyvenv.cfg", "x"),
+        (".DS_Store", "x"),
+        ("pkg/.DS_Store", "x"),
+    ];
+    files.extend_from_slice(extra);
+    tree(&files)
+}
+
+#[test]
+fn builtin_excludes_drop_caches_venvs_and_finder_files_at_any_depth() {
+    let t = python_checkout(&[("venv.txt", "a file, not a venv"), ("src.pyc.d/keep", "x")]);
+    assert_eq!(
+        paths(t.path()),
+        ["app.py", "pkg/m.py", "src.pyc.d/keep", "venv.txt"]
+    );
+    // `__pycache__/` and `.venv/` are directory patterns: a file of that name stays.
+    let f = tree(&[("__pycache__", "file"), (".venv", "file")]);
+    assert_eq!(paths(f.path()), [".venv", "__pycache__"]);
+}
+
+#[test]
+fn a_negation_in_an_ignore_file_keeps_a_builtin_exclude() {
+    let t = python_checkout(&[
+        (".dockerignore", "!.venv/\n"),
+        ("pkg/.gitignore", "!.DS_Store\n"),
+    ]);
+    assert_eq!(
+        paths(t.path()),
+        [
+            ".dockerignore",
+            ".venv/bin/activate",
+            ".venv/lib/site.py",
+            "app.py",
+            "pkg/.DS_Store", // only below pkg/.gitignore
+            "pkg/.gitignore",
+            "pkg/.venv/pyvenv.cfg", // `!.venv/` is unanchored: any depth
+            "pkg/m.py",
+        ]
+    );
+    // A negation keeps what it matches, not what the other built-ins match inside it.
+    let v = tree(&[
+        (".dockerignore", "!.venv/\n"),
+        (".venv/lib/__pycache__/site.pyc", "x"),
+        (".venv/lib/site.py", "x"),
+    ]);
+    assert_eq!(paths(v.path()), [".dockerignore", ".venv/lib/site.py"]);
+}
+
+#[test]
+fn an_ignore_file_that_excludes_a_builtin_is_not_a_negation() {
+    // `.gitignore` naming `.venv/` excludes it; it must not count as "the user kept it".
+    let t = python_checkout(&[(".gitignore", ".venv/\n__pycache__/\n")]);
+    assert_eq!(paths(t.path()), [".gitignore", "app.py", "pkg/m.py"]);
+}
+
+#[test]
+fn builtin_excludes_can_be_switched_off() {
+    let t = python_checkout(&[]);
+    let opts = TreeOptions {
+        builtin_excludes: false,
+        ..TreeOptions::default()
+    };
+    assert_eq!(paths_with(t.path(), &opts).len(), 10);
+}
+
+#[test]
+fn a_root_of_a_builtin_name_is_walked() {
+    // `copy: [.venv]` names the directory: it is copied (its own caches still go).
+    let t = python_checkout(&[(".venv/lib/__pycache__/x.pyc", "x")]);
+    assert_eq!(
+        paths(&t.path().join(".venv")),
+        ["bin/activate", "lib/site.py"]
+    );
+}
+
+#[test]
+fn changing_only_an_excluded_file_keeps_the_digest() {
+    let t = python_checkout(&[]);
+    let before = digest(t.path());
+    write(t.path(), ".venv/lib/site.py", b"changed");
+    write(t.path(), "pkg/__pycache__/new.pyc", b"new");
+    write(t.path(), ".DS_Store", b"changed");
+    assert_eq!(digest(t.path()), before);
+    write(t.path(), "pkg/m.py", b"changed");
+    assert_ne!(digest(t.path()), before);
+}
+
+// ---------------------------------------------------------------- the outer .dockerignore
+
+/// `project/.dockerignore` and a source tree `project/src`; returns the options for `src`.
+fn project(dockerignore: &str, files: &[(&str, &str)]) -> (TempDir, TreeOptions) {
+    let t = tree(files);
+    write(t.path(), ".dockerignore", dockerignore.as_bytes());
+    let opts = TreeOptions {
+        outer_dockerignore: Some(t.path().join(".dockerignore")),
+        ..TreeOptions::default()
+    };
+    (t, opts)
+}
+
+#[test]
+fn outer_dockerignore_patterns_are_relative_to_its_directory() {
+    let (t, opts) = project(
+        "*.log\n/src/secret.txt\n/secret2.txt\nsrc/data/\n",
+        &[
+            ("src/app.py", "x"),
+            ("src/debug.log", "x"),
+            ("src/deep/more.log", "x"),
+            ("src/secret.txt", "x"),
+            ("src/secret2.txt", "x"), // `/secret2.txt` is the project's, not src's
+            ("src/data/big.bin", "x"),
+            ("src/deep/secret.txt", "x"),
+        ],
+    );
+    assert_eq!(
+        paths_with(&t.path().join("src"), &opts),
+        ["app.py", "deep/secret.txt", "secret2.txt"]
+    );
+    // Without it, everything is there.
+    assert_eq!(paths(&t.path().join("src")).len(), 7);
+}
+
+#[test]
+fn the_trees_own_ignore_files_win_over_the_outer_dockerignore() {
+    let (t, opts) = project(
+        "*.log\n!keep.bin\n",
+        &[
+            ("src/.gitignore", "!keep.log\n*.bin\n"),
+            ("src/a.log", "x"),
+            ("src/keep.log", "x"),
+            ("src/keep.bin", "x"),
+        ],
+    );
+    assert_eq!(
+        paths_with(&t.path().join("src"), &opts),
+        [".gitignore", "keep.log"]
+    );
+}
+
+#[test]
+fn a_negation_in_the_outer_dockerignore_keeps_a_builtin_exclude() {
+    let (t, opts) = project(
+        "!.venv/\n",
+        &[
+            ("src/.venv/pyvenv.cfg", "x"),
+            ("src/__pycache__/a.pyc", "x"),
+        ],
+    );
+    assert_eq!(
+        paths_with(&t.path().join("src"), &opts),
+        [".venv/pyvenv.cfg"]
+    );
+}
+
+#[test]
+fn an_outer_dockerignore_at_the_trees_top_is_the_trees_own_too() {
+    let (t, opts) = project("*.log\n", &[("a.log", "x"), ("b.py", "x")]);
+    assert_eq!(paths_with(t.path(), &opts), [".dockerignore", "b.py"]);
+}
+
+#[test]
+fn invalid_pattern_in_the_outer_dockerignore_names_file_and_line() {
+    let (t, opts) = project("ok\n[z-a]\n", &[("src/a", "x")]);
+    let err = select_files(&t.path().join("src"), &opts).unwrap_err();
+    match &err {
+        TreeError::InvalidPattern { path, line, .. } => {
+            assert_eq!(path, &t.path().join(".dockerignore"));
+            assert_eq!(*line, Some(2));
+        }
+        other => panic!("unexpected error {other:?}"),
+    }
+}
+
 #[test]
 fn empty_directories_are_not_entries() {
     let t = tree(&[("a", "x")]);
