@@ -98,6 +98,7 @@ async fn a_remote_build_on_docker_pushes_to_the_service_registry() {
         name: Some("docker".into()),
         endpoint: Some(DOCKER.into()),
         slots: 1,
+        tls: None,
     }];
     let service = Service::new(config).start().await.expect("service");
 
