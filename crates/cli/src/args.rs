@@ -120,6 +120,10 @@ pub struct ServeArgs {
     /// Log lines as `text` or `json` (one object per line) [config: log_format; default: text].
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<imagespec_service::logging::LogFormat>,
+    /// Check the configuration (every file it names, workers' TLS certificates included) and
+    /// exit: 0 when the service would start with it, 3 naming the file and line when not.
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 #[derive(Debug, Args)]
