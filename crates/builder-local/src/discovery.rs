@@ -289,9 +289,19 @@ pub struct ConnectedEngine {
     pub(crate) http: EngineHttp,
 }
 
-/// Tries the candidates in order and returns the first engine `choice` accepts. A `tcp://`
-/// candidate speaks TLS with `tls`, or else with the files `DOCKER_TLS_VERIFY` selects.
+/// Tries the candidates in order and returns the first engine `choice` accepts; a `tcp://`
+/// candidate speaks TLS when `DOCKER_TLS_VERIFY` says so.
 pub async fn discover(
+    choice: EngineChoice,
+    explicit: Option<&str>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<ConnectedEngine, LocalError> {
+    discover_with_tls(choice, explicit, None, env).await
+}
+
+/// [`discover`], a `tcp://` candidate speaking TLS with `tls`, or else with the files
+/// `DOCKER_TLS_VERIFY` selects.
+pub async fn discover_with_tls(
     choice: EngineChoice,
     explicit: Option<&str>,
     tls: Option<&TlsFiles>,

@@ -138,7 +138,7 @@ impl LocalBuilder {
     pub async fn engine(&self) -> Result<&ConnectedEngine, LocalError> {
         self.engine
             .get_or_try_init(|| {
-                discovery::discover(
+                discovery::discover_with_tls(
                     self.choice,
                     self.endpoint.as_deref(),
                     self.tls.as_ref(),

@@ -78,7 +78,7 @@ async fn docker_tls_verify_and_docker_cert_path_select_the_certificates() {
         "DOCKER_CERT_PATH" => Some(dir.clone()),
         _ => None,
     };
-    let engine = discover(EngineChoice::Docker, Some(&proxy.endpoint), None, env)
+    let engine = discover(EngineChoice::Docker, Some(&proxy.endpoint), env)
         .await
         .unwrap_or_else(|e| panic!("DOCKER_TLS_VERIFY with the client files: {e}"));
     assert!(
@@ -89,7 +89,7 @@ async fn docker_tls_verify_and_docker_cert_path_select_the_certificates() {
             .is_some_and(|c| c.is_ascii_digit())
     );
     // Without DOCKER_TLS_VERIFY the same endpoint is plain TCP, which the TLS engine refuses.
-    let plain = discover(EngineChoice::Docker, Some(&proxy.endpoint), None, |_| None)
+    let plain = discover(EngineChoice::Docker, Some(&proxy.endpoint), |_| None)
         .await
         .expect_err("plain HTTP to a TLS engine");
     assert_eq!(
