@@ -6,7 +6,8 @@
 //! - `docker`: Docker only; `podman`: Podman only.
 //!
 //! They connect lazily, on the first existence check or build, so listing builders or computing
-//! a tag never needs an engine.
+//! a tag never needs an engine. An engine is a unix socket, plain `tcp://`, or `tcp://` over TLS
+//! with client certificates ([`tls`]: `DOCKER_TLS_VERIFY`, or [`LocalBuilder::with_tls`]).
 //!
 //! What each engine does with a spec:
 //! - Docker: BuildKit (`RUN --mount=type=cache|secret`, multi-stage, `COPY --from=<image>`);
