@@ -48,6 +48,7 @@ pub async fn remote() -> Result<Backend> {
         name: Some("docker".into()),
         endpoint: Some(DOCKER_ENDPOINT.into()),
         slots: 1,
+        tls: None,
     }];
     let service = Service::new(config)
         .start()

@@ -9,6 +9,10 @@
 //! candidate is pinged, and `/version` says whether it is Docker or Podman (Podman lists a
 //! `Podman Engine` component), because the two differ in how builds get secrets and which API
 //! carries them.
+//!
+//! A `tcp://` engine speaks TLS ([`crate::tls`]) when the builder was given certificates (a
+//! build service's worker `tls`) or, as for the docker CLI, when `DOCKER_TLS_VERIFY` is set
+//! (files in `DOCKER_CERT_PATH`). TLS is then required: there is no fallback to plain TCP.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -19,6 +23,7 @@ use bollard::Docker;
 use crate::docker_context;
 use crate::engine_http::EngineHttp;
 use crate::error::LocalError;
+use crate::tls::TlsFiles;
 
 /// How long one candidate may take to answer `/_ping`: whether anything listens at all. A
 /// hung engine (or something else listening there) fails discovery after this long.
@@ -74,9 +79,12 @@ impl fmt::Display for EngineKind {
 pub enum Endpoint {
     /// A unix socket.
     Unix(PathBuf),
-    /// Plain HTTP over TCP, `host:port` (no TLS: engines exposed on TCP without TLS are
-    /// local development setups; a TLS endpoint is refused with a message).
+    /// Plain HTTP over TCP, `host:port` (engines exposed on TCP without TLS are local
+    /// development setups).
     Tcp(String),
+    /// HTTP over TLS to `host:port`, both sides presenting certificates (Docker's
+    /// `--tlsverify`, port 2376).
+    Tls { addr: String, files: TlsFiles },
 }
 
 impl Endpoint {
@@ -113,7 +121,7 @@ impl Endpoint {
             }
         }
         if s.starts_with("https://") {
-            return Err("TLS endpoints are not supported; use a unix socket or plain tcp:// on a trusted host".into());
+            return Err("write a TLS engine as tcp://host:2376 with DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem), or a service worker's `tls`".into());
         }
         if s.starts_with("ssh://") {
             return Err("ssh endpoints are not supported; forward the socket (ssh -L) and use unix:// or tcp://".into());
@@ -121,10 +129,22 @@ impl Endpoint {
         Err("expected unix:///path/to.sock, tcp://host:port or http://host:port".into())
     }
 
+    /// This endpoint over TLS with `files`, when it is a TCP one (TLS does not apply to a unix
+    /// socket, as for the docker CLI).
+    pub fn with_tls(self, files: Option<&TlsFiles>) -> Endpoint {
+        match (self, files) {
+            (Endpoint::Tcp(addr), Some(files)) => Endpoint::Tls {
+                addr,
+                files: files.clone(),
+            },
+            (other, _) => other,
+        }
+    }
+
     pub(crate) fn unix_path(&self) -> Option<&Path> {
         match self {
             Endpoint::Unix(p) => Some(p),
-            Endpoint::Tcp(_) => None,
+            Endpoint::Tcp(_) | Endpoint::Tls { .. } => None,
         }
     }
 }
@@ -134,6 +154,7 @@ impl fmt::Display for Endpoint {
         match self {
             Endpoint::Unix(p) => write!(f, "unix://{}", p.display()),
             Endpoint::Tcp(a) => write!(f, "tcp://{a}"),
+            Endpoint::Tls { addr, .. } => write!(f, "tcp://{addr} (TLS)"),
         }
     }
 }
@@ -321,12 +342,25 @@ pub struct ConnectedEngine {
     pub(crate) http: EngineHttp,
 }
 
-/// Tries the candidates in order and returns the first engine `choice` accepts.
+/// Tries the candidates in order and returns the first engine `choice` accepts; a `tcp://`
+/// candidate speaks TLS when `DOCKER_TLS_VERIFY` says so.
 pub async fn discover(
     choice: EngineChoice,
     explicit: Option<&str>,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<ConnectedEngine, LocalError> {
+    discover_with_tls(choice, explicit, None, env).await
+}
+
+/// [`discover`], a `tcp://` candidate speaking TLS with `tls`, or else with the files
+/// `DOCKER_TLS_VERIFY` selects.
+pub async fn discover_with_tls(
+    choice: EngineChoice,
+    explicit: Option<&str>,
+    tls: Option<&TlsFiles>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<ConnectedEngine, LocalError> {
+    let tls = tls.cloned().or_else(|| TlsFiles::from_env(&env));
     let mut attempts = Vec::new();
     for candidate in candidates(choice, explicit, env) {
         if let Some(problem) = &candidate.problem {
@@ -336,7 +370,7 @@ pub async fn discover(
             });
             continue;
         }
-        let outcome = match try_connect(&candidate.endpoint).await {
+        let outcome = match try_connect(&candidate.endpoint, tls.as_ref()).await {
             Ok(engine) if choice.accepts(engine.kind) => {
                 tracing::debug!(endpoint = %engine.endpoint, kind = %engine.kind, version = %engine.version, "container engine found");
                 return Ok(engine);
@@ -361,14 +395,26 @@ pub async fn discover(
     Err(LocalError::NoEngine { choice, attempts })
 }
 
-/// Connects to one endpoint: ping, version, API negotiation.
-pub async fn try_connect(endpoint: &str) -> Result<ConnectedEngine, String> {
-    let endpoint = Endpoint::parse(endpoint)?;
+/// Connects to one endpoint (over TLS with `tls` when it is a TCP one): ping, version, API
+/// negotiation.
+pub async fn try_connect(
+    endpoint: &str,
+    tls: Option<&TlsFiles>,
+) -> Result<ConnectedEngine, String> {
+    let endpoint = Endpoint::parse(endpoint)?.with_tls(tls);
     if let Some(path) = endpoint.unix_path()
         && !path.exists()
     {
         return Err("no such socket".into());
     }
+    // Over TLS every request, bollard's included, goes through our client (one handshake
+    // rule); the certificates are read once, here, so a bad file fails discovery by name.
+    let tls_http = match &endpoint {
+        Endpoint::Tls { files, .. } => Some(
+            EngineHttp::new(endpoint.clone(), String::new()).with_tls(files.client_config()?)?,
+        ),
+        _ => None,
+    };
     let docker = match &endpoint {
         Endpoint::Unix(p) => Docker::connect_with_unix(
             &p.to_string_lossy(),
@@ -377,6 +423,24 @@ pub async fn try_connect(endpoint: &str) -> Result<ConnectedEngine, String> {
         ),
         Endpoint::Tcp(a) => {
             Docker::connect_with_http(a, CLIENT_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+        }
+        Endpoint::Tls { addr, .. } => {
+            let http = tls_http.clone().ok_or("no TLS client for a TLS endpoint")?;
+            Docker::connect_with_custom_transport(
+                move |request: bollard::BollardRequest| {
+                    let http = http.clone();
+                    async move {
+                        http.forward(request)
+                            .await
+                            .map_err(|e| bollard::errors::Error::IOError {
+                                err: std::io::Error::other(with_causes(&e)),
+                            })
+                    }
+                },
+                Some(format!("https://{addr}")),
+                CLIENT_TIMEOUT_SECS,
+                bollard::API_DEFAULT_VERSION,
+            )
         }
     }
     .map_err(|e| format!("cannot create a client: {e}"))?;
@@ -388,7 +452,7 @@ pub async fn try_connect(endpoint: &str) -> Result<ConnectedEngine, String> {
                 PING_TIMEOUT.as_secs()
             )
         })?
-        .map_err(|e| format!("no answer to /_ping: {e}"))?;
+        .map_err(|e| ping_failure(&endpoint, &e.to_string()))?;
     let probe = async {
         let version = docker
             .version()
@@ -423,7 +487,10 @@ pub async fn try_connect(endpoint: &str) -> Result<ConnectedEngine, String> {
         .or(version.version)
         .unwrap_or_else(|| "unknown".into());
     let api_version = docker.client_version().to_string();
-    let http = EngineHttp::new(endpoint.clone(), api_version.clone());
+    let http = match tls_http {
+        Some(tls) => tls.with_api_version(api_version.clone()),
+        None => EngineHttp::new(endpoint.clone(), api_version.clone()),
+    };
     let native_platform = format!(
         "{}/{}",
         version.os.as_deref().unwrap_or("linux"),
@@ -438,6 +505,40 @@ pub async fn try_connect(endpoint: &str) -> Result<ConnectedEngine, String> {
         docker,
         http,
     })
+}
+
+/// Why `/_ping` failed, with what to check: over TLS, which files were used and how they must
+/// relate to the engine's own; an engine that speaks TLS to a plain client, how to turn it on.
+fn ping_failure(endpoint: &Endpoint, error: &str) -> String {
+    match endpoint {
+        // A failed handshake already names the files.
+        Endpoint::Tls { .. } if error.contains("TLS handshake failed") => format!(
+            "no answer to /_ping over TLS: {error}; the CA must be the one that signed the engine's certificate (dockerd --tlscacert)"
+        ),
+        Endpoint::Tls { files, .. } => format!(
+            "no answer to /_ping over TLS: {error}; with {files}: the CA must be the one that signed the engine's certificate (dockerd --tlscacert), and the engine must trust the CA of the client certificate"
+        ),
+        Endpoint::Tcp(_) if error.contains("HTTPS server") => format!(
+            "no answer to /_ping: {error}; the engine speaks TLS: set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH to the directory with ca.pem, cert.pem and key.pem"
+        ),
+        _ => format!("no answer to /_ping: {error}"),
+    }
+}
+
+/// An error and its causes (hyper's own message is just "connection error"; the TLS alert
+/// that explains it is a cause).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// How to start an engine, for messages.

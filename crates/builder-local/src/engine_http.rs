@@ -3,6 +3,9 @@
 //! `h2c` upgrade that carries the BuildKit session), and `/images/{name}/push` (whose final
 //! `aux` message carries the pushed digest, which bollard's push type drops).
 //!
+//! Over TLS (`tcp://host:2376` with certificates, [`crate::tls`]) this client carries every
+//! call, bollard's too ([`EngineHttp::forward`]): one place connects and handshakes.
+//!
 //! Requests stream their bodies (a build context can be large) and responses are read as a
 //! stream of JSON messages, as the Engine API sends them.
 //!
@@ -14,6 +17,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
@@ -25,6 +29,9 @@ use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::ClientConfig;
+use tokio_rustls::rustls::pki_types::ServerName;
 
 use std::time::Duration;
 
@@ -56,6 +63,9 @@ pub(crate) fn empty() -> Body {
 pub(crate) struct EngineHttp {
     endpoint: Endpoint,
     api_version: String,
+    /// For an [`Endpoint::Tls`]: the checked certificates and the name the engine's
+    /// certificate must carry.
+    tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
 }
 
 impl EngineHttp {
@@ -63,7 +73,76 @@ impl EngineHttp {
         EngineHttp {
             endpoint,
             api_version,
+            tls: None,
         }
+    }
+
+    /// The same connection rule, for another API version (known once negotiated).
+    pub(crate) fn with_api_version(mut self, api_version: String) -> Self {
+        self.api_version = api_version;
+        self
+    }
+
+    /// Speaks TLS with `config` (an [`Endpoint::Tls`] needs it): the engine's certificate
+    /// must name the endpoint's host (a DNS name or an IP address in its SANs).
+    pub(crate) fn with_tls(mut self, config: Arc<ClientConfig>) -> Result<Self, String> {
+        let addr = match &self.endpoint {
+            Endpoint::Tls { addr, .. } => addr,
+            other => return Err(format!("{other} is not a TLS endpoint")),
+        };
+        let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|e| format!("`{host}` cannot be checked against a certificate: {e}"))?;
+        self.tls = Some((config, name));
+        Ok(self)
+    }
+
+    /// Sends a request bollard made (a TLS endpoint's bollard client goes through here), on
+    /// a connection of its own, and returns the answer whatever its status (bollard reads it).
+    pub(crate) async fn forward(
+        &self,
+        request: bollard::BollardRequest,
+    ) -> Result<Response<Incoming>, LocalError> {
+        let (mut parts, body) = request.into_parts();
+        // bollard writes an absolute URI; on our own connection the request line carries the
+        // path, and the Host header the authority.
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        let what = format!("{} {path}", parts.method);
+        parts.uri = path
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| LocalError::Transport {
+                what: what.clone(),
+                source: e.into(),
+            })?;
+        // bollard's calls here (ping, version, inspect) carry no or small bodies; builds and
+        // pushes stream through this client's own calls. Collected, the body is `Sync`.
+        let bytes = body
+            .collect()
+            .await
+            .map_err(|e| LocalError::Transport {
+                what: what.clone(),
+                source: e,
+            })?
+            .to_bytes();
+        let body: Body = if bytes.is_empty() {
+            empty()
+        } else {
+            http_body_util::Full::new(bytes)
+                .map_err(|never| match never {})
+                .boxed()
+        };
+        let mut request = self.request(parts.method.clone(), &path, &[], body)?;
+        for (name, value) in &parts.headers {
+            if name != http::header::HOST {
+                request.headers_mut().append(name, value.clone());
+            }
+        }
+        self.exchange(&what, request).await
     }
 
     /// `/v{api}{path}` for the Docker-compatible API.
@@ -85,6 +164,7 @@ impl EngineHttp {
             let stream = match &self.endpoint {
                 Endpoint::Unix(p) => UnixStream::connect(p).await.map(EngineStream::Unix),
                 Endpoint::Tcp(a) => TcpStream::connect(a).await.map(EngineStream::Tcp),
+                Endpoint::Tls { addr, files } => self.tls_connect(addr, files).await,
             }
             .map_err(|e| LocalError::Connect {
                 endpoint: endpoint.clone(),
@@ -112,6 +192,23 @@ impl EngineHttp {
         Ok(sender)
     }
 
+    /// A TCP connection and the TLS handshake; a failed handshake names the files in use.
+    async fn tls_connect(
+        &self,
+        addr: &str,
+        files: &crate::tls::TlsFiles,
+    ) -> io::Result<EngineStream> {
+        let (config, name) = self.tls.clone().ok_or_else(|| {
+            io::Error::other("no TLS configuration for a TLS endpoint (a bug: report it)")
+        })?;
+        let tcp = TcpStream::connect(addr).await?;
+        tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map(|s| EngineStream::Tls(Box::new(s)))
+            .map_err(|e| io::Error::other(format!("TLS handshake failed ({files}): {e}")))
+    }
+
     fn request(
         &self,
         method: Method,
@@ -121,7 +218,7 @@ impl EngineHttp {
     ) -> Result<Request<Body>, LocalError> {
         let host = match &self.endpoint {
             Endpoint::Unix(_) => "docker".to_string(),
-            Endpoint::Tcp(a) => a.clone(),
+            Endpoint::Tcp(a) | Endpoint::Tls { addr: a, .. } => a.clone(),
         };
         let mut builder = Request::builder()
             .method(method)
@@ -337,10 +434,11 @@ impl JsonStream {
     }
 }
 
-/// A connection to a unix or TCP endpoint.
+/// A connection to a unix, TCP or TLS endpoint.
 enum EngineStream {
     Unix(UnixStream),
     Tcp(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
 }
 
 impl AsyncRead for EngineStream {
@@ -352,6 +450,7 @@ impl AsyncRead for EngineStream {
         match self.get_mut() {
             EngineStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
             EngineStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            EngineStream::Tls(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -365,6 +464,7 @@ impl AsyncWrite for EngineStream {
         match self.get_mut() {
             EngineStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
             EngineStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            EngineStream::Tls(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -372,6 +472,7 @@ impl AsyncWrite for EngineStream {
         match self.get_mut() {
             EngineStream::Unix(s) => Pin::new(s).poll_flush(cx),
             EngineStream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            EngineStream::Tls(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -379,6 +480,7 @@ impl AsyncWrite for EngineStream {
         match self.get_mut() {
             EngineStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
             EngineStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            EngineStream::Tls(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

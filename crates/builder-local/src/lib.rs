@@ -6,7 +6,8 @@
 //! - `docker`: Docker only; `podman`: Podman only.
 //!
 //! They connect lazily, on the first existence check or build, so listing builders or computing
-//! a tag never needs an engine.
+//! a tag never needs an engine. An engine is a unix socket, plain `tcp://`, or `tcp://` over TLS
+//! with client certificates ([`tls`]: `DOCKER_TLS_VERIFY`, or [`LocalBuilder::with_tls`]).
 //!
 //! What each engine does with a spec:
 //! - Docker: BuildKit (`RUN --mount=type=cache|secret`, multi-stage, `COPY --from=<image>`);
@@ -36,6 +37,7 @@ pub mod push;
 pub mod secrets;
 mod session;
 mod session_auth;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -57,6 +59,7 @@ pub use build::{BuildJob, BuiltImage, ContextWriter};
 pub use discovery::{ConnectedEngine, Endpoint, EngineChoice, EngineKind};
 pub use error::LocalError;
 pub use secrets::{BuildSecret, Redactor, SecretSource, SecretValue};
+pub use tls::TlsFiles;
 
 /// Where credentials are looked up: the process environment, or a fixed set (tests, embedders).
 type CredentialLookup = Arc<dyn Fn() -> CredentialSources + Send + Sync>;
@@ -67,6 +70,8 @@ pub struct LocalBuilder {
     aliases: &'static [&'static str],
     choice: EngineChoice,
     endpoint: Option<String>,
+    /// Certificates for a `tcp://` engine; `None`: as `DOCKER_TLS_VERIFY` says.
+    tls: Option<TlsFiles>,
     temp_dir: Option<PathBuf>,
     credentials: CredentialLookup,
     /// The `--cache-from` / `--cache-to` flags, which replace the spec's cache keys.
@@ -80,6 +85,7 @@ impl std::fmt::Debug for LocalBuilder {
             .field("name", &self.name)
             .field("choice", &self.choice)
             .field("endpoint", &self.endpoint)
+            .field("tls", &self.tls)
             .field(
                 "engine",
                 &self.engine.get().map(|e| (e.kind, e.endpoint.to_string())),
@@ -103,6 +109,7 @@ impl LocalBuilder {
             aliases,
             choice,
             endpoint: endpoint_override.filter(|e| !e.trim().is_empty()),
+            tls: None,
             temp_dir: None,
             credentials: Arc::new(CredentialSources::from_env),
             cache_flags: BuildCache::default(),
@@ -114,6 +121,14 @@ impl LocalBuilder {
     #[must_use]
     pub fn with_temp_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.temp_dir = Some(dir.into());
+        self
+    }
+
+    /// Speaks TLS with these certificates to a `tcp://` engine, whatever `DOCKER_TLS_VERIFY`
+    /// says (a build service's worker).
+    #[must_use]
+    pub fn with_tls(mut self, files: TlsFiles) -> Self {
+        self.tls = Some(files);
         self
     }
 
@@ -146,9 +161,12 @@ impl LocalBuilder {
     pub async fn engine(&self) -> Result<&ConnectedEngine, LocalError> {
         self.engine
             .get_or_try_init(|| {
-                discovery::discover(self.choice, self.endpoint.as_deref(), |k| {
-                    std::env::var(k).ok()
-                })
+                discovery::discover_with_tls(
+                    self.choice,
+                    self.endpoint.as_deref(),
+                    self.tls.as_ref(),
+                    |k| std::env::var(k).ok(),
+                )
             })
             .await
     }

@@ -41,6 +41,8 @@ Environment:
   IMAGESPEC_NETWORK_TIMEOUT    registry and service timeouts (`2.5`, `500ms`)
   DOCKER_HOST, DOCKER_CONTEXT  the Docker engine, as the docker CLI reads them
   DOCKER_CONFIG                Docker's config.json directory (credentials, contexts)
+  DOCKER_TLS_VERIFY            set: a tcp:// engine speaks TLS with client certificates
+  DOCKER_CERT_PATH             their directory: ca.pem, cert.pem, key.pem [default: ~/.docker]
   CONTAINER_HOST               the Podman engine
   HOME, XDG_RUNTIME_DIR, COLIMA_HOME, TMPDIR
                                where the well-known engine sockets are looked for (macOS too)
@@ -128,6 +130,10 @@ pub struct ServeArgs {
     /// says), print what went, and exit; refused while a service holds the data directory.
     #[arg(long)]
     pub gc_once: bool,
+    /// Check the configuration (every file it names, workers' TLS certificates included) and
+    /// exit: 0 when the service would start with it, 3 naming the file and line when not.
+    #[arg(long, conflicts_with = "gc_once")]
+    pub check_config: bool,
 }
 
 #[derive(Debug, Args)]
@@ -245,7 +251,8 @@ pub struct BuildArgs {
     /// When existence cannot be determined [config: if_unknown; default: fail].
     #[arg(long, value_enum, value_name = "POLICY")]
     pub if_unknown: Option<IfUnknownArg>,
-    /// Container engine endpoint for local builds (e.g. unix:///run/podman/podman.sock).
+    /// Container engine endpoint for local builds (e.g. unix:///run/podman/podman.sock, or
+    /// tcp://host:2376 with DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH).
     #[arg(long, value_name = "URL")]
     pub engine: Option<String>,
     /// Naming scheme [config: tag_scheme; default: imagespec].

@@ -13,8 +13,11 @@
 //! tokens:
 //!   - {project: team-a, token_env: TEAM_A_TOKEN}   # or `token: ...` inline
 //!   - {project: team-b, token: "..."}
-//! workers:                           # one local engine each; default: one, discovered
+//! workers:                           # one engine each; default: one, discovered
 //!   - {name: docker, endpoint: unix:///var/run/docker.sock, slots: 1}
+//!   - name: build-2                  # an engine on another machine, over TLS (dockerd
+//!     endpoint: tcp://build-2.internal:2376    # --tlsverify): its CA, our client pair
+//!     tls: {ca: certs/ca.pem, cert: certs/cert.pem, key: certs/key.pem}
 //! concurrency: 2                     # builds at once over all workers (default: all slots)
 //! max_running_per_project: 1         # optional: builds of one project at once (fair share)
 //! keep_alive_seconds: 10            # between keep-alive comments on log streams
@@ -46,7 +49,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use imagespec_builder_local::TlsFiles;
 use imagespec_core::config::Secret;
+use marked_yaml::Spanned;
 use serde::Deserialize;
 
 /// Why the configuration is unusable.
@@ -60,6 +65,7 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// A value at a known line of the file.
     #[error("{path}:{line}: {message}")]
     InvalidAt {
         path: PathBuf,
@@ -122,19 +128,18 @@ impl std::fmt::Debug for TokenEntry {
     }
 }
 
-/// A local engine that runs builds.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// An engine that runs builds.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerConfig {
     /// Shown in build status; defaults to `worker-<n>`.
-    #[serde(default)]
     pub name: Option<String>,
     /// `unix:///var/run/docker.sock`, `tcp://127.0.0.1:2375`, ...; none: discover one.
-    #[serde(default)]
     pub endpoint: Option<String>,
     /// Builds this engine runs at once.
-    #[serde(default = "one")]
     pub slots: usize,
+    /// For a `tcp://` engine with `--tlsverify`: the CA that signed its certificate and the
+    /// service's client certificate and key (read and checked at start).
+    pub tls: Option<TlsFiles>,
 }
 
 fn one() -> usize {
@@ -267,6 +272,8 @@ impl ServiceConfig {
             path: path.to_path_buf(),
             message,
         };
+        let invalid_at =
+            |span: &marked_yaml::Span, message: String| ConfigError::at(path, span, message);
         let options = marked_yaml::LoaderOptions::default().error_on_duplicate_keys(true);
         let raw: RawConfig = marked_yaml::from_yaml_with_options(0, text, options)
             .map_err(|e| invalid(e.to_string()))?;
@@ -285,10 +292,13 @@ impl ServiceConfig {
         let mut tokens = Vec::new();
         for (i, t) in raw.tokens.into_iter().enumerate() {
             if !is_project_name(&t.project) {
-                return Err(invalid(format!(
-                    "`tokens[{i}].project`: `{}` is not a valid project name (lower-case letters, digits, `-`, `_`, `.`)",
-                    t.project
-                )));
+                return Err(invalid_at(
+                    t.project.span(),
+                    format!(
+                        "`tokens[{i}].project`: `{}` is not a valid project name: it names the project's namespace in the registry, so it is one registry path component (lower-case letters and digits, with single `.`, `-` runs, `_` or `__` between them; e.g. `team-a`, `ml.research`)",
+                        *t.project
+                    ),
+                ));
             }
             let token = match (t.token, t.token_env) {
                 (Some(token), None) => token,
@@ -318,7 +328,7 @@ impl ServiceConfig {
                 )));
             }
             tokens.push(TokenEntry {
-                project: t.project,
+                project: t.project.to_string(),
                 token: Secret::new(token),
             });
         }
@@ -346,24 +356,22 @@ impl ServiceConfig {
                 file.display()
             )));
         }
-        for (i, w) in raw.workers.iter().enumerate() {
-            if let Some(endpoint) = &w.endpoint
-                && !(endpoint.starts_with("unix://") || endpoint.starts_with("tcp://"))
-            {
-                return Err(invalid(format!(
-                    "`workers[{i}].endpoint`: `{endpoint}` is not `unix:///path` or `tcp://host:port` (TLS workers are not supported)"
-                )));
-            }
+        if let Some(registry) = &raw.registry {
+            crate::naming::check_namespaces(registry, &tokens, &raw.allowed_registries)
+                .map_err(|e| invalid(format!("`allowed_registries`: {e}")))?;
         }
-        let workers = if raw.workers.is_empty() {
-            vec![WorkerConfig {
+        let mut workers = Vec::new();
+        for (i, w) in raw.workers.into_iter().enumerate() {
+            workers.push(w.check(i, base, &invalid_at)?);
+        }
+        if workers.is_empty() {
+            workers.push(WorkerConfig {
                 name: None,
                 endpoint: None,
                 slots: 1,
-            }]
-        } else {
-            raw.workers
-        };
+                tls: None,
+            });
+        }
         if workers.iter().any(|w| w.slots == 0) || raw.concurrency == Some(0) {
             return Err(invalid(
                 "`slots` and `concurrency` must be at least 1".into(),
@@ -446,16 +454,12 @@ pub fn default_base_images() -> Vec<String> {
     .to_vec()
 }
 
-/// Project names become directory names: keep them plain.
+/// A project name is one component of a registry path (its namespace is
+/// `<registry>/<project>`, [`crate::naming::namespace`]) and a directory name: the OCI
+/// grammar for a path component (which also keeps `.`, `..` and trailing separators out),
+/// at most 64 bytes.
 pub fn is_project_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && s.bytes().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'_' | b'.')
-        })
+    s.len() <= 64 && imagespec_core::reference::is_path_component(s)
 }
 
 #[derive(Deserialize)]
@@ -478,7 +482,7 @@ struct RawConfig {
     #[serde(default)]
     tokens: Vec<RawToken>,
     #[serde(default)]
-    workers: Vec<WorkerConfig>,
+    workers: Vec<RawWorker>,
     #[serde(default)]
     concurrency: Option<usize>,
     #[serde(default)]
@@ -503,8 +507,101 @@ struct RawConfig {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawWorker {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    endpoint: Option<Spanned<String>>,
+    #[serde(default = "one")]
+    slots: usize,
+    #[serde(default)]
+    tls: Option<Spanned<RawTls>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    ca: Spanned<PathBuf>,
+    cert: Spanned<PathBuf>,
+    key: Spanned<PathBuf>,
+}
+
+impl RawWorker {
+    /// The worker as the service uses it: the endpoint one the engine client accepts, TLS
+    /// only with a `tcp://` endpoint, its three files readable and a usable client identity
+    /// (relative paths resolve against the configuration file's directory).
+    fn check(
+        self,
+        i: usize,
+        base: &Path,
+        invalid_at: &dyn Fn(&marked_yaml::Span, String) -> ConfigError,
+    ) -> Result<WorkerConfig, ConfigError> {
+        if let Some(endpoint) = &self.endpoint {
+            let refuse = |why: String| {
+                invalid_at(
+                    endpoint.span(),
+                    format!("`workers[{i}].endpoint`: `{}` {why}", endpoint.as_str()),
+                )
+            };
+            if !(endpoint.starts_with("unix://") || endpoint.starts_with("tcp://")) {
+                return Err(refuse(
+                    "is not `unix:///path` or `tcp://host:port` (an engine over TLS is `tcp://host:2376` with `tls: {ca, cert, key}`)".into(),
+                ));
+            }
+            imagespec_builder_local::Endpoint::parse(endpoint)
+                .map_err(|e| refuse(format!("is not an engine endpoint: {e}")))?;
+        }
+        let tls = match &self.tls {
+            None => None,
+            Some(raw) => {
+                if !self
+                    .endpoint
+                    .as_ref()
+                    .is_some_and(|e| e.starts_with("tcp://"))
+                {
+                    return Err(invalid_at(
+                        raw.span(),
+                        format!(
+                            "`workers[{i}].tls`: TLS needs a `tcp://host:2376` endpoint (a unix socket is local and speaks no TLS); set `endpoint`"
+                        ),
+                    ));
+                }
+                for (field, file) in [("ca", &raw.ca), ("cert", &raw.cert), ("key", &raw.key)] {
+                    let resolved = base.join(file.as_path());
+                    if let Err(e) = std::fs::File::open(&resolved) {
+                        return Err(invalid_at(
+                            file.span(),
+                            format!(
+                                "`workers[{i}].tls.{field}`: cannot read {}: {e}",
+                                resolved.display()
+                            ),
+                        ));
+                    }
+                }
+                let files = TlsFiles {
+                    ca: base.join(raw.ca.as_path()),
+                    cert: base.join(raw.cert.as_path()),
+                    key: base.join(raw.key.as_path()),
+                };
+                files
+                    .client_config()
+                    .map_err(|e| invalid_at(raw.span(), format!("`workers[{i}].tls`: {e}")))?;
+                Some(files)
+            }
+        };
+        Ok(WorkerConfig {
+            name: self.name,
+            endpoint: self.endpoint.map(|e| e.to_string()),
+            slots: self.slots,
+            tls,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawToken {
-    project: String,
+    project: Spanned<String>,
     #[serde(default)]
     token: Option<String>,
     #[serde(default)]
@@ -639,5 +736,112 @@ mod tests {
                 .to_string();
             assert!(err.contains(needle), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn project_names_that_are_not_one_registry_path_component_are_refused_with_the_line() {
+        let p = Path::new("s.yaml");
+        for name in ["a..b", "a_", "team.", "a___b", "-a", "a/b", "A"] {
+            let text = format!(
+                "registry: 127.0.0.1:5000/service\ntokens:\n  - {{project: ok, token: aaaaaaaaaaaaaaaaaaaa}}\n  - {{project: '{name}', token: bbbbbbbbbbbbbbbbbbbb}}\n"
+            );
+            let err = ServiceConfig::parse(&text, p, |_| None)
+                .expect_err(name)
+                .to_string();
+            assert!(
+                err.starts_with("s.yaml:4: `tokens[1].project`") && err.contains("path component"),
+                "{name}: {err}"
+            );
+        }
+        for name in ["ml.research", "team_a", "a__b", "a--b", "7"] {
+            let text = format!("tokens:\n  - {{project: '{name}', token: aaaaaaaaaaaaaaaaaaaa}}\n");
+            let c = ServiceConfig::parse(&text, p, |_| None).expect(name);
+            assert_eq!(
+                crate::naming::Scope::of(&c.with_registry("r.io/svc"), name).namespace,
+                Some(format!("r.io/svc/{name}"))
+            );
+        }
+    }
+
+    #[test]
+    fn an_allowed_registry_inside_another_projects_namespace_is_refused() {
+        let p = Path::new("s.yaml");
+        let tokens = "tokens:\n  - {project: a, token: aaaaaaaaaaaaaaaaaaaa}\n  - {project: b, token: bbbbbbbbbbbbbbbbbbbb}\nregistry: 127.0.0.1:5000/service\n";
+        for prefix in [
+            "127.0.0.1:5000/service/b",
+            "127.0.0.1:5000/service",
+            "127.0.0.1:5000/service/b/sub",
+        ] {
+            let text = format!("{tokens}allowed_registries:\n  a: ['{prefix}']\n");
+            let err = ServiceConfig::parse(&text, p, |_| None)
+                .expect_err(prefix)
+                .to_string();
+            assert!(err.contains("project `b`'s namespace"), "{prefix}: {err}");
+        }
+        let text = format!(
+            "{tokens}allowed_registries:\n  a: ['127.0.0.1:5000/service/a', 'registry.example.com/a']\n"
+        );
+        ServiceConfig::parse(&text, p, |_| None).expect("own namespace and elsewhere");
+    }
+
+    #[test]
+    fn worker_tls_needs_tcp_and_readable_files_named_with_their_line() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("service.yaml");
+        let none = |_: &str| None;
+        let err = ServiceConfig::parse(
+            "workers:\n  - endpoint: tcp://10.0.0.2:2376\n    tls:\n      ca: certs/ca.pem\n      cert: certs/cert.pem\n      key: certs/key.pem\n",
+            &file,
+            none,
+        )
+        .expect_err("missing files")
+        .to_string();
+        let ca = dir.path().join("certs/ca.pem").display().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{}:4: `workers[0].tls.ca`: cannot read {ca}",
+                file.display()
+            )),
+            "{err}"
+        );
+        std::fs::create_dir_all(dir.path().join("certs")).expect("mkdir");
+        for f in ["ca.pem", "cert.pem", "key.pem"] {
+            std::fs::write(dir.path().join("certs").join(f), "junk").expect("write");
+        }
+        let err = ServiceConfig::parse(
+            "workers:\n  - endpoint: tcp://10.0.0.2:2376\n    tls: {ca: certs/ca.pem, cert: certs/cert.pem, key: certs/key.pem}\n",
+            &file,
+            none,
+        )
+        .expect_err("not certificates")
+        .to_string();
+        assert!(
+            err.contains(":3: `workers[0].tls`")
+                && err.contains(&ca)
+                && err.contains("no PEM certificate"),
+            "{err}"
+        );
+        let err = ServiceConfig::parse(
+            "workers:\n  - endpoint: unix:///var/run/docker.sock\n    tls: {ca: certs/ca.pem, cert: certs/cert.pem, key: certs/key.pem}\n",
+            &file,
+            none,
+        )
+        .expect_err("tls on a socket")
+        .to_string();
+        assert!(
+            err.contains(":3: `workers[0].tls`: TLS needs a `tcp://host:2376` endpoint"),
+            "{err}"
+        );
+        let err = ServiceConfig::parse(
+            "workers:\n  - {endpoint: 'https://build:2376'}\n",
+            &file,
+            none,
+        )
+        .expect_err("https")
+        .to_string();
+        assert!(
+            err.contains(":2: `workers[0].endpoint`") && err.contains("tls: {ca, cert, key}"),
+            "{err}"
+        );
     }
 }

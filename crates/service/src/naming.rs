@@ -51,6 +51,39 @@ pub fn qualify(name: &ImageName, service_registry: Option<&str>) -> Option<Image
     }
 }
 
+/// A project's namespace in the service's registry: `<registry>/<project>`. A project name is
+/// one path component ([`crate::config::is_project_name`]), so distinct projects never share
+/// one, and none lies inside another's.
+pub fn namespace(registry: &str, project: &str) -> String {
+    format!("{}/{project}", registry.trim_end_matches('/'))
+}
+
+/// Refuses an `allowed_registries` prefix that reaches into another project's namespace in the
+/// service's registry (or holds it: `<registry>` itself): it would let one project write
+/// where another's images are found.
+pub fn check_namespaces(
+    registry: &str,
+    tokens: &[crate::config::TokenEntry],
+    allowed: &std::collections::BTreeMap<String, Vec<String>>,
+) -> Result<(), String> {
+    let within = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
+    for (project, prefixes) in allowed {
+        for prefix in prefixes {
+            let prefix = prefix.trim_end_matches('/');
+            for other in tokens.iter().map(|t| t.project.as_str()) {
+                let theirs = namespace(registry, other);
+                if other != project && (within(prefix, &theirs) || within(&theirs, prefix)) {
+                    return Err(format!(
+                        "`{project}` may push to `{prefix}`, which holds project `{other}`'s namespace `{theirs}`; give `{project}` a prefix of its own (outside `{registry}`, or `{}`)",
+                        namespace(registry, project)
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// What one project may reach: its namespace in the service's registry, plus the registries
 /// (or namespaces) the operator allowed it (`allowed_registries`), plus, for pulls only, the
 /// operator's `base_images`.
@@ -68,7 +101,7 @@ impl Scope {
     /// The project's scope under `config`.
     pub fn of(config: &crate::config::ServiceConfig, project: &str) -> Scope {
         Scope {
-            namespace: config.registry.as_ref().map(|r| format!("{r}/{project}")),
+            namespace: config.registry.as_ref().map(|r| namespace(r, project)),
             allowed: config
                 .allowed_registries
                 .get(project)

@@ -67,7 +67,8 @@ async fn run(shared: &Shared, job: Assignment) {
     shared.hub.bump(id);
     shared.metrics.started(&row.project, id);
     let started = std::time::Instant::now();
-    let result = build(shared, &row, id, job.worker, &writer, &job.cancel).await;
+    let (result, last) = build_on_workers(shared, &row, id, job.worker, &writer, &job.cancel).await;
+    let worker = &shared.workers[last];
     let (status, digest, error) = match result {
         Ok(out) => (BuildState::Succeeded, out.digest, None),
         Err(_) if job.cancel.is_cancelled() && shared.is_stopping() => (
@@ -118,6 +119,89 @@ async fn run(shared: &Shared, job: Assignment) {
     shared.hub.forget(id);
     workspace::remove(&shared.workspace(id));
     tracing::info!(build = id, status = status.as_str(), image = %row.image, "build finished");
+}
+
+/// Workers one build is tried on at most when its worker is lost: the first and two others.
+pub const MAX_WORKER_ATTEMPTS: usize = 3;
+
+/// Runs the build on worker `first`; when that worker is lost (`Unavailable`) before the push
+/// started and another worker's engine answers, runs it again there, each worker at most once
+/// and at most [`MAX_WORKER_ATTEMPTS`] in all, recording each move as a status event. Returns
+/// the last attempt's result and worker. After a push started nothing is retried: the
+/// registry may hold part of it, and a second build's push would race what the first left.
+///
+/// The retry runs in the lost worker's scheduler slot (that worker cannot build anyway), so
+/// the service's concurrency holds; the worker it moves to may run one build over its slots.
+async fn build_on_workers(
+    shared: &Shared,
+    row: &BuildRow,
+    id: &str,
+    first: usize,
+    writer: &LogWriter,
+    cancel: &CancellationToken,
+) -> (Result<BuildOutput, BuildError>, usize) {
+    let mut tried = vec![first];
+    loop {
+        let worker = tried[tried.len() - 1];
+        let result = build(shared, row, id, worker, writer, cancel).await;
+        let lost = match &result {
+            Err(e) if e.kind == BuildErrorKind::Unavailable && !cancel.is_cancelled() => e,
+            _ => return (result, worker),
+        };
+        if tried.len() >= MAX_WORKER_ATTEMPTS || push_started(shared, row, writer).await {
+            return (result, worker);
+        }
+        let Some(next) = answering_worker(shared, &tried).await else {
+            return (result, worker);
+        };
+        let (from, to) = (&shared.workers[worker].name, &shared.workers[next].name);
+        tracing::warn!(build = id, worker = %from, retry_on = %to, "worker lost: {}", lost.message);
+        writer.emit(WireEvent::Status {
+            message: format!(
+                "worker {from} lost: {}; retrying on worker {to}",
+                lost.message
+            ),
+        });
+        tried.push(next);
+    }
+}
+
+/// Whether any attempt of this build reached its push: a push transfer, or the status line a
+/// builder writes as it starts pushing (`pushing <image>`, `pushing the index of ...`).
+async fn push_started(shared: &Shared, row: &BuildRow, writer: &LogWriter) -> bool {
+    writer.flush().await;
+    match shared
+        .store
+        .events_from(&row.id, row.events, usize::MAX >> 1)
+        .await
+    {
+        Ok(events) => events.iter().any(|(_, e)| match e {
+            WireEvent::Transfer { direction, .. } => {
+                *direction == imagespec_core::build::TransferDirection::Push
+            }
+            WireEvent::Status { message } => message.to_ascii_lowercase().starts_with("pushing"),
+            _ => false,
+        }),
+        // Unknown is not safe.
+        Err(e) => {
+            tracing::error!(build = %row.id, "cannot read the build's events: {e}");
+            true
+        }
+    }
+}
+
+/// The first worker not tried yet whose engine answers a probe.
+async fn answering_worker(shared: &Shared, tried: &[usize]) -> Option<usize> {
+    for (i, w) in shared.workers.iter().enumerate() {
+        if tried.contains(&i) {
+            continue;
+        }
+        match w.probe().await {
+            Ok(_) => return Some(i),
+            Err(why) => tracing::debug!(worker = %w.name, "not a retry target: {why}"),
+        }
+    }
+    None
 }
 
 fn wire(kind: ErrorKind, message: &str) -> WireBuildError {

@@ -179,9 +179,12 @@ fn local_workers(config: &ServiceConfig) -> Vec<Worker> {
         .iter()
         .enumerate()
         .map(|(i, w)| {
-            let builder = LocalBuilder::new(EngineChoice::Any, w.endpoint.clone())
+            let mut builder = LocalBuilder::new(EngineChoice::Any, w.endpoint.clone())
                 .with_temp_dir(config.data_dir.join("tmp"))
                 .with_credentials(credentials.clone());
+            if let Some(tls) = &w.tls {
+                builder = builder.with_tls(tls.clone());
+            }
             Worker::new(
                 w.name.clone().unwrap_or_else(|| format!("worker-{i}")),
                 Arc::new(builder),

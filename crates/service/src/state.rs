@@ -33,6 +33,24 @@ impl Worker {
     }
 }
 
+/// How long one worker's engine gets to answer a probe: longer than a healthy engine's ping,
+/// shorter than a load balancer's probe timeout.
+pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Worker {
+    /// Whether this worker can take a build now (its engine answers), with what it found or
+    /// why not: the one rule for `/v1/ready` and for picking a worker to retry on.
+    pub async fn probe(&self) -> Result<String, String> {
+        match tokio::time::timeout(PROBE_TIMEOUT, self.builder.readiness()).await {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "the engine did not answer within {} s",
+                PROBE_TIMEOUT.as_secs()
+            )),
+        }
+    }
+}
+
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker")

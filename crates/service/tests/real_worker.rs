@@ -7,11 +7,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use common::*;
 use imagespec_builder_local::{EngineChoice, LocalBuilder};
 use imagespec_core::build::{Action, BuilderRegistry, Engine, EngineOptions};
@@ -21,36 +20,6 @@ use imagespec_service::config::WorkerConfig;
 use imagespec_service::{Service, ServiceConfig};
 
 const DOCKER: &str = "unix:///var/run/docker.sock";
-
-/// The registry user and password from the environment or `.dev-env/registry.env`.
-fn registry_credentials() -> Option<(String, String)> {
-    if let (Ok(u), Ok(p)) = (
-        std::env::var("IMAGESPEC_REGISTRY_USER"),
-        std::env::var("IMAGESPEC_REGISTRY_PASS"),
-    ) {
-        return Some((u, p));
-    }
-    // `IMAGESPEC_DEV_DIR` (set by `.dev-env/env`) lets another checkout use the one environment.
-    let dev_dir = std::env::var_os("IMAGESPEC_DEV_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".dev-env"));
-    let text = std::fs::read_to_string(dev_dir.join("registry.env")).ok()?;
-    let get = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{key}=")))
-            .map(|v| v.trim().trim_matches('"').to_string())
-    };
-    let pass = get("IMAGESPEC_REGISTRY_PASSWORD").or_else(|| get("IMAGESPEC_REGISTRY_PASS"))?;
-    Some((get("IMAGESPEC_REGISTRY_USER")?, pass))
-}
-
-fn docker_config(dir: &Path, user: &str, pass: &str) -> PathBuf {
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-    let path = dir.join("auth.json");
-    let json = serde_json::json!({"auths": {"127.0.0.1:5000": {"auth": auth}}});
-    std::fs::write(&path, json.to_string()).expect("write auth");
-    path
-}
 
 /// `examples/requirements` without its registry (so the service's registry is used) and with a
 /// marker that makes the tag new.
@@ -98,6 +67,7 @@ async fn a_remote_build_on_docker_pushes_to_the_service_registry() {
         name: Some("docker".into()),
         endpoint: Some(DOCKER.into()),
         slots: 1,
+        tls: None,
     }];
     let service = Service::new(config).start().await.expect("service");
 

@@ -17,6 +17,18 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     // A bad configuration exits with code 3, naming the file (and line, where the YAML
     // parser knows it); it is not called an invalid image spec (`exit::classify`).
     let config = ServiceConfig::load(path)?;
+    if args.check_config {
+        // Before an upgrade or a restart (`ExecStartPre=`): what start would refuse, without
+        // taking the data directory's lock from a running service.
+        output::text_line(format!(
+            "{}: ok ({} worker(s), {} token(s), data_dir {})",
+            path.display(),
+            config.workers.len(),
+            config.tokens.len(),
+            config.data_dir.display()
+        ));
+        return Ok(());
+    }
     // Info by default: the access log and build outcomes are what an operator reads.
     let level = match cli.verbose {
         0 if cli.quiet => "warn",

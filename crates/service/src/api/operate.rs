@@ -2,7 +2,6 @@
 //! at least one worker's engine answers) and `/metrics` (Prometheus).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -12,10 +11,6 @@ use super::problem::ApiError;
 use crate::metrics::Gauges;
 use crate::state::Shared;
 
-/// How long one worker's engine gets to answer a readiness probe: longer than a healthy
-/// engine's ping, shorter than a load balancer's probe timeout.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
-
 pub async fn health() -> impl IntoResponse {
     axum::Json(serde_json::json!({"status": "ok"}))
 }
@@ -24,13 +19,7 @@ pub async fn health() -> impl IntoResponse {
 /// listed with what it found or why it cannot build.
 pub async fn ready(State(shared): State<Arc<Shared>>) -> Response {
     let probes = shared.workers.iter().map(|w| async move {
-        let answer = match tokio::time::timeout(PROBE_TIMEOUT, w.builder.readiness()).await {
-            Ok(r) => r,
-            Err(_) => Err(format!(
-                "the engine did not answer within {} s",
-                PROBE_TIMEOUT.as_secs()
-            )),
-        };
+        let answer = w.probe().await;
         (w.name.clone(), answer)
     });
     let answers = futures::future::join_all(probes).await;

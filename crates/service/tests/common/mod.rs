@@ -349,3 +349,37 @@ pub async fn submit(url: &str, token: &str, body: &SubmitBuild) -> reqwest::Resp
         .await
         .expect("submit")
 }
+
+/// The registry user and password from the environment or `.dev-env/registry.env`.
+pub fn registry_credentials() -> Option<(String, String)> {
+    if let (Ok(u), Ok(p)) = (
+        std::env::var("IMAGESPEC_REGISTRY_USER"),
+        std::env::var("IMAGESPEC_REGISTRY_PASS"),
+    ) {
+        return Some((u, p));
+    }
+    // `IMAGESPEC_DEV_DIR` (set by `.dev-env/env`) lets another checkout use the one environment.
+    let dev_dir = std::env::var_os("IMAGESPEC_DEV_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".dev-env"));
+    let text = std::fs::read_to_string(dev_dir.join("registry.env")).ok()?;
+    let get = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(|v| v.trim().trim_matches('"').to_string())
+    };
+    let pass = get("IMAGESPEC_REGISTRY_PASSWORD").or_else(|| get("IMAGESPEC_REGISTRY_PASS"))?;
+    Some((get("IMAGESPEC_REGISTRY_USER")?, pass))
+}
+
+/// A Docker config.json logging into the dev registry (127.0.0.1:5000).
+pub fn docker_config(dir: &Path, user: &str, pass: &str) -> PathBuf {
+    let auth = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{user}:{pass}"),
+    );
+    let path = dir.join("auth.json");
+    let json = serde_json::json!({"auths": {"127.0.0.1:5000": {"auth": auth}}});
+    std::fs::write(&path, json.to_string()).expect("write auth");
+    path
+}
