@@ -32,7 +32,9 @@ use crate::engine_http::{self as api, JsonStream};
 use crate::error::LocalError;
 use crate::progress::{BuildMessage, Progress};
 use crate::pull_auth;
-use crate::secrets::{BuildSecret, Redactor, SecretSource, podman_secret_name, write_tar_entry};
+use crate::secrets::{
+    BuildSecret, Redactor, SecretSource, SecretValue, podman_secret_name, write_tar_entry,
+};
 use crate::session;
 
 /// Writes the build context (an uncompressed tar holding the Dockerfile) to the given writer.
@@ -410,21 +412,38 @@ fn redact_error(mut e: BuildError, redactor: &Redactor) -> BuildError {
 }
 
 /// Reads the secrets of `pip_secret_mounts` now: a missing file or variable is bad input, and
-/// fails before any engine is contacted.
+/// fails before any engine is contacted. Secrets a build service supplied are taken as they are,
+/// and then no source of this machine is read (its environment and files are not the client's).
 pub(crate) fn load_secrets(
     req: &imagespec_core::build::BuildRequest,
 ) -> Result<Vec<BuildSecret>, BuildError> {
+    use imagespec_core::build::SecretValues;
     use imagespec_core::plan::{SecretSource as PlanSource, secrets};
 
     secrets::from_spec(&req.spec)
         .map_err(LocalError::Plan)?
         .iter()
-        .map(|s| {
-            let source = match &s.source {
-                PlanSource::File(p) => SecretSource::File(p.clone()),
-                PlanSource::Env(v) => SecretSource::Env(v.clone()),
-            };
-            BuildSecret::load(&s.id, &source, &req.spec.root).map_err(BuildError::from)
+        .map(|s| match &req.secrets {
+            SecretValues::Supplied(values) => values
+                .get(&s.id)
+                .map(|v| BuildSecret {
+                    id: s.id.clone(),
+                    value: SecretValue::new(v.expose()),
+                })
+                .ok_or_else(|| {
+                    LocalError::Secret {
+                        id: s.id.clone(),
+                        reason: "its value was not supplied with the build".into(),
+                    }
+                    .into()
+                }),
+            SecretValues::FromSources => {
+                let source = match &s.source {
+                    PlanSource::File(p) => SecretSource::File(p.clone()),
+                    PlanSource::Env(v) => SecretSource::Env(v.clone()),
+                };
+                BuildSecret::load(&s.id, &source, &req.spec.root).map_err(BuildError::from)
+            }
         })
         .collect()
 }

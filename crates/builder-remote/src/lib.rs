@@ -18,6 +18,7 @@ pub mod error;
 pub mod files;
 pub mod http;
 pub mod logs;
+pub mod secrets;
 /// The wire types, re-exported so the client's users need one dependency.
 pub use imagespec_protocol as protocol;
 pub mod sse;
@@ -164,6 +165,11 @@ impl RemoteBuilder {
 
     async fn run(&self, request: &BuildRequest) -> Result<BuildOutput, RemoteError> {
         let api = self.api()?;
+        // Read now, before anything is uploaded: a missing secret is bad input.
+        let secrets = secrets::read(&request.spec)?;
+        if !secrets.is_empty() {
+            secrets::check_transport(api.url())?;
+        }
         let platforms = request.spec.spec.platforms();
         self.check_platforms(&api, &platforms).await?;
         let events = &request.events;
@@ -219,6 +225,7 @@ impl RemoteBuilder {
                 Runtime::Union(version) => Some(version.clone()),
                 _ => None,
             },
+            secrets,
         };
         let body =
             serde_json::to_value(&submit).map_err(|e| RemoteError::Protocol(e.to_string()))?;
@@ -306,11 +313,9 @@ impl ImageBuilder for RemoteBuilder {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            // Build secrets would have to leave this machine; not supported remotely.
-            secrets: false,
-            ..Capabilities::full(BuilderKind::Remote)
-        }
+        // Secrets included: they travel in the build request, over TLS or to loopback
+        // ([`secrets`]).
+        Capabilities::full(BuilderKind::Remote)
     }
 
     async fn exists(&self, image: &ImageName, query: &ExistsQuery) -> Existence {

@@ -2,6 +2,8 @@
 //!
 //! ```yaml
 //! listen: 127.0.0.1:8080             # loopback only unless `allow_non_loopback: true`
+//! tls_terminated: true               # a TLS proxy is in front: build secrets are accepted on a
+//!                                    # non-loopback `listen` (refused otherwise)
 //! data_dir: ./service-data           # SQLite database, blobs, workspaces (relative to this file)
 //! registry: 127.0.0.1:5000/service   # project P's images without a registry go to <registry>/P/
 //! registry_credentials: auth.json    # a Docker config.json (`auths`): the only credentials used
@@ -134,9 +136,19 @@ pub struct ServiceConfig {
     pub metrics_token: Option<Secret>,
     /// How the service's log lines look (`--log-format` overrides it).
     pub log_format: crate::logging::LogFormat,
+    /// The operator says a TLS proxy terminates every connection in front of `listen`; without
+    /// it, build secrets are refused unless `listen` is a loopback address (the service cannot
+    /// see a proxy).
+    pub tls_terminated: bool,
 }
 
 impl ServiceConfig {
+    /// Whether build secrets may reach this service: only when they cannot have crossed a
+    /// network unencrypted (a loopback listener, or TLS in front as the operator states).
+    pub fn accepts_secrets(&self) -> bool {
+        self.listen.ip().is_loopback() || self.tls_terminated
+    }
+
     /// A configuration for tests and embedders: loopback on a free port, no tokens.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         ServiceConfig {
@@ -154,6 +166,7 @@ impl ServiceConfig {
             cancel_grace_seconds: 20,
             metrics_token: None,
             log_format: crate::logging::LogFormat::Text,
+            tls_terminated: false,
         }
     }
 
@@ -355,6 +368,7 @@ impl ServiceConfig {
             cancel_grace_seconds: raw.cancel_grace_seconds.unwrap_or(20),
             metrics_token: metrics_token.map(Secret::new),
             log_format,
+            tls_terminated: raw.tls_terminated,
         })
     }
 }
@@ -390,6 +404,8 @@ struct RawConfig {
     listen: Option<String>,
     #[serde(default)]
     allow_non_loopback: bool,
+    #[serde(default)]
+    tls_terminated: bool,
     #[serde(default)]
     data_dir: Option<PathBuf>,
     #[serde(default)]

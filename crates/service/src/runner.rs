@@ -4,14 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use imagespec_core::build::{BuildError, BuildErrorKind, BuildOutput, BuildRequest};
-use imagespec_core::hash::ResolvedImage;
+use imagespec_core::build::{
+    BuildError, BuildErrorKind, BuildOutput, EngineError, EngineOptions, Outcome, Planned,
+    SecretValues,
+};
 use imagespec_core::resolve_image;
-use imagespec_core::spec::{BaseImage, LoadedSpec};
 use imagespec_protocol::{BuildState, ErrorKind, SubmitBuild, WireBuildError, WireEvent};
 use tokio_util::sync::CancellationToken;
 
 use crate::events::LogWriter;
+use crate::held::Held;
 use crate::ids::now;
 use crate::naming::Scope;
 use crate::scheduler::Assignment;
@@ -129,17 +131,40 @@ fn wire(kind: ErrorKind, message: &str) -> WireBuildError {
     }
 }
 
-/// The image a build starts from, as the service derives it: a base spec's image in the
-/// project's namespace (where its own build put it), or the spec's `base_image` reference;
-/// `None` leaves the choice to the plan (the default base, or the CUDA table's).
-pub fn base_image(scope: &Scope, loaded: &LoadedSpec, resolved: &ResolvedImage) -> Option<String> {
-    match (&loaded.spec.base_image, &resolved.base) {
-        (Some(BaseImage::Spec(_)), Some(base)) => scope.qualify(&base.name).map(|n| n.to_string()),
-        _ => resolved.base_reference(&loaded.spec),
+/// What a build whose secrets a restart lost fails with (they were only ever in memory).
+pub const SECRETS_LOST: &str =
+    "the build's secrets were lost with the service restart; submit again";
+
+/// A build's plan and secrets: held since its submission, or, when a restart lost them, planned
+/// again from the stored request (the files hashed a second time, the only case they are).
+fn recover(shared: &Shared, row: &BuildRow, id: &str) -> Result<Held, BuildError> {
+    let internal = |m: String| BuildError::new(BuildErrorKind::Internal, m);
+    let submitted: SubmitBuild = serde_json::from_str(&row.request)
+        .map_err(|e| internal(format!("stored request unreadable: {e}")))?;
+    let mut spec = imagespec_core::spec::decode_spec(&submitted.spec.to_string(), None).spec;
+    imagespec_core::spec::normalize(&mut spec);
+    let mut chain = Some(&spec);
+    while let Some(s) = chain {
+        if !s.pip_secret_mounts.is_empty() {
+            // Never built without them (nor with this machine's environment instead).
+            return Err(internal(SECRETS_LOST.to_string()));
+        }
+        chain = s.base_spec();
     }
+    let loaded = crate::api::builds::load(&submitted, &shared.workspace(id))
+        .map_err(|e| internal(e.problem().detail))?;
+    let resolved = resolve_image(&loaded).map_err(|e| internal(e.to_string()))?;
+    let scope = Scope::of(&shared.config, &row.project);
+    let planned = crate::planning::plan(&shared.workers, &scope, &loaded, &resolved)
+        .map_err(|e| BuildError::new(BuildErrorKind::Unsupported, e.to_string()))?;
+    Ok(Held {
+        planned,
+        secrets: Default::default(),
+    })
 }
 
-/// Loads the spec from the workspace and runs the worker's builder, honouring cancellation.
+/// Runs the build's plan on the worker through the core engine (forced: the existence was
+/// checked at submission), honouring cancellation.
 async fn build(
     shared: &Shared,
     row: &BuildRow,
@@ -148,39 +173,57 @@ async fn build(
     writer: &LogWriter,
     cancel: &CancellationToken,
 ) -> Result<BuildOutput, BuildError> {
-    let internal = |m: String| BuildError::new(BuildErrorKind::Internal, m);
-    let submitted: SubmitBuild = serde_json::from_str(&row.request)
-        .map_err(|e| internal(format!("stored request unreadable: {e}")))?;
-    let text = submitted.spec.to_string();
-    let loaded = LoadedSpec::from_text(&text, None, &shared.workspace(id))
-        .map_err(|e| internal(e.to_string()))?
-        .with_runtime(crate::api::builds::submitted_runtime(&submitted).map_err(internal)?);
-    let mut resolved = resolve_image(&loaded).map_err(|e| internal(e.to_string()))?;
+    let held = match shared.held.take(id) {
+        Some(held) => held,
+        None => recover(shared, row, id)?,
+    };
     let scope = Scope::of(&shared.config, &row.project);
-    // Checked at submission: a client's `base_image` equals this.
-    let base_image = base_image(&scope, &loaded, &resolved);
-    resolved.name = scope
-        .qualify(&resolved.name)
-        .ok_or_else(|| internal("no registry for the image".into()))?;
-    debug_assert_eq!(resolved.name.to_string(), row.image);
-    let request = BuildRequest {
-        spec: loaded,
-        image: resolved,
-        base_image,
-        push: true,
+    let worker = &shared.workers[worker];
+    // The worker the scheduler chose must accept the spec too: the engine's checks again, on
+    // the kept name (nothing is hashed).
+    let planned =
+        crate::planning::plan_on(worker, &scope, &held.planned.spec, &held.planned.resolved)
+            .map_err(|e| BuildError::new(BuildErrorKind::Unsupported, e.to_string()))?;
+    // One image per build: a base spec was the client's build before this one.
+    let top = Planned {
+        base: None,
+        ..planned
+    };
+    let builder = worker.builder.clone();
+    let options = EngineOptions {
+        force: true,
         events: writer.sink(),
         cancel: cancel.clone(),
+        // Only the client's values: the worker reads no secret from this machine.
+        ..crate::planning::options(
+            &scope,
+            builder.as_ref(),
+            SecretValues::Supplied(held.secrets.clone()),
+        )
     };
-    let builder = shared.workers[worker].builder.clone();
+    drop(held);
+    let engine = crate::planning::engine(builder);
     let grace = Duration::from_secs(shared.config.cancel_grace_seconds);
-    let fut = builder.build(request);
+    let fut = engine.ensure_planned(&top, &options, false);
     tokio::pin!(fut);
-    tokio::select! {
+    let result = tokio::select! {
         r = &mut fut => r,
         // A cancelled builder gets a grace period to stop and clean up, then it is dropped.
         () = cancel.cancelled() => match tokio::time::timeout(grace, &mut fut).await {
             Ok(Ok(out)) => Ok(out),
-            _ => Err(BuildError::new(BuildErrorKind::Cancelled, "cancelled")),
+            _ => return Err(BuildError::new(BuildErrorKind::Cancelled, "cancelled")),
         },
+    };
+    match result {
+        Ok(Outcome {
+            output: Some(output),
+            ..
+        }) => Ok(output),
+        Ok(outcome) => Err(BuildError::new(
+            BuildErrorKind::Internal,
+            format!("the engine built nothing ({:?})", outcome.action),
+        )),
+        Err(EngineError::Build { source, .. }) => Err(*source),
+        Err(e) => Err(BuildError::new(BuildErrorKind::Unsupported, e.to_string())),
     }
 }

@@ -5,6 +5,7 @@ pub mod engine;
 mod lock;
 pub mod noop;
 pub mod registry;
+pub mod secrets;
 pub mod testing;
 pub mod variant;
 
@@ -16,4 +17,5 @@ pub use builder::{
 pub use engine::{Action, Engine, EngineError, EngineOptions, ExistencePolicy, Outcome, Planned};
 pub use noop::NoopBuilder;
 pub use registry::{BuilderInfo, BuilderRegistry, UnknownBuilder, closest_builder};
+pub use secrets::{SecretBytes, SecretValues};
 pub use variant::{LOCAL_BUILDER, REMOTE_BUILDER, Variant, VariantSource, resolve_variant};
