@@ -38,6 +38,7 @@ pub mod backend;
 pub mod case;
 pub mod devenv;
 pub mod harness;
+pub mod log_capture;
 pub mod local;
 pub mod names;
 pub mod probe;

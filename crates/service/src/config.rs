@@ -514,4 +514,15 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.workers.len(), 1);
     }
+
+    #[test]
+    fn secrets_need_a_loopback_listener_or_tls_in_front() {
+        let parse = |text: &str| {
+            ServiceConfig::parse(text, Path::new("/nowhere/service.yaml"), |_| None).expect(text)
+        };
+        assert!(parse("listen: 127.0.0.1:8080\n").accepts_secrets());
+        let open = "listen: 0.0.0.0:8080\nallow_non_loopback: true\n";
+        assert!(!parse(open).accepts_secrets());
+        assert!(parse(&format!("{open}tls_terminated: true\n")).accepts_secrets());
+    }
 }

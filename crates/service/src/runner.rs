@@ -141,15 +141,9 @@ fn recover(shared: &Shared, row: &BuildRow, id: &str) -> Result<Held, BuildError
     let internal = |m: String| BuildError::new(BuildErrorKind::Internal, m);
     let submitted: SubmitBuild = serde_json::from_str(&row.request)
         .map_err(|e| internal(format!("stored request unreadable: {e}")))?;
-    let mut spec = imagespec_core::spec::decode_spec(&submitted.spec.to_string(), None).spec;
-    imagespec_core::spec::normalize(&mut spec);
-    let mut chain = Some(&spec);
-    while let Some(s) = chain {
-        if !s.pip_secret_mounts.is_empty() {
-            // Never built without them (nor with this machine's environment instead).
-            return Err(internal(SECRETS_LOST.to_string()));
-        }
-        chain = s.base_spec();
+    if mounts_secrets(&submitted) {
+        // Never built without them (nor with this machine's environment instead).
+        return Err(internal(SECRETS_LOST.to_string()));
     }
     let loaded = crate::api::builds::load(&submitted, &shared.workspace(id))
         .map_err(|e| internal(e.problem().detail))?;
@@ -161,6 +155,21 @@ fn recover(shared: &Shared, row: &BuildRow, id: &str) -> Result<Held, BuildError
         planned,
         secrets: Default::default(),
     })
+}
+
+/// Whether a stored request's spec, or a base spec in it, mounts secrets (whose values were only
+/// ever in memory).
+fn mounts_secrets(submitted: &SubmitBuild) -> bool {
+    let mut spec = imagespec_core::spec::decode_spec(&submitted.spec.to_string(), None).spec;
+    imagespec_core::spec::normalize(&mut spec);
+    let mut chain = Some(&spec);
+    while let Some(s) = chain {
+        if !s.pip_secret_mounts.is_empty() {
+            return true;
+        }
+        chain = s.base_spec();
+    }
+    false
 }
 
 /// Runs the build's plan on the worker through the core engine (forced: the existence was
@@ -225,5 +234,35 @@ async fn build(
         )),
         Err(EngineError::Build { source, .. }) => Err(*source),
         Err(e) => Err(BuildError::new(BuildErrorKind::Unsupported, e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_request_that_mounts_secrets_cannot_be_recovered() {
+        let request = |spec: serde_json::Value| SubmitBuild {
+            spec,
+            files: Default::default(),
+            target: "x:1".into(),
+            platforms: Vec::new(),
+            force: false,
+            base_image: None,
+            flytekit_version: None,
+            union_version: None,
+            secrets: Default::default(),
+        };
+        let mounts = serde_json::json!([["env:PIP_TOKEN", "/run/secrets/t"]]);
+        assert!(mounts_secrets(&request(
+            serde_json::json!({"name": "x", "pip_secret_mounts": mounts})
+        )));
+        assert!(mounts_secrets(&request(serde_json::json!({
+            "name": "x",
+            "base_image": {"name": "b", "pip_secret_mounts": mounts}
+        }))));
+        assert!(!mounts_secrets(&request(serde_json::json!({"name": "x"}))));
+        assert!(SECRETS_LOST.contains("submit again"));
     }
 }
