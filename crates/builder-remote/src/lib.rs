@@ -7,6 +7,8 @@
 //! - **live, resumable logs**: the build's output streams back as [`BuildEvent`]s over
 //!   server-sent events, resumed from the last offset after a dropped connection ([`logs`]);
 //! - **the platform is sent** and checked by the service;
+//! - **build secrets** (`pip_secret_mounts`) are read here and sent in the build request, only
+//!   over https or to loopback; the service holds them in memory for that build ([`secrets`]);
 //! - the service recomputes the image name from the uploaded files and refuses a mismatch, so
 //!   client and service always agree on what the tag means.
 //!
