@@ -11,7 +11,7 @@
 //! Build secrets arrive in the request (`secrets`) and are taken out of it before anything is
 //! stored: the row keeps the request without them, and they are held in memory for the run.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::Extension;
@@ -20,8 +20,6 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use std::collections::BTreeMap;
-
 use imagespec_core::build::{EngineError, Planned, SecretBytes};
 use imagespec_core::plan::BuildPlan;
 use imagespec_core::resolve_image;
@@ -152,8 +150,14 @@ pub async fn submit(
             return Err(e);
         }
     };
-    // The planned name is the one the row was checked for.
-    debug_assert_eq!(planned.resolved.name.to_string(), image);
+    // The planned name must be the one the scope was checked for: one rule for both.
+    if planned.resolved.name.to_string() != image {
+        workspace::remove(&dir);
+        return Err(ApiError::internal(format!(
+            "the engine planned {} for {image}",
+            planned.resolved.name
+        )));
+    }
     if !request.force {
         match crate::planning::exists(&planned, &scope).await {
             Ok(true) => {
