@@ -22,6 +22,10 @@ pub struct Backend {
     pub(crate) python_image: String,
     pub(crate) uv_image: String,
     pub(crate) skips: Vec<(String, String)>,
+    /// Where the backend keeps state (a build service's data directory), and its log: build
+    /// secrets must reach neither.
+    pub(crate) state_dirs: Vec<std::path::PathBuf>,
+    pub(crate) log: Option<crate::log_capture::LogCapture>,
     _keep: Vec<Arc<dyn Any + Send + Sync>>,
 }
 
@@ -49,6 +53,8 @@ impl Backend {
             python_image: PYTHON_IMAGE.to_string(),
             uv_image: UV_IMAGE.to_string(),
             skips: Vec::new(),
+            state_dirs: Vec::new(),
+            log: None,
             _keep: Vec::new(),
         }
     }
@@ -98,8 +104,29 @@ impl Backend {
         self
     }
 
+    /// Declares a directory the backend keeps its state in (a build service's data directory),
+    /// and the captured log of the backend's process: scenarios check no secret reaches them.
+    #[must_use]
+    pub fn keeping_state_in(
+        mut self,
+        dir: impl Into<std::path::PathBuf>,
+        log: Option<crate::log_capture::LogCapture>,
+    ) -> Backend {
+        self.state_dirs.push(dir.into());
+        self.log = log.or(self.log);
+        self
+    }
+
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub fn state_dirs(&self) -> &[std::path::PathBuf] {
+        &self.state_dirs
+    }
+
+    pub fn log(&self) -> Option<&crate::log_capture::LogCapture> {
+        self.log.as_ref()
     }
 
     pub fn builder(&self) -> &Arc<dyn ImageBuilder> {

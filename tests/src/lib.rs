@@ -39,6 +39,7 @@ pub mod case;
 pub mod devenv;
 pub mod harness;
 pub mod local;
+pub mod log_capture;
 pub mod names;
 pub mod probe;
 pub mod recorder;

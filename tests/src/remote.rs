@@ -24,6 +24,8 @@ const PROJECT: &str = "conformance";
 
 /// A fresh service (its own data directory and token) with a Docker worker, and a client of it.
 pub async fn remote() -> Result<Backend> {
+    // Before the service starts, so its every line is captured.
+    let log = crate::log_capture::capture();
     let registry = DevRegistry::from_dev_env()?;
     let runner = Runner::docker().pulling(&registry);
     runner.require_dev_images().await?;
@@ -61,6 +63,7 @@ pub async fn remote() -> Result<Backend> {
     });
     Ok(Backend::new("remote", Arc::new(builder), runner)
         .pushing()
+        .keeping_state_in(data.path(), log)
         .keep_alive(service)
         .keep_alive(data)
         .keep_alive(registry))

@@ -445,21 +445,38 @@ fn redact_error(mut e: BuildError, redactor: &Redactor) -> BuildError {
 }
 
 /// Reads the secrets of `pip_secret_mounts` now: a missing file or variable is bad input, and
-/// fails before any engine is contacted.
+/// fails before any engine is contacted. Secrets a build service supplied are taken as they are,
+/// and then no source of this machine is read (its environment and files are not the client's).
 pub(crate) fn load_secrets(
     req: &imagespec_core::build::BuildRequest,
 ) -> Result<Vec<BuildSecret>, BuildError> {
+    use imagespec_core::build::SecretValues;
     use imagespec_core::plan::{SecretSource as PlanSource, secrets};
 
     secrets::from_spec(&req.spec)
         .map_err(LocalError::Plan)?
         .iter()
-        .map(|s| {
-            let source = match &s.source {
-                PlanSource::File(p) => SecretSource::File(p.clone()),
-                PlanSource::Env(v) => SecretSource::Env(v.clone()),
-            };
-            BuildSecret::load(&s.id, &source, &req.spec.root).map_err(BuildError::from)
+        .map(|s| match &req.secrets {
+            SecretValues::Supplied(values) => values
+                .get(&s.id)
+                .map(|v| BuildSecret {
+                    id: s.id.clone(),
+                    value: SecretValue::new(v.expose()),
+                })
+                .ok_or_else(|| {
+                    LocalError::Secret {
+                        id: s.id.clone(),
+                        reason: "its value was not supplied with the build".into(),
+                    }
+                    .into()
+                }),
+            SecretValues::FromSources => {
+                let source = match &s.source {
+                    PlanSource::File(p) => SecretSource::File(p.clone()),
+                    PlanSource::Env(v) => SecretSource::Env(v.clone()),
+                };
+                BuildSecret::load(&s.id, &source, &req.spec.root).map_err(BuildError::from)
+            }
         })
         .collect()
 }
@@ -513,6 +530,43 @@ pub(crate) fn job_from_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A build service's supplied secrets are used as they are, and no source of this machine
+    /// is read then: an unset variable does not matter, a missing id fails naming it.
+    #[test]
+    fn supplied_secrets_are_used_and_no_source_is_read() {
+        use imagespec_core::build::{EventSink, SecretBytes, SecretValues};
+        let dir = tempfile::tempdir().expect("tmp");
+        let spec = imagespec_core::spec::LoadedSpec::from_text(
+            "name: s\npip_secret_mounts:\n  - [env:IMAGESPEC_TEST_SURELY_UNSET_VAR, /run/secrets/a]\n",
+            None,
+            dir.path(),
+        )
+        .expect("spec");
+        let request = |secrets| imagespec_core::build::BuildRequest {
+            image: imagespec_core::resolve_image(&spec).expect("name"),
+            spec: spec.clone(),
+            base_image: None,
+            push: false,
+            events: EventSink::discard(),
+            cancel: Default::default(),
+            secrets,
+        };
+        let supplied = SecretValues::Supplied(std::sync::Arc::new(
+            [(
+                "pip_secret_0".to_string(),
+                SecretBytes::new(b"from-client".to_vec()),
+            )]
+            .into(),
+        ));
+        let loaded = load_secrets(&request(supplied)).expect("supplied");
+        assert_eq!(loaded[0].value.expose(), b"from-client");
+        let e = load_secrets(&request(SecretValues::Supplied(Default::default())))
+            .expect_err("not supplied");
+        assert!(e.message.contains("pip_secret_0"), "{e}");
+        let e = load_secrets(&request(SecretValues::FromSources)).expect_err("unset here");
+        assert!(e.message.contains("IMAGESPEC_TEST_SURELY_UNSET_VAR"), "{e}");
+    }
 
     #[test]
     fn the_store_race_is_recognised_at_any_step() {

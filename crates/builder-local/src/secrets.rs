@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::LocalError;
 
-/// BuildKit refuses secrets above 500 KiB; the same limit is applied on every engine.
-pub const MAX_SECRET_SIZE: u64 = 500 * 1024;
+pub use imagespec_core::plan::secrets::MAX_SECRET_SIZE;
+use imagespec_core::plan::secrets::SecretSource as PlanSource;
 
 /// A secret's bytes; `Debug` never shows them.
 #[derive(Clone, PartialEq, Eq)]
@@ -74,40 +74,13 @@ impl BuildSecret {
         {
             return Err(err("the id must be letters, digits, `-`, `_` or `.`".into()));
         }
-        let value = match source {
-            SecretSource::File(path) => {
-                let path = if path.is_absolute() {
-                    path.clone()
-                } else {
-                    root.join(path)
-                };
-                let meta = std::fs::metadata(&path)
-                    .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
-                if !meta.is_file() {
-                    return Err(err(format!("{} is not a file", path.display())));
-                }
-                if meta.len() > MAX_SECRET_SIZE {
-                    return Err(err(format!(
-                        "{} is {} bytes; build secrets are limited to {MAX_SECRET_SIZE} bytes",
-                        path.display(),
-                        meta.len()
-                    )));
-                }
-                std::fs::read(&path)
-                    .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?
-            }
-            SecretSource::Env(var) => {
-                let v = std::env::var_os(var)
-                    .ok_or_else(|| err(format!("the environment variable `{var}` is not set")))?;
-                let bytes = v.into_encoded_bytes();
-                if bytes.len() as u64 > MAX_SECRET_SIZE {
-                    return Err(err(format!(
-                        "`{var}` is longer than {MAX_SECRET_SIZE} bytes"
-                    )));
-                }
-                bytes
-            }
+        // The reading rule is core's, shared with the remote client that sends secrets.
+        let source = match source {
+            SecretSource::File(path) if path.is_absolute() => PlanSource::File(path.clone()),
+            SecretSource::File(path) => PlanSource::File(root.join(path)),
+            SecretSource::Env(var) => PlanSource::Env(var.clone()),
         };
+        let value = source.read().map_err(err)?;
         Ok(BuildSecret {
             id: id.to_string(),
             value: SecretValue(value),

@@ -44,6 +44,7 @@ fn request(spec: &LoadedSpec, push: bool, events: EventSink) -> BuildRequest {
         push,
         events,
         cancel: CancellationToken::new(),
+        secrets: Default::default(),
     }
 }
 

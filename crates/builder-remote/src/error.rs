@@ -64,6 +64,14 @@ pub enum RemoteError {
         attempts: u32,
         reason: String,
     },
+    /// A build secret could not be read on this machine (the message names its source).
+    #[error("build secret `{id}`: {reason}")]
+    Secret { id: String, reason: String },
+    /// Build secrets would cross the network unencrypted.
+    #[error(
+        "build secrets are sent only over https:// or to a loopback address, and {url} is neither; use the service's https:// address (TLS in front of it), or build locally with `--builder default`"
+    )]
+    InsecureSecrets { url: String },
     #[error("cancelled")]
     Cancelled,
     #[error("build {id} on {url} {}{}", status.as_str(), error.as_ref().map(|e| format!(": {}", e.message)).unwrap_or_default())]
@@ -105,7 +113,9 @@ impl RemoteError {
                 BuildErrorKind::Unsupported
             }
             RemoteError::Cancelled => BuildErrorKind::Cancelled,
-            RemoteError::Unsupported(_) => BuildErrorKind::Unsupported,
+            RemoteError::Unsupported(_) | RemoteError::InsecureSecrets { .. } => {
+                BuildErrorKind::Unsupported
+            }
             RemoteError::Failed {
                 status: BuildState::Cancelled,
                 ..
@@ -115,6 +125,7 @@ impl RemoteError {
                 .map_or(BuildErrorKind::Internal, |e| e.kind.into()),
             RemoteError::Rejected { .. }
             | RemoteError::Selection(_)
+            | RemoteError::Secret { .. }
             | RemoteError::Inputs(_)
             | RemoteError::Read { .. }
             | RemoteError::Protocol(_) => BuildErrorKind::Internal,

@@ -11,7 +11,8 @@
 //! `source_root` locally; the hash counts only their bytes (and the requirements file's name),
 //! not where they sit, so they are moved under `.imagespec-remote/` in the spec that is sent and
 //! the name does not change. `registry_config` is dropped (the service pushes with its own
-//! credentials) and is not hashed either.
+//! credentials) and is not hashed either; nor are `pip_secret_mounts`, whose sources become
+//! `env:pip_secret_<index>` (the values travel in the request, see [`crate::secrets`]).
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -81,6 +82,11 @@ fn rewrite(
     let inputs = imagespec_core::inputs::select(loaded).map_err(RemoteError::Inputs)?;
     let mut out = spec.clone();
     out.registry_config = None;
+    // A secret's source is a path or variable of this machine; its value travels beside the
+    // spec ([`crate::secrets`]), so the spec sent only names each secret by its plan id.
+    for (i, mount) in out.pip_secret_mounts.iter_mut().enumerate() {
+        mount.src = format!("env:{}", imagespec_core::plan::secrets::secret_id(i));
+    }
     let outside = |what: &str| format!("{OUTSIDE_DIR}/{depth}/{what}");
     if let Some(req) = &inputs.requirements {
         let file_name = Path::new(&req.spec_path)

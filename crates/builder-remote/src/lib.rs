@@ -7,6 +7,8 @@
 //! - **live, resumable logs**: the build's output streams back as [`BuildEvent`]s over
 //!   server-sent events, resumed from the last offset after a dropped connection ([`logs`]);
 //! - **the platform is sent** and checked by the service;
+//! - **build secrets** (`pip_secret_mounts`) are read here and sent in the build request, only
+//!   over https or to loopback; the service holds them in memory for that build ([`secrets`]);
 //! - the service recomputes the image name from the uploaded files and refuses a mismatch, so
 //!   client and service always agree on what the tag means.
 //!
@@ -22,6 +24,7 @@ pub mod error;
 pub mod files;
 pub mod http;
 pub mod logs;
+pub mod secrets;
 /// The wire types, re-exported so the client's users need one dependency.
 pub use imagespec_protocol as protocol;
 pub mod sse;
@@ -168,6 +171,11 @@ impl RemoteBuilder {
 
     async fn run(&self, request: &BuildRequest) -> Result<BuildOutput, RemoteError> {
         let api = self.api()?;
+        // Read now, before anything is uploaded: a missing secret is bad input.
+        let secrets = secrets::read(&request.spec)?;
+        if !secrets.is_empty() {
+            secrets::check_transport(api.url())?;
+        }
         let platforms = request.spec.spec.platforms();
         self.check_platforms(&api, &platforms).await?;
         let events = &request.events;
@@ -223,6 +231,7 @@ impl RemoteBuilder {
                 Runtime::Union(version) => Some(version.clone()),
                 _ => None,
             },
+            secrets,
         };
         let body =
             serde_json::to_value(&submit).map_err(|e| RemoteError::Protocol(e.to_string()))?;
@@ -310,11 +319,9 @@ impl ImageBuilder for RemoteBuilder {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            // Build secrets would have to leave this machine; not supported remotely.
-            secrets: false,
-            ..Capabilities::full(BuilderKind::Remote)
-        }
+        // Secrets included: they travel in the build request, over TLS or to loopback
+        // ([`secrets`]).
+        Capabilities::full(BuilderKind::Remote)
     }
 
     async fn exists(&self, image: &ImageName, query: &ExistsQuery) -> Existence {

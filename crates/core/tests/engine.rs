@@ -292,6 +292,53 @@ async fn a_local_build_that_pushes_needs_a_registry() {
     assert!(f.engine.ensure(&loaded, &remote).await.is_ok());
 }
 
+/// A default registry (a build service's project namespace) stands in for a spec's `registry`:
+/// it qualifies the planned names, the base spec's too, without changing the tag the client
+/// computed, and the build goes FROM the base's qualified name.
+#[tokio::test]
+async fn a_default_registry_qualifies_names_without_entering_the_hash() {
+    let f = fixture();
+    let base = ImageSpec::new("base").with_apt_packages(["git"]);
+    let loaded = f.load(ImageSpec::new("app").with_base_spec(base));
+    let bare = imagespec_core::resolve_image(&loaded).expect("name");
+    let options = EngineOptions {
+        default_registry: Some("127.0.0.1:5000/service/team-a".into()),
+        ..EngineOptions::default()
+    };
+    let planned = f
+        .engine
+        .plan(&loaded, &options)
+        .expect("no `registry` needed");
+    assert_eq!(
+        planned.resolved.name.to_string(),
+        format!("127.0.0.1:5000/service/team-a/{bare}", bare = bare.name)
+    );
+    assert_eq!(planned.resolved.spec_hash, bare.spec_hash);
+    let base_name = planned
+        .base
+        .as_ref()
+        .expect("base")
+        .resolved
+        .name
+        .to_string();
+    assert!(base_name.starts_with("127.0.0.1:5000/service/team-a/base:"));
+    assert_eq!(planned.base_image.as_deref(), Some(base_name.as_str()));
+    let out = f.engine.ensure(&loaded, &options).await.expect("builds");
+    let builds = f.local.builds();
+    assert_eq!(builds[1].base_image.as_deref(), Some(base_name.as_str()));
+    assert_eq!(out.image, planned.resolved.name.to_string());
+    // A spec's own registry is kept.
+    let own = f.load(ImageSpec::new("app").with_registry("registry.example.com/x"));
+    let planned = f.engine.plan(&own, &options).expect("plans");
+    assert!(
+        planned
+            .resolved
+            .name
+            .to_string()
+            .starts_with("registry.example.com/x/app:")
+    );
+}
+
 #[tokio::test]
 async fn a_base_spec_is_built_first_and_chained() {
     let f = fixture();

@@ -96,6 +96,12 @@ pub struct SubmitBuild {
     /// set, `flytekit_version` is ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub union_version: Option<String>,
+    /// The values of the spec's `pip_secret_mounts`, by the plan's secret id
+    /// (`pip_secret_<index>`), base64. Never stored: the service takes them out of the request
+    /// before anything is written, holds them in memory for this build only, and refuses them
+    /// over a plain connection that is not loopback. The spec sent names no secret source.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, imagespec_core::build::SecretBytes>,
 }
 
 /// Where a build is.

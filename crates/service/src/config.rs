@@ -2,6 +2,8 @@
 //!
 //! ```yaml
 //! listen: 127.0.0.1:8080             # loopback only unless `allow_non_loopback: true`
+//! tls_terminated: true               # a TLS proxy is in front: build secrets are accepted on a
+//!                                    # non-loopback `listen` (refused otherwise)
 //! data_dir: ./service-data           # SQLite database, blobs, workspaces (relative to this file)
 //! registry: 127.0.0.1:5000/service   # project P's images without a registry go to <registry>/P/
 //! registry_credentials: auth.json    # a Docker config.json (`auths`): the only credentials used
@@ -201,9 +203,19 @@ pub struct ServiceConfig {
     pub connections: crate::connections::ConnectionLimits,
     /// Garbage collection.
     pub gc: crate::gc::GcConfig,
+    /// The operator says a TLS proxy terminates every connection in front of `listen`; without
+    /// it, build secrets are refused unless `listen` is a loopback address (the service cannot
+    /// see a proxy).
+    pub tls_terminated: bool,
 }
 
 impl ServiceConfig {
+    /// Whether build secrets may reach this service: only when they cannot have crossed a
+    /// network unencrypted (a loopback listener, or TLS in front as the operator states).
+    pub fn accepts_secrets(&self) -> bool {
+        self.listen.ip().is_loopback() || self.tls_terminated
+    }
+
     /// A configuration for tests and embedders: loopback on a free port, no tokens.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         ServiceConfig {
@@ -224,6 +236,7 @@ impl ServiceConfig {
             max_running_per_project: None,
             connections: Default::default(),
             gc: Default::default(),
+            tls_terminated: false,
         }
     }
 
@@ -438,6 +451,7 @@ impl ServiceConfig {
             max_running_per_project,
             connections,
             gc,
+            tls_terminated: raw.tls_terminated,
         })
     }
 }
@@ -469,6 +483,8 @@ struct RawConfig {
     listen: Option<String>,
     #[serde(default)]
     allow_non_loopback: bool,
+    #[serde(default)]
+    tls_terminated: bool,
     #[serde(default)]
     data_dir: Option<PathBuf>,
     #[serde(default)]
@@ -843,5 +859,16 @@ mod tests {
             err.contains(":2: `workers[0].endpoint`") && err.contains("tls: {ca, cert, key}"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn secrets_need_a_loopback_listener_or_tls_in_front() {
+        let parse = |text: &str| {
+            ServiceConfig::parse(text, Path::new("/nowhere/service.yaml"), |_| None).expect(text)
+        };
+        assert!(parse("listen: 127.0.0.1:8080\n").accepts_secrets());
+        let open = "listen: 0.0.0.0:8080\nallow_non_loopback: true\n";
+        assert!(!parse(open).accepts_secrets());
+        assert!(parse(&format!("{open}tls_terminated: true\n")).accepts_secrets());
     }
 }

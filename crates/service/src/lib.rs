@@ -8,8 +8,10 @@
 //!    (`POST /v1/blobs/missing`) and uploads only those (`PUT /v1/blobs/{digest}`, verified);
 //! 2. it submits the spec, a manifest (relative path → digest) and the name it computed
 //!    (`POST /v1/builds`); the service lays the files out in a fresh workspace, loads the spec
-//!    there, recomputes the name and refuses a mismatch, then queues the build (an identical
-//!    request while one is active gets the same build);
+//!    there, recomputes the name and refuses a mismatch, plans it through the core engine for
+//!    its workers ([`planning`]: the engine's capability checks, preflight, base image and
+//!    existence check), then queues the build with its plan and build secrets held in memory
+//!    ([`held`]; an identical request while one is active gets the same build);
 //! 3. a free worker (a local Docker/Podman engine) builds and pushes it; the events are stored
 //!    and streamed live (`GET /v1/builds/{id}/logs`, resumable server-sent events).
 //!
@@ -31,10 +33,12 @@ pub mod connections;
 pub mod data_lock;
 pub mod events;
 pub mod gc;
+pub mod held;
 pub mod ids;
 pub mod logging;
 pub mod metrics;
 pub mod naming;
+pub mod planning;
 pub mod runner;
 pub mod scheduler;
 pub mod server;

@@ -4,14 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use imagespec_core::build::{BuildError, BuildErrorKind, BuildOutput, BuildRequest};
-use imagespec_core::hash::ResolvedImage;
+use imagespec_core::build::{
+    BuildError, BuildErrorKind, BuildOutput, EngineError, EngineOptions, Outcome, Planned,
+    SecretValues,
+};
 use imagespec_core::resolve_image;
-use imagespec_core::spec::{BaseImage, LoadedSpec};
 use imagespec_protocol::{BuildState, ErrorKind, SubmitBuild, WireBuildError, WireEvent};
 use tokio_util::sync::CancellationToken;
 
 use crate::events::LogWriter;
+use crate::held::Held;
 use crate::ids::now;
 use crate::naming::Scope;
 use crate::scheduler::Assignment;
@@ -140,10 +142,19 @@ async fn build_on_workers(
     writer: &LogWriter,
     cancel: &CancellationToken,
 ) -> (Result<BuildOutput, BuildError>, usize) {
+    // Taken once for every attempt: a retry builds the same plan with the same secrets (they
+    // are dropped when the last attempt ends), not a plan recovered from the database.
+    let held = match shared.held.take(id) {
+        Some(held) => held,
+        None => match recover(shared, row, id) {
+            Ok(held) => held,
+            Err(e) => return (Err(e), first),
+        },
+    };
     let mut tried = vec![first];
     loop {
         let worker = tried[tried.len() - 1];
-        let result = build(shared, row, id, worker, writer, cancel).await;
+        let result = build(shared, row, worker, writer, cancel, &held).await;
         let lost = match &result {
             Err(e) if e.kind == BuildErrorKind::Unavailable && !cancel.is_cancelled() => e,
             _ => return (result, worker),
@@ -213,58 +224,133 @@ fn wire(kind: ErrorKind, message: &str) -> WireBuildError {
     }
 }
 
-/// The image a build starts from, as the service derives it: a base spec's image in the
-/// project's namespace (where its own build put it), or the spec's `base_image` reference;
-/// `None` leaves the choice to the plan (the default base, or the CUDA table's).
-pub fn base_image(scope: &Scope, loaded: &LoadedSpec, resolved: &ResolvedImage) -> Option<String> {
-    match (&loaded.spec.base_image, &resolved.base) {
-        (Some(BaseImage::Spec(_)), Some(base)) => scope.qualify(&base.name).map(|n| n.to_string()),
-        _ => resolved.base_reference(&loaded.spec),
-    }
-}
+/// What a build whose secrets a restart lost fails with (they were only ever in memory).
+pub const SECRETS_LOST: &str =
+    "the build's secrets were lost with the service restart; submit again";
 
-/// Loads the spec from the workspace and runs the worker's builder, honouring cancellation.
-async fn build(
-    shared: &Shared,
-    row: &BuildRow,
-    id: &str,
-    worker: usize,
-    writer: &LogWriter,
-    cancel: &CancellationToken,
-) -> Result<BuildOutput, BuildError> {
+/// A build's plan and secrets: held since its submission, or, when a restart lost them, planned
+/// again from the stored request (the files hashed a second time, the only case they are).
+fn recover(shared: &Shared, row: &BuildRow, id: &str) -> Result<Held, BuildError> {
     let internal = |m: String| BuildError::new(BuildErrorKind::Internal, m);
     let submitted: SubmitBuild = serde_json::from_str(&row.request)
         .map_err(|e| internal(format!("stored request unreadable: {e}")))?;
-    let text = submitted.spec.to_string();
-    let loaded = LoadedSpec::from_text(&text, None, &shared.workspace(id))
-        .map_err(|e| internal(e.to_string()))?
-        .with_runtime(crate::api::builds::submitted_runtime(&submitted).map_err(internal)?);
-    let mut resolved = resolve_image(&loaded).map_err(|e| internal(e.to_string()))?;
+    if mounts_secrets(&submitted) {
+        // Never built without them (nor with this machine's environment instead).
+        return Err(internal(SECRETS_LOST.to_string()));
+    }
+    let loaded = crate::api::builds::load(&submitted, &shared.workspace(id))
+        .map_err(|e| internal(e.problem().detail))?;
+    let resolved = resolve_image(&loaded).map_err(|e| internal(e.to_string()))?;
     let scope = Scope::of(&shared.config, &row.project);
-    // Checked at submission: a client's `base_image` equals this.
-    let base_image = base_image(&scope, &loaded, &resolved);
-    resolved.name = scope
-        .qualify(&resolved.name)
-        .ok_or_else(|| internal("no registry for the image".into()))?;
-    debug_assert_eq!(resolved.name.to_string(), row.image);
-    let request = BuildRequest {
-        spec: loaded,
-        image: resolved,
-        base_image,
-        push: true,
+    let planned = crate::planning::plan(&shared.workers, &scope, &loaded, &resolved)
+        .map_err(|e| BuildError::new(BuildErrorKind::Unsupported, e.to_string()))?;
+    Ok(Held {
+        planned,
+        secrets: Default::default(),
+    })
+}
+
+/// Whether a stored request's spec, or a base spec in it, mounts secrets (whose values were only
+/// ever in memory).
+fn mounts_secrets(submitted: &SubmitBuild) -> bool {
+    let mut spec = imagespec_core::spec::decode_spec(&submitted.spec.to_string(), None).spec;
+    imagespec_core::spec::normalize(&mut spec);
+    let mut chain = Some(&spec);
+    while let Some(s) = chain {
+        if !s.pip_secret_mounts.is_empty() {
+            return true;
+        }
+        chain = s.base_spec();
+    }
+    false
+}
+
+/// Runs the build's plan on the worker through the core engine (forced: the existence was
+/// checked at submission), honouring cancellation.
+async fn build(
+    shared: &Shared,
+    row: &BuildRow,
+    worker: usize,
+    writer: &LogWriter,
+    cancel: &CancellationToken,
+    held: &Held,
+) -> Result<BuildOutput, BuildError> {
+    let scope = Scope::of(&shared.config, &row.project);
+    let worker = &shared.workers[worker];
+    // The worker the scheduler chose must accept the spec too: the engine's checks again, on
+    // the kept name (nothing is hashed).
+    let planned =
+        crate::planning::plan_on(worker, &scope, &held.planned.spec, &held.planned.resolved)
+            .map_err(|e| BuildError::new(BuildErrorKind::Unsupported, e.to_string()))?;
+    // One image per build: a base spec was the client's build before this one.
+    let top = Planned {
+        base: None,
+        ..planned
+    };
+    let builder = worker.builder.clone();
+    let options = EngineOptions {
+        force: true,
         events: writer.sink(),
         cancel: cancel.clone(),
+        // Only the client's values: the worker reads no secret from this machine.
+        ..crate::planning::options(
+            &scope,
+            builder.as_ref(),
+            SecretValues::Supplied(held.secrets.clone()),
+        )
     };
-    let builder = shared.workers[worker].builder.clone();
+    let engine = crate::planning::engine(builder);
     let grace = Duration::from_secs(shared.config.cancel_grace_seconds);
-    let fut = builder.build(request);
+    let fut = engine.ensure_planned(&top, &options, false);
     tokio::pin!(fut);
-    tokio::select! {
+    let result = tokio::select! {
         r = &mut fut => r,
         // A cancelled builder gets a grace period to stop and clean up, then it is dropped.
         () = cancel.cancelled() => match tokio::time::timeout(grace, &mut fut).await {
             Ok(Ok(out)) => Ok(out),
-            _ => Err(BuildError::new(BuildErrorKind::Cancelled, "cancelled")),
+            _ => return Err(BuildError::new(BuildErrorKind::Cancelled, "cancelled")),
         },
+    };
+    match result {
+        Ok(Outcome {
+            output: Some(output),
+            ..
+        }) => Ok(output),
+        Ok(outcome) => Err(BuildError::new(
+            BuildErrorKind::Internal,
+            format!("the engine built nothing ({:?})", outcome.action),
+        )),
+        Err(EngineError::Build { source, .. }) => Err(*source),
+        Err(e) => Err(BuildError::new(BuildErrorKind::Unsupported, e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_request_that_mounts_secrets_cannot_be_recovered() {
+        let request = |spec: serde_json::Value| SubmitBuild {
+            spec,
+            files: Default::default(),
+            target: "x:1".into(),
+            platforms: Vec::new(),
+            force: false,
+            base_image: None,
+            flytekit_version: None,
+            union_version: None,
+            secrets: Default::default(),
+        };
+        let mounts = serde_json::json!([["env:PIP_TOKEN", "/run/secrets/t"]]);
+        assert!(mounts_secrets(&request(
+            serde_json::json!({"name": "x", "pip_secret_mounts": mounts})
+        )));
+        assert!(mounts_secrets(&request(serde_json::json!({
+            "name": "x",
+            "base_image": {"name": "b", "pip_secret_mounts": mounts}
+        }))));
+        assert!(!mounts_secrets(&request(serde_json::json!({"name": "x"}))));
+        assert!(SECRETS_LOST.contains("submit again"));
     }
 }

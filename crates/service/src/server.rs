@@ -145,6 +145,7 @@ impl Service {
             kill: CancellationToken::new(),
             stopping: Default::default(),
             submit_lock: tokio::sync::Mutex::new(()),
+            held: Default::default(),
             metrics: Default::default(),
             config,
         });

@@ -79,6 +79,8 @@ pub struct Shared {
     pub stopping: AtomicBool,
     /// Serialises "is this image already being built? if not, queue it".
     pub submit_lock: tokio::sync::Mutex<()>,
+    /// Queued builds' plans and secrets, in memory only ([`crate::held`]).
+    pub held: crate::held::HeldBuilds,
 }
 
 impl Shared {

@@ -28,6 +28,7 @@ fn raw_submission(spec: &ImageSpec, root: &Path) -> SubmitBuild {
         base_image: None,
         flytekit_version: Some("none".into()),
         union_version: None,
+        secrets: Default::default(),
     }
 }
 

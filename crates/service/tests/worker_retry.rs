@@ -91,6 +91,55 @@ async fn a_build_whose_worker_is_lost_runs_again_on_another_worker() {
     svc.crash();
 }
 
+/// A retry builds what the first attempt was given: the plan held since submission and the
+/// client's secrets (they are only in memory; a plan recovered from the database would have
+/// none and fail as "lost with the service restart").
+#[tokio::test]
+async fn a_retried_build_keeps_its_secrets() {
+    use imagespec_core::build::{SecretBytes, SecretValues};
+    let flaky = test_builder(Duration::ZERO);
+    flaky.fail_builds(Some(lost()));
+    let good = test_builder(Duration::ZERO);
+    let (_data, svc) = service_with(vec![
+        Worker::new("flaky", flaky.clone(), 1),
+        Worker::new("good", good.clone(), 1),
+    ])
+    .await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let body = prepared_submission_with(
+        &svc.url(),
+        TOKEN_A,
+        dir.path(),
+        "retried-secret",
+        "pip_secret_mounts:\n  - [env:PIP_TOKEN, /run/secrets/tok]\n",
+    )
+    .await;
+    let secrets = std::collections::BTreeMap::from([(
+        "pip_secret_0".to_string(),
+        SecretBytes::new(b"retry-s3cret"),
+    )]);
+    let body = imagespec_protocol::SubmitBuild {
+        secrets: secrets.clone(),
+        ..body
+    };
+    let info: BuildInfo = submit(&svc.url(), TOKEN_A, &body)
+        .await
+        .json()
+        .await
+        .expect("info");
+    let info = wait_finished(&svc.url(), TOKEN_A, &info.id).await;
+    assert_eq!(info.status, BuildState::Succeeded, "{:?}", info.error);
+    let (first, second) = (flaky.builds(), good.builds());
+    assert_eq!((first.len(), second.len()), (1, 1));
+    let expected = SecretValues::Supplied(Arc::new(secrets));
+    assert_eq!(first[0].secrets, expected);
+    assert_eq!(
+        second[0].secrets, expected,
+        "the retry got the same secrets"
+    );
+    svc.crash();
+}
+
 #[tokio::test]
 async fn without_another_answering_worker_the_build_fails_as_lost() {
     let flaky = test_builder(Duration::ZERO);

@@ -4,9 +4,11 @@
 //!
 //! The proof that the step *read* them: the install step builds a local probe package whose
 //! build backend stores each secret's SHA-256 in the package (see [`crate::probe`]); the image
-//! must carry those digests, and never the values.
+//! must carry those digests, and never the values. Nor may the backend's own state (a build
+//! service's data directory) or its log.
 
 use anyhow::{Context, Result, bail, ensure};
+use base64::Engine as _;
 use imagespec_core::build::EngineError;
 use imagespec_core::spec::SpecField;
 use sha2::{Digest, Sha256};
@@ -105,6 +107,45 @@ pub async fn secret_mounts(backend: &Backend) -> Result<()> {
         ] {
             ensure!(!found(hay), "the {source} secret's value is in {place}");
         }
+        // A backend's own state (a build service's database and blobs) and its log, in plain
+        // or base64 (the form secrets travel in to a service).
+        let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+        for needle in [value.as_str(), encoded.as_str()] {
+            for dir in case.backend().state_dirs() {
+                let files = files_containing(dir, needle.as_bytes())?;
+                ensure!(
+                    files.is_empty(),
+                    "the {source} secret's value is in the backend's state: {files:?}"
+                );
+            }
+            if let Some(log) = case.backend().log() {
+                let text = log.text();
+                ensure!(!text.is_empty(), "the backend's log was not captured");
+                ensure!(
+                    !text.contains(needle),
+                    "the {source} secret's value is in the backend's log"
+                );
+            }
+        }
     }
     Ok(())
+}
+
+/// The files below `dir` that contain `needle`.
+fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Result<Vec<std::path::PathBuf>> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).with_context(|| format!("listing {}", d.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path)
+                && memchr::memmem::find(&bytes, needle).is_some()
+            {
+                found.push(path);
+            }
+        }
+    }
+    Ok(found)
 }

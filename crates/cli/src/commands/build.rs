@@ -59,7 +59,7 @@ pub async fn run(
         push: !args.no_push,
         events,
         cancel: cancel.clone(),
-        fast_fail: false,
+        ..EngineOptions::default()
     };
     options.apply_env(|k| std::env::var(k).ok());
     let cache = args.cache();

@@ -233,6 +233,8 @@ pub struct BuildRequest {
     pub events: EventSink,
     /// Cancelled on Ctrl-C; a builder stops and cleans up.
     pub cancel: CancellationToken,
+    /// Where the values of `pip_secret_mounts` come from (a build service supplies them).
+    pub secrets: super::secrets::SecretValues,
 }
 
 /// A finished build.

@@ -61,6 +61,12 @@ pub struct EngineOptions {
     /// `FLYTE_IMG_FAST_FAIL` forced the `fail` policy (see [`EngineOptions::apply_env`]), so an
     /// unknown existence is not fixed with `--if-unknown`.
     pub fast_fail: bool,
+    /// Where an image whose spec names no `registry` goes: a build service's namespace for the
+    /// project. Unlike the spec's `registry` it is not part of the name (the client computed
+    /// the name without it), so it only qualifies the planned names.
+    pub default_registry: Option<String>,
+    /// Where the builder takes the values of `pip_secret_mounts` from.
+    pub secrets: super::secrets::SecretValues,
 }
 
 impl Default for EngineOptions {
@@ -74,6 +80,8 @@ impl Default for EngineOptions {
             events: EventSink::discard(),
             cancel: CancellationToken::new(),
             fast_fail: false,
+            default_registry: None,
+            secrets: Default::default(),
         }
     }
 }
@@ -244,6 +252,11 @@ pub struct Planned {
     pub spec: LoadedSpec,
     pub builder: Arc<dyn ImageBuilder>,
     pub resolved: ResolvedImage,
+    /// The image this spec is built from: its base spec's planned name (where that build puts
+    /// it), or its `base_image` reference; `None` leaves the choice to the plan (the default
+    /// base, or the CUDA table's). Kept apart from `base`, so a caller that builds the base
+    /// elsewhere (a build service: the client built it) still knows it.
+    pub base_image: Option<String>,
     pub base: Option<Box<Planned>>,
 }
 
@@ -359,7 +372,11 @@ impl Engine {
             ));
         }
         match caps.kind {
-            BuilderKind::Local if options.push && spec.spec.registry.is_none() => {
+            BuilderKind::Local
+                if options.push
+                    && spec.spec.registry.is_none()
+                    && options.default_registry.is_none() =>
+            {
                 Err(EngineError::RegistryRequired {
                     builder: builder.name().to_string(),
                 })
@@ -464,11 +481,21 @@ impl Engine {
             builder: builder.name().to_string(),
             source: Arc::new(e),
         })?;
-        let resolved = match resolved {
+        let mut resolved = match resolved {
             Some(resolved) => resolved.clone(),
             None => resolve_image(spec).map_err(|e| EngineError::Hash(Arc::new(e)))?,
         };
+        // Only the name: the hash inputs (the base spec's unqualified name among them) stay as
+        // the client computed them.
+        if let (Some(registry), None) = (&options.default_registry, &resolved.name.registry) {
+            resolved.name.registry = Some(registry.clone());
+        }
+        let base_image = match &base {
+            Some(base) => Some(base.resolved.name.to_string()),
+            None => resolved.base_reference(&spec.spec),
+        };
         Ok(Planned {
+            base_image,
             spec: spec.clone(),
             builder,
             resolved,
@@ -679,10 +706,11 @@ impl Engine {
             image: planned.resolved.clone(),
             base_image: base
                 .map(|b| b.image.clone())
-                .or_else(|| planned.resolved.base_reference(&spec.spec)),
+                .or_else(|| planned.base_image.clone()),
             push: options.push,
             events: options.events.clone(),
             cancel: options.cancel.clone(),
+            secrets: options.secrets.clone(),
         };
         let output = builder
             .build(request)

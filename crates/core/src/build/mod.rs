@@ -6,6 +6,7 @@ pub mod engine;
 mod lock;
 pub mod noop;
 pub mod registry;
+pub mod secrets;
 pub mod testing;
 pub mod variant;
 
@@ -18,4 +19,5 @@ pub use cache::{BuildCache, CacheRef};
 pub use engine::{Action, Engine, EngineError, EngineOptions, ExistencePolicy, Outcome, Planned};
 pub use noop::NoopBuilder;
 pub use registry::{BuilderInfo, BuilderRegistry, UnknownBuilder, closest_builder};
+pub use secrets::{SecretBytes, SecretValues};
 pub use variant::{LOCAL_BUILDER, REMOTE_BUILDER, Variant, VariantSource, resolve_variant};

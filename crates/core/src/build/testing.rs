@@ -39,6 +39,8 @@ pub struct BuildRecord {
     pub builder_options: std::collections::BTreeMap<String, serde_json::Value>,
     /// The Flyte runtime the build was asked to add.
     pub runtime: crate::plan::runtime::Runtime,
+    /// Where the build was told to take its secrets' values from.
+    pub secrets: super::secrets::SecretValues,
 }
 
 impl TestBuilder {
@@ -169,6 +171,7 @@ impl ImageBuilder for TestBuilder {
                 push: request.push,
                 builder_options: request.spec.spec.builder_options.clone(),
                 runtime: request.spec.runtime.clone(),
+                secrets: request.secrets.clone(),
             });
         if let Some(err) = self
             .failure

@@ -22,6 +22,44 @@ pub enum SecretSource {
     Env(String),
 }
 
+/// BuildKit refuses secrets above 500 KiB; the same limit applies on every engine and on the
+/// way to a build service.
+pub const MAX_SECRET_SIZE: u64 = 500 * 1024;
+
+impl SecretSource {
+    /// Reads the secret's value now (the one rule for it: the local builder reads it before a
+    /// build, the remote client before sending it). The error names the source and why, never
+    /// the value.
+    pub fn read(&self) -> Result<Vec<u8>, String> {
+        match self {
+            SecretSource::File(path) => {
+                let meta = std::fs::metadata(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                if !meta.is_file() {
+                    return Err(format!("{} is not a file", path.display()));
+                }
+                if meta.len() > MAX_SECRET_SIZE {
+                    return Err(format!(
+                        "{} is {} bytes; build secrets are limited to {MAX_SECRET_SIZE} bytes",
+                        path.display(),
+                        meta.len()
+                    ));
+                }
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+            }
+            SecretSource::Env(var) => {
+                let v = std::env::var_os(var)
+                    .ok_or_else(|| format!("the environment variable `{var}` is not set"))?;
+                let bytes = v.into_encoded_bytes();
+                if bytes.len() as u64 > MAX_SECRET_SIZE {
+                    return Err(format!("`{var}` is longer than {MAX_SECRET_SIZE} bytes"));
+                }
+                Ok(bytes)
+            }
+        }
+    }
+}
+
 /// One secret the build needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SecretRef {
@@ -33,6 +71,12 @@ pub struct SecretRef {
     /// destination resolved against the working directory, as BuildKit resolves a relative
     /// `target=`: so Podman, which is given the absolute path, mounts it at the same place).
     pub target: String,
+}
+
+/// The id of the `index`-th mount of `pip_secret_mounts`: the Dockerfile's `id=`, and the key a
+/// build service receives its value under.
+pub fn secret_id(index: usize) -> String {
+    format!("pip_secret_{index}")
 }
 
 /// The secrets of `pip_secret_mounts`, in order (what [`super::BuildPlan::secrets`] returns,
@@ -62,7 +106,7 @@ pub fn from_spec(loaded: &LoadedSpec) -> Result<Vec<SecretRef>, PlanError> {
                 }
             };
             Ok(SecretRef {
-                id: format!("pip_secret_{index}"),
+                id: secret_id(index),
                 source,
                 target: target.clone(),
             })

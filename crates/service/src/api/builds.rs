@@ -3,9 +3,15 @@
 //! A submission is checked completely before it is queued, so a bad request fails at once with
 //! a problem that says what to fix: every blob present, the workspace laid out, the spec valid
 //! there, and the name the service computes from it equal to the client's target (client and
-//! service must agree on what the content is), the platforms the spec's.
+//! service must agree on what the content is), the platforms the spec's. The spec is planned
+//! through the core engine for the workers ([`crate::planning`]): its capability checks, the
+//! builder's `preflight`, its base image and its existence check are the engine's; the plan is
+//! held for the run ([`crate::held`]), so the files are hashed once.
+//!
+//! Build secrets arrive in the request (`secrets`) and are taken out of it before anything is
+//! stored: the row keeps the request without them, and they are held in memory for the run.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::Extension;
@@ -14,17 +20,17 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use imagespec_core::build::{Existence, ExistsQuery};
-use imagespec_core::hash::ResolvedImage;
+use imagespec_core::build::{EngineError, Planned, SecretBytes};
 use imagespec_core::plan::BuildPlan;
 use imagespec_core::resolve_image;
+use imagespec_core::spec::LoadedSpec;
 use imagespec_core::spec::confine::{ConfineError, HostPath, confine, host_paths};
-use imagespec_core::spec::{ImageSpec, LoadedSpec};
 use imagespec_protocol::{BuildState, SubmitBuild, WireEvent, is_blob_digest};
 use serde::de::DeserializeOwned;
 
 use super::problem::ApiError;
 use crate::auth::Project;
+use crate::held::Held;
 use crate::ids::{is_id, new_id, now};
 use crate::naming::{self, Scope};
 use crate::scheduler::Cancelled;
@@ -55,8 +61,21 @@ pub async fn submit(
     Extension(project): Extension<Project>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let request: SubmitBuild = parse_json(body)?;
+    let mut request: SubmitBuild = parse_json(body)?;
+    // Out of the request before anything is stored or logged: the row keeps the rest.
+    let secrets = Arc::new(std::mem::take(&mut request.secrets));
     let project = project.0;
+    if !secrets.is_empty() && !shared.config.accepts_secrets() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "insecure-secrets",
+            "Secrets over a plain connection",
+            format!(
+                "this service listens on {} without TLS, so build secrets may have crossed the network unencrypted and are refused; the operator puts TLS in front and sets `tls_terminated: true`",
+                shared.config.listen
+            ),
+        ));
+    }
     if request.files.len() > shared.config.limits.max_files {
         return Err(ApiError::bad_request(format!(
             "a build may reference at most {} files",
@@ -123,17 +142,34 @@ pub async fn submit(
     }
     let id = new_id();
     let dir = shared.workspace(&id);
-    let checked = prepare(&shared, &scope, &project, &request, &dir).await;
-    let loaded = match checked {
-        Ok(loaded) => loaded,
+    let checked = prepare(&shared, &scope, &project, &request, &secrets, &dir).await;
+    let planned = match checked {
+        Ok(planned) => planned,
         Err(e) => {
             workspace::remove(&dir);
             return Err(e);
         }
     };
-    if !request.force && exists(&shared, &image, &loaded.spec).await {
+    // The planned name must be the one the scope was checked for: one rule for both.
+    if planned.resolved.name.to_string() != image {
         workspace::remove(&dir);
-        return finished_at_once(&shared, &project, &id, &request, &image).await;
+        return Err(ApiError::internal(format!(
+            "the engine planned {} for {image}",
+            planned.resolved.name
+        )));
+    }
+    if !request.force {
+        match crate::planning::exists(&planned, &scope).await {
+            Ok(true) => {
+                workspace::remove(&dir);
+                return finished_at_once(&shared, &project, &id, &request, &image).await;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                workspace::remove(&dir);
+                return Err(engine_problem(e));
+            }
+        }
     }
     let row = new_row(&id, &project, &request, &image, BuildState::Queued)?;
     {
@@ -143,6 +179,7 @@ pub async fn submit(
             return Ok(accepted(&active));
         }
         shared.store.insert(row.clone()).await?;
+        shared.held.hold(&id, Held { planned, secrets });
     }
     shared.metrics.queued(&project, &id);
     shared.scheduler.enqueue(&project, &id);
@@ -150,14 +187,15 @@ pub async fn submit(
     Ok(accepted(&row))
 }
 
-/// Lays out the workspace and checks the spec and its name there.
+/// Lays out the workspace, checks the spec and its name there, and plans it for the workers.
 async fn prepare(
     shared: &Arc<Shared>,
     scope: &Scope,
     project: &str,
     request: &SubmitBuild,
+    secrets: &BTreeMap<String, SecretBytes>,
     dir: &std::path::Path,
-) -> Result<LoadedSpec, ApiError> {
+) -> Result<Planned, ApiError> {
     let (s, p, files, d) = (
         shared.clone(),
         project.to_string(),
@@ -173,19 +211,8 @@ async fn prepare(
         })?;
     let text = request.spec.to_string();
     confine_paths(&text, dir)?;
-    let loaded = LoadedSpec::from_text(&text, None, dir).map_err(|e| {
-        let summary = e
-            .to_string()
-            .lines()
-            .next()
-            .unwrap_or("invalid spec")
-            .to_string();
-        ApiError::unprocessable("invalid-spec", "Invalid spec", summary)
-            .with_errors(e.diagnostics.iter().map(|d| d.to_string()).collect())
-    })?;
-    let runtime = submitted_runtime(request)
-        .map_err(|e| ApiError::unprocessable("invalid-spec", "Invalid spec", e))?;
-    let loaded = loaded.with_runtime(runtime);
+    let loaded = load(request, dir)?;
+    // The one time the files are hashed for this build: the plan keeps the result.
     let resolved = resolve_image(&loaded)
         .map_err(|e| ApiError::unprocessable("invalid-spec", "Invalid spec", e.to_string()))?;
     if resolved.name.to_string() != request.target {
@@ -200,7 +227,9 @@ async fn prepare(
             ),
         ));
     }
-    check_pulls(scope, &loaded, &resolved, request.base_image.as_deref())?;
+    let planned = crate::planning::plan(&shared.workers, scope, &loaded, &resolved)
+        .map_err(engine_problem)?;
+    check_pulls(scope, &planned, request.base_image.as_deref())?;
     let platforms: BTreeSet<&str> = loaded.spec.platforms().into_iter().collect();
     if !request.platforms.is_empty()
         && request
@@ -220,8 +249,73 @@ async fn prepare(
             ),
         ));
     }
-    check_supported(shared, &loaded.spec)?;
-    Ok(loaded)
+    check_secrets(&planned.spec, secrets)?;
+    Ok(planned)
+}
+
+/// The submitted spec loaded in its workspace, with the runtime the client planned with.
+pub(crate) fn load(request: &SubmitBuild, dir: &std::path::Path) -> Result<LoadedSpec, ApiError> {
+    let loaded = LoadedSpec::from_text(&request.spec.to_string(), None, dir).map_err(|e| {
+        let summary = e
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or("invalid spec")
+            .to_string();
+        ApiError::unprocessable("invalid-spec", "Invalid spec", summary)
+            .with_errors(e.diagnostics.iter().map(|d| d.to_string()).collect())
+    })?;
+    let runtime = submitted_runtime(request)
+        .map_err(|e| ApiError::unprocessable("invalid-spec", "Invalid spec", e))?;
+    Ok(loaded.with_runtime(runtime))
+}
+
+/// The engine's refusal as a problem, in the engine's words.
+pub(crate) fn engine_problem(e: EngineError) -> ApiError {
+    let detail = e.to_string();
+    match e {
+        EngineError::Hash(_) => ApiError::unprocessable("invalid-spec", "Invalid spec", detail),
+        EngineError::Unconfigured { .. } | EngineError::Unavailable { .. } => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "No worker available",
+            detail,
+        ),
+        EngineError::Denied { .. } => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "registry-denied",
+            "Registry refused the service",
+            detail,
+        ),
+        EngineError::NetworkTimeout(_) | EngineError::Build { .. } => ApiError::internal(detail),
+        _ => ApiError::unprocessable("unsupported", "Unsupported", detail),
+    }
+}
+
+/// Every secret the spec mounts has its value in the request, and no value is for a secret it
+/// does not mount (a value nobody asked for is refused, not silently dropped).
+fn check_secrets(
+    spec: &LoadedSpec,
+    secrets: &BTreeMap<String, SecretBytes>,
+) -> Result<(), ApiError> {
+    let wanted = imagespec_core::plan::secrets::from_spec(spec)
+        .map_err(|e| ApiError::unprocessable("invalid-spec", "Invalid spec", e.to_string()))?;
+    let refused = |detail: String| ApiError::unprocessable("secrets", "Build secrets", detail);
+    for (i, s) in wanted.iter().enumerate() {
+        if !secrets.contains_key(&s.id) {
+            return Err(refused(format!(
+                "`pip_secret_mounts[{i}]` has no value in `secrets.{}`; the client sends each secret's value with the build",
+                s.id
+            )));
+        }
+    }
+    if let Some(extra) = secrets.keys().find(|k| !wanted.iter().any(|s| &s.id == *k)) {
+        return Err(refused(format!(
+            "`secrets.{extra}` is not a secret the spec mounts ({} in `pip_secret_mounts`); send only the mounted ones",
+            wanted.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Every host path of the spec must stay inside the build's own upload, checked before the spec
@@ -251,16 +345,11 @@ fn confine_paths(text: &str, dir: &std::path::Path) -> Result<(), ApiError> {
     })
 }
 
-/// The base image the client names must be the one the service derives (a base spec's image in
+/// The base image the client names must be the one the plan derives (a base spec's image in
 /// the project's namespace, or the spec's reference), and every image the build pulls must be
 /// the project's own or on the operator's `base_images` list.
-fn check_pulls(
-    scope: &Scope,
-    loaded: &LoadedSpec,
-    resolved: &ResolvedImage,
-    sent: Option<&str>,
-) -> Result<(), ApiError> {
-    let base = crate::runner::base_image(scope, loaded, resolved);
+fn check_pulls(scope: &Scope, planned: &Planned, sent: Option<&str>) -> Result<(), ApiError> {
+    let base = planned.base_image.clone();
     if sent.is_some() && sent != base.as_deref() {
         return Err(ApiError::unprocessable(
             "base-mismatch",
@@ -272,7 +361,7 @@ fn check_pulls(
             ),
         ));
     }
-    let plan = BuildPlan::new(loaded, resolved, base.as_deref())
+    let plan = BuildPlan::new(&planned.spec, &planned.resolved, base.as_deref())
         .map_err(|e| ApiError::unprocessable("invalid-spec", "Invalid spec", e.to_string()))?;
     if let Some(image) = plan
         .pulled_images()
@@ -301,57 +390,6 @@ pub(crate) fn outside_scope(image: &str) -> ApiError {
             "`{image}` is neither in this project's namespace of the service's registry nor in a registry the operator allowed it; drop `registry` from the spec to use the project's namespace"
         ),
     )
-}
-
-/// What the workers cannot do is refused before queueing.
-fn check_supported(shared: &Shared, spec: &ImageSpec) -> Result<(), ApiError> {
-    let unsupported =
-        |detail: String| ApiError::unprocessable("unsupported", "Unsupported", detail);
-    let mut chain = Some(spec);
-    while let Some(s) = chain {
-        if !s.pip_secret_mounts.is_empty() {
-            return Err(unsupported(
-                "`pip_secret_mounts`: build secrets cannot be sent to the build service".into(),
-            ));
-        }
-        chain = s.base_spec();
-    }
-    if spec.platforms().len() > 1
-        && !shared
-            .workers
-            .iter()
-            .any(|w| w.builder.capabilities().multi_platform)
-    {
-        return Err(unsupported(
-            "no worker of this service builds several platforms at once; build one platform per spec".into(),
-        ));
-    }
-    for field in spec.used_fields() {
-        if !shared
-            .workers
-            .iter()
-            .any(|w| w.builder.capabilities().supports(field))
-        {
-            return Err(unsupported(format!(
-                "no worker of this service supports `{field:?}`"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Whether the target is already there (asked of the first worker, which pushes where the
-/// service pushes); anything but a clear "exists" builds.
-async fn exists(shared: &Shared, image: &str, spec: &ImageSpec) -> bool {
-    let (Some(worker), Some(name)) = (shared.workers.first(), naming::parse(image)) else {
-        return false;
-    };
-    let query = ExistsQuery {
-        platforms: spec.platforms().into_iter().map(str::to_string).collect(),
-        push: true,
-        registry_config: None,
-    };
-    worker.builder.exists(&name, &query).await == Existence::Exists
 }
 
 async fn finished_at_once(
@@ -458,6 +496,8 @@ pub async fn cancel(
                 .store
                 .finish(&id, BuildState::Cancelled, None, Some(error), now())
                 .await?;
+            // Its plan and secrets go with it.
+            drop(shared.held.take(&id));
             workspace::remove(&shared.workspace(&id));
             shared.hub.bump(&id);
             shared

@@ -337,6 +337,7 @@ pub async fn prepared_submission_with(
         base_image: None,
         flytekit_version: Some("none".into()),
         union_version: None,
+        secrets: Default::default(),
     }
 }
 
