@@ -38,6 +38,12 @@ pub fn parse(image: &str) -> Option<ImageName> {
     })
 }
 
+/// A registry cache reference as an image name: BuildKit tags an untagged `ref` `latest`.
+/// `None` for what is not a `[registry/]repository[:tag]` (a digest, say).
+pub fn cache_name(reference: &str) -> Option<ImageName> {
+    parse(reference).or_else(|| parse(&format!("{reference}:latest")))
+}
+
 /// The name with the service's registry filled in when it has none; `None` when it has none
 /// and the service has no registry either.
 pub fn qualify(name: &ImageName, service_registry: Option<&str>) -> Option<ImageName> {

@@ -304,6 +304,62 @@ async fn builds_pull_only_the_projects_images_or_the_allowed_bases() {
     }
 }
 
+/// The spec's registry cache is a push (`cache_to`) and a pull (`cache_from`) the worker makes
+/// with the service's engine: it stays in the project's registries like the image does.
+#[tokio::test]
+async fn a_build_cache_goes_only_where_the_project_may_push_or_pull() {
+    let builder = test_builder(Duration::ZERO);
+    let svc = TestService::start(builder.clone()).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let submission = |extra: String| {
+        let url = svc.url.clone();
+        let dir = dir.path().join(hex(&Sha256::digest(extra.as_bytes())[..4]));
+        async move { prepared_submission_with(&url, TOKEN_A, &dir, "cached", &extra).await }
+    };
+    for (extra, hint) in [
+        (
+            format!("builder_options: {{cache_to: '{NAMESPACE_B}/cache'}}\n"),
+            "",
+        ),
+        (
+            format!(
+                "builder_options: {{cache_to: 'type=registry,ref={NAMESPACE_B}/c:1,mode=max'}}\n"
+            ),
+            "",
+        ),
+        (
+            "builder_options: {cache_to: '127.0.0.1:5002/anywhere'}\n".to_string(),
+            "",
+        ),
+        (
+            "builder_options: {cache_to: 'app-cache'}\n".to_string(),
+            NAMESPACE_A,
+        ),
+        (
+            format!("builder_options: {{cache_from: ['{NAMESPACE_A}/c', '{NAMESPACE_B}/c']}}\n"),
+            "",
+        ),
+    ] {
+        let (s, kind, detail) = refused(&svc.url, TOKEN_A, &submission(extra.clone()).await).await;
+        assert_eq!(
+            (s, kind.as_str()),
+            (StatusCode::FORBIDDEN, "cache-not-allowed"),
+            "{extra}: {detail}"
+        );
+        assert!(detail.contains("builder_options.cache_"), "{detail}");
+        assert!(detail.contains(hint), "{detail}");
+    }
+    for extra in [
+        format!(
+            "builder_options: {{cache_to: '{NAMESPACE_A}/cache', cache_from: '{NAMESPACE_A}/cache'}}\n"
+        ),
+        "builder_options: {cache_to: 'type=inline'}\n".to_string(),
+    ] {
+        let r = submit(&svc.url, TOKEN_A, &submission(extra.clone()).await).await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED, "{extra}");
+    }
+}
+
 #[tokio::test]
 async fn unknown_request_fields_are_refused_and_a_mismatch_does_not_reveal_the_name() {
     let svc = TestService::start(test_builder(Duration::ZERO)).await;

@@ -230,6 +230,7 @@ async fn prepare(
     let planned = crate::planning::plan(&shared.workers, scope, &loaded, &resolved)
         .map_err(engine_problem)?;
     check_pulls(scope, &planned, request.base_image.as_deref())?;
+    check_caches(scope, &planned.spec.spec)?;
     let platforms: BTreeSet<&str> = loaded.spec.platforms().into_iter().collect();
     if !request.platforms.is_empty()
         && request
@@ -267,7 +268,9 @@ pub(crate) fn load(request: &SubmitBuild, dir: &std::path::Path) -> Result<Loade
     })?;
     let runtime = submitted_runtime(request)
         .map_err(|e| ApiError::unprocessable("invalid-spec", "Invalid spec", e))?;
-    Ok(loaded.with_runtime(runtime))
+    Ok(loaded
+        .with_runtime(runtime)
+        .with_relocated_dir(imagespec_core::inputs::RELOCATED_DIR))
 }
 
 /// The engine's refusal as a problem, in the engine's words.
@@ -376,6 +379,60 @@ fn check_pulls(scope: &Scope, planned: &Planned, sent: Option<&str>) -> Result<(
                 "the build would pull `{image}`, which is neither this project's image nor on the service's `base_images` list; ask the operator to allow it"
             ),
         ));
+    }
+    Ok(())
+}
+
+/// The spec's registry cache (`builder_options.cache_to` / `cache_from`) stays within the
+/// project's scope: the worker exports and imports it with the service's engine, so a cache
+/// elsewhere would be a push (or a read) anywhere the service's credentials reach. An inline
+/// cache rides in the pushed image, which is checked already.
+fn check_caches(scope: &Scope, spec: &imagespec_core::spec::ImageSpec) -> Result<(), ApiError> {
+    use imagespec_core::build::{BuildCache, CacheRef};
+    let cache =
+        BuildCache::from_builder_options(&spec.builder_options).map_err(|(key, problem)| {
+            ApiError::unprocessable(
+                "invalid-spec",
+                "Invalid spec",
+                format!("`builder_options.{key}`: {problem}"),
+            )
+        })?;
+    let registry = |c: &CacheRef| match c {
+        CacheRef::Registry { reference, .. } => Some(reference.clone()),
+        CacheRef::Inline => None,
+    };
+    let exports = cache
+        .to
+        .iter()
+        .filter_map(registry)
+        .map(|r| ("cache_to", r));
+    let imports = cache
+        .from
+        .iter()
+        .filter_map(registry)
+        .map(|r| ("cache_from", r));
+    for (key, reference) in exports.chain(imports) {
+        let name = naming::cache_name(&reference);
+        let allowed = match (&name, key) {
+            (Some(n), "cache_to") => scope.may_write(n),
+            (Some(n), _) => scope.may_pull(&n.to_string()),
+            (None, _) => false,
+        };
+        if !allowed {
+            let hint = match (&name, scope.namespace.as_deref()) {
+                (Some(n), _) if n.registry.is_some() => String::new(),
+                (_, Some(ns)) => format!(" (write a full reference such as `{ns}/cache:TAG`)"),
+                (_, None) => " (write a full reference, with its registry)".to_string(),
+            };
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "cache-not-allowed",
+                "Build cache outside the project's registries",
+                format!(
+                    "`builder_options.{key}` names `{reference}`, which is not in this project's namespace of the service's registry nor in a registry the operator allowed it{hint}"
+                ),
+            ));
+        }
     }
     Ok(())
 }
