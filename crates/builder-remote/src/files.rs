@@ -17,14 +17,15 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use imagespec_core::inputs::{FileInput, PathFile, PathInput};
+use imagespec_core::inputs::{FileInput, PathContent, PathFile, PathInput, SpecInputs};
 use imagespec_core::spec::{BaseImage, ImageSpec, LoadedSpec};
 use sha2::{Digest, Sha256};
 
 use crate::error::RemoteError;
 
-/// Where paths from outside the root are placed in the sent workspace.
-pub const OUTSIDE_DIR: &str = ".imagespec-remote";
+/// Where paths from outside the root are placed in the sent workspace (core's rule: the service
+/// loads the spec with it as [`LoadedSpec::relocated_dir`]).
+pub const OUTSIDE_DIR: &str = imagespec_core::inputs::RELOCATED_DIR;
 
 /// A file to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,10 +131,33 @@ fn rewrite(
         };
         add_path(files, &rel, src)?;
     }
+    send_root_dockerignore(loaded, &inputs, files)?;
     if let Some(base) = loaded.base() {
         out.base_image = Some(BaseImage::Spec(Box::new(rewrite(&base, depth + 1, files)?)));
     }
     Ok(out)
+}
+
+/// The root's `.dockerignore` shapes the trees below the root (a `!` there keeps a file the
+/// built-in excludes drop), so the service needs it to select the same files; it is sent when
+/// such a tree exists and no tree sent it already (a `source_root` of `.` that keeps it).
+fn send_root_dockerignore(
+    loaded: &LoadedSpec,
+    inputs: &SpecInputs,
+    files: &mut BTreeMap<String, LocalFile>,
+) -> Result<(), RemoteError> {
+    let name = imagespec_core::inputs::ROOT_DOCKERIGNORE;
+    let below_root = inputs
+        .copy
+        .iter()
+        .chain(&inputs.source_root)
+        .any(|t| matches!(t.content, PathContent::Dir(_)) && inside(&t.spec_path).is_some());
+    let path = loaded.root.join(name);
+    if !below_root || files.contains_key(name) || !path.is_file() {
+        return Ok(());
+    }
+    let file = imagespec_core::inputs::file_input(name, &path).map_err(RemoteError::Inputs)?;
+    insert(files, name.to_string(), LocalFile::data(&file))
 }
 
 /// A `copy` entry or `source_root` at `rel`: a file, or a directory's selected files and links.
@@ -289,6 +313,43 @@ mod tests {
             resolve_image(&again).expect("hash").name,
             resolve_image(&loaded).expect("hash").name
         );
+    }
+
+    #[test]
+    fn the_root_dockerignore_travels_and_relocated_files_stay_out_of_a_root_tree() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let root = tmp.path().join("project");
+        write(&root, ".dockerignore", ".dockerignore\n*.log\n!keep.pyc\n");
+        write(&root, "app.py", "print(1)\n");
+        write(&root, "keep.pyc", "kept\n");
+        write(&root, "drop.pyc", "dropped\n");
+        write(&root, "debug.log", "dropped\n");
+        write(tmp.path(), "outside/requirements.txt", "six\n");
+        let spec = ImageSpec::new("app")
+            .with_requirements("../outside/requirements.txt")
+            .with_source_root(".");
+        let loaded = LoadedSpec::from_spec(spec, &root).expect("valid");
+        let sel = select(&loaded).expect("select");
+        let paths: Vec<&str> = sel.files.keys().map(String::as_str).collect();
+        assert_eq!(
+            paths,
+            [
+                ".dockerignore",
+                ".imagespec-remote/0/requirements/requirements.txt",
+                "app.py",
+                "keep.pyc",
+            ]
+        );
+        let elsewhere = tmp.path().join("elsewhere");
+        materialise(&sel, &elsewhere);
+        let name = |l: &LoadedSpec| resolve_image(l).expect("hash").name;
+        let again = LoadedSpec::from_spec(sel.spec.clone(), &elsewhere).expect("valid elsewhere");
+        assert_ne!(
+            name(&again),
+            name(&loaded),
+            "without the rule the root tree takes in the relocated file"
+        );
+        assert_eq!(name(&again.with_relocated_dir(OUTSIDE_DIR)), name(&loaded));
     }
 
     #[cfg(unix)]

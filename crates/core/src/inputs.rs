@@ -32,6 +32,11 @@ use crate::tree::{self, EntryKind, TreeDigest, TreeEntry, TreeError, TreeOptions
 /// root (an absolute path or one with `..`), whose paths its patterns cannot name.
 pub const ROOT_DOCKERIGNORE: &str = ".dockerignore";
 
+/// Where a build service's workspace puts the files a spec names outside its root (`../x`, an
+/// absolute path): the client moves them there and the service loads the spec with
+/// [`LoadedSpec::with_relocated_dir`], so both select the same files.
+pub const RELOCATED_DIR: &str = ".imagespec-remote";
+
 /// The input files of one spec (not of its base spec: select that one from [`LoadedSpec::base`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpecInputs {
@@ -244,23 +249,38 @@ fn tree_options(loaded: &LoadedSpec, rel: &str, path: &Path) -> (PathBuf, TreeOp
         && Path::new(rel)
             .components()
             .all(|c| !matches!(c, Component::ParentDir));
+    let parts: Vec<_> = Path::new(rel)
+        .components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect();
+    let relocated = loaded.relocated_dir.as_deref();
+    // Files relocated from outside the root were selected without the root's ignore file.
+    let in_relocated = below_root
+        && relocated.is_some_and(|d| parts.first() == Some(&Component::Normal(d.as_ref())));
     let root: PathBuf = loaded.root.components().collect();
     let file = root.join(ROOT_DOCKERIGNORE);
-    let outer_dockerignore = (below_root && file.is_file()).then_some(file);
+    let outer_dockerignore = (below_root && !in_relocated && file.is_file()).then_some(file);
     let walk_root = if below_root {
         root.join(rel).components().collect()
     } else {
         path.to_path_buf()
     };
+    // A tree that is the root itself would hold the relocated files, which are not its own.
+    let extra_excludes = match relocated {
+        Some(d) if below_root && parts.is_empty() => vec![format!("/{d}/")],
+        _ => Vec::new(),
+    };
     let opts = TreeOptions {
         outer_dockerignore,
+        extra_excludes,
         ..TreeOptions::default()
     };
     (walk_root, opts)
 }
 
-/// A regular file (through symlinks), refused when it is a FIFO, a device or on `/proc`.
-fn file_input(field: &str, path: &Path) -> Result<FileInput, HashError> {
+/// A regular file (through symlinks), refused when it is a FIFO, a device or on `/proc`;
+/// `field` names it in errors.
+pub fn file_input(field: &str, path: &Path) -> Result<FileInput, HashError> {
     let tree_err = |source| HashError::Tree {
         field: field.to_string(),
         source,

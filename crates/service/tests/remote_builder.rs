@@ -445,3 +445,41 @@ async fn a_platform_the_service_cannot_build_is_refused_before_the_upload() {
     );
     assert!(client.last_upload().is_none(), "files were uploaded");
 }
+
+/// The root `.dockerignore` shapes the trees below the root, so the service must see it to
+/// select (and name) the same files: a `!` that keeps a file the built-in excludes drop, a
+/// pattern that drops one, in a `source_root` below the root and in one that is the root.
+#[tokio::test]
+async fn the_root_dockerignore_reaches_the_service() {
+    let builder = test_builder(Duration::ZERO);
+    let svc = TestService::start(builder.clone()).await;
+    let engine = engine(remote(&svc.url, TOKEN_A));
+    for (name, source_root, ignore) in [
+        ("below", "src", "*.log\n!src/keep.pyc\n"),
+        ("root", ".", ".dockerignore\n*.log\n!src/keep.pyc\n"),
+        ("root-kept", ".", "*.log\n!src/keep.pyc\n"),
+    ] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path().join("root");
+        write(&root, "src/app.py", "print('app')\n");
+        write(&root, "src/keep.pyc", "kept\n");
+        write(&root, "src/drop.pyc", "dropped\n");
+        write(&root, "src/debug.log", "dropped\n");
+        write(&root, ".dockerignore", ignore);
+        write(dir.path(), "outside/reqs.txt", "six\n");
+        write(
+            &root,
+            "spec.yaml",
+            &format!(
+                "name: {name}\nsource_root: {source_root}\nrequirements: ../outside/reqs.txt\n"
+            ),
+        );
+        let loaded = LoadedSpec::from_file(&root.join("spec.yaml"), &root).expect("spec");
+        let outcome = engine
+            .ensure(&loaded, &options())
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(outcome.action, Action::Built, "{name}");
+    }
+    assert_eq!(builder.builds().len(), 3);
+}

@@ -135,13 +135,15 @@ pub async fn source_root_filtering(backend: &Backend) -> Result<()> {
 
 /// The root's `.dockerignore` (patterns relative to the root) and the built-in excludes
 /// (`__pycache__/`, `*.pyc`, `.venv/`, `.DS_Store`) keep files out of the image; a `!` in the
-/// tree's own `.dockerignore` keeps a virtualenv. The remote builder recomputes the name from
-/// what was uploaded, so this also checks that the upload is the same selection.
+/// tree's own `.dockerignore` keeps a virtualenv, one in the root's keeps a `.pyc`. The remote
+/// builder recomputes the name from what was uploaded (the root's `.dockerignore` with it), so
+/// this also checks that the upload is the same selection.
 pub async fn root_dockerignore_and_builtin_excludes(backend: &Backend) -> Result<()> {
     let case = Case::new(backend, "root_dockerignore_and_builtin_excludes")?;
-    case.write(".dockerignore", "*.log\n/src/private/\n")?;
+    case.write(".dockerignore", "*.log\n/src/private/\n!/src/keep.pyc\n")?;
     case.write("src/.dockerignore", "!tools/.venv/\n")?;
     case.write("src/app.py", "print('app')\n")?;
+    case.write("src/keep.pyc", "kept by the root's re-include\n")?;
     case.write("src/tools/.venv/pyvenv.cfg", "kept\n")?;
     for ignored in [
         "debug.log",
@@ -154,13 +156,12 @@ pub async fn root_dockerignore_and_builtin_excludes(backend: &Backend) -> Result
         case.write(&format!("src/{ignored}"), "must not be copied\n")?;
     }
     let image = case.build(case.spec("").with_source_root("src")).await?;
-    let paths =
-        "app.py tools/.venv/pyvenv.cfg debug.log private __pycache__ old.pyc .venv .DS_Store";
+    let paths = "app.py tools/.venv/pyvenv.cfg keep.pyc debug.log private __pycache__ old.pyc .venv .DS_Store";
     let out = case
         .runner()
         .sh(&image, &format!("for p in {paths}; do if [ -e \"$p\" ]; then echo \"present $p\"; else echo \"absent $p\"; fi; done"))
         .await?;
-    let want = "present app.py\npresent tools/.venv/pyvenv.cfg\nabsent debug.log\nabsent private\n\
+    let want = "present app.py\npresent tools/.venv/pyvenv.cfg\npresent keep.pyc\nabsent debug.log\nabsent private\n\
                 absent __pycache__\nabsent old.pyc\nabsent .venv\nabsent .DS_Store";
     expect_output("the filtered source tree", &out, want)
 }

@@ -29,6 +29,11 @@ pub struct LoadedSpec {
     /// The Flyte runtime the Python install adds (flytekit by default; see
     /// [`crate::plan::runtime`]). Not a spec field: it comes from the configuration or a flag.
     pub runtime: crate::plan::runtime::Runtime,
+    /// A directory of the root holding files brought in from outside it, as a build service's
+    /// workspace holds a client's `../` paths ([`crate::inputs::RELOCATED_DIR`]): a tree inside
+    /// it is outside the root for the root's `.dockerignore`, and a tree at the root leaves it
+    /// out. `None` for a spec loaded where its files are.
+    pub relocated_dir: Option<String>,
 }
 
 impl LoadedSpec {
@@ -103,6 +108,7 @@ impl LoadedSpec {
             locations: decoded.locations,
             document: decoded.document.map(Arc::new),
             runtime: Default::default(),
+            relocated_dir: None,
         };
         (Some(loaded), diags.into_vec(), complete)
     }
@@ -123,6 +129,7 @@ impl LoadedSpec {
             locations: FieldLocations::default(),
             document: None,
             runtime: Default::default(),
+            relocated_dir: None,
         })
     }
 
@@ -168,12 +175,21 @@ impl LoadedSpec {
             locations: FieldLocations::default(),
             document,
             runtime: self.runtime.clone(),
+            relocated_dir: self.relocated_dir.clone(),
         })
     }
 
     /// The same spec with another Flyte runtime (`--flytekit-version`, `--no-flytekit`).
     pub fn with_runtime(mut self, runtime: crate::plan::runtime::Runtime) -> LoadedSpec {
         self.runtime = runtime;
+        self
+    }
+
+    /// Marks `dir` (relative to the root) as holding files from outside the root
+    /// ([`LoadedSpec::relocated_dir`]).
+    #[must_use]
+    pub fn with_relocated_dir(mut self, dir: &str) -> LoadedSpec {
+        self.relocated_dir = Some(dir.to_string());
         self
     }
 
