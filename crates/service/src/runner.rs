@@ -173,6 +173,9 @@ async fn build_on_workers(
                 lost.message
             ),
         });
+        if let Err(e) = shared.store.set_worker(id, to).await {
+            tracing::error!(build = id, "cannot record the build's new worker: {e}");
+        }
         tried.push(next);
     }
 }

@@ -214,6 +214,19 @@ impl Store {
         .await
     }
 
+    /// Records the worker a running build moved to (a retry after its worker was lost).
+    pub async fn set_worker(&self, id: &str, worker: &str) -> Result<(), StoreError> {
+        let (id, worker) = (id.to_string(), worker.to_string());
+        self.call(move |conn| {
+            conn.execute(
+                "UPDATE builds SET worker = ?2 WHERE id = ?1 AND status = 'running'",
+                params![id, worker],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Records the end of a build.
     pub async fn finish(
         &self,

@@ -81,6 +81,11 @@ async fn a_build_whose_worker_is_lost_runs_again_on_another_worker() {
     let info = submit_and_wait(&svc.url(), "retried").await;
     assert_eq!(info.status, BuildState::Succeeded, "{:?}", info.error);
     assert_eq!((flaky.builds().len(), good.builds().len()), (1, 1));
+    assert_eq!(
+        info.worker.as_deref(),
+        Some("good"),
+        "the build is recorded on the worker that built it"
+    );
     let log = log_text(&svc.url(), &info.id).await;
     assert!(
         log.contains(&format!(
