@@ -13,18 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use common::{flytekit_name, imagespec, registry_env, registry_var, stdout_of, write};
-
-fn nonce() -> String {
-    format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default()
-    )
-}
+use common::{
+    docker_login, flytekit_name, imagespec, nonce, registry_env, registry_login, registry_var,
+    stdout_of, write,
+};
 
 const SPEC: &str =
     "name: cached\nbase_image: localhost/imagespec/python:3.11-bookworm\ncommands: [echo one]\n";
@@ -224,19 +216,7 @@ fn steps(stdout: &str) -> Vec<(String, bool)> {
 
 #[test]
 fn a_fresh_podman_runner_reuses_the_first_runners_layers_from_the_registry() {
-    let env = registry_env();
-    let registry = registry_var(&env, "IMAGESPEC_REGISTRY");
-    let login = tempfile::tempdir().expect("tempdir");
-    {
-        use base64::Engine as _;
-        let auth = base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            registry_var(&env, "IMAGESPEC_REGISTRY_USER"),
-            registry_var(&env, "IMAGESPEC_REGISTRY_PASSWORD")
-        ));
-        let config = serde_json::json!({"auths": {registry.clone(): {"auth": auth}}});
-        std::fs::write(login.path().join("config.json"), config.to_string()).expect("write");
-    }
+    let (login, registry) = registry_login();
     let python = std::env::var("IMAGESPEC_MULTI_PYTHON_IMAGE")
         .unwrap_or_else(|_| format!("{registry}/imagespec/multi/python:3.11-bookworm"));
     let uv = std::env::var("IMAGESPEC_MULTI_UV_IMAGE")
@@ -327,13 +307,7 @@ fn docker_exports_an_inline_cache_and_imports_it() {
         registry_var(&env, "IMAGESPEC_REGISTRY_USER"),
         registry_var(&env, "IMAGESPEC_REGISTRY_PASSWORD"),
     );
-    let login = tempfile::tempdir().expect("tempdir");
-    {
-        use base64::Engine as _;
-        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        let config = serde_json::json!({"auths": {registry.clone(): {"auth": auth}}});
-        std::fs::write(login.path().join("config.json"), config.to_string()).expect("write");
-    }
+    let login = docker_login(&registry, &user, &password);
     let dir = tempfile::tempdir().expect("tempdir");
     write(
         dir.path(),

@@ -6,7 +6,7 @@ use predicates::prelude::*;
 
 mod common;
 
-use common::{example, imagespec, json_result, registry_env, repo, stdout_of};
+use common::{example, imagespec, json_result, registry_login, repo, serve_refusing, stdout_of};
 
 #[test]
 fn every_example_validates() {
@@ -238,29 +238,9 @@ fn dockerfile_and_context_are_reproducible() {
     );
 }
 
-fn docker_config_with_registry_login() -> tempfile::TempDir {
-    use base64::Engine as _;
-    let env = registry_env();
-    let get = |k: &str| {
-        env.iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!(
-        "{}:{}",
-        get("IMAGESPEC_REGISTRY_USER"),
-        get("IMAGESPEC_REGISTRY_PASSWORD")
-    ));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = serde_json::json!({"auths": {get("IMAGESPEC_REGISTRY"): {"auth": auth}}});
-    std::fs::write(dir.path().join("config.json"), config.to_string()).expect("write");
-    dir
-}
-
 #[test]
 fn build_pushes_then_is_a_no_op_and_reports_json() {
-    let config = docker_config_with_registry_login();
+    let config = registry_login().0;
     let namespace = format!("127.0.0.1:5000/cli-test-{}", std::process::id());
     let spec = example("requirements");
     let mut first = imagespec(&spec);
@@ -295,7 +275,7 @@ fn build_pushes_then_is_a_no_op_and_reports_json() {
 /// that is not one, or a naming scheme beside it, is a usage error.
 #[test]
 fn build_with_a_given_tag_uses_it_and_refuses_a_scheme_beside_it() {
-    let config = docker_config_with_registry_login();
+    let config = registry_login().0;
     let namespace = format!("127.0.0.1:5000/cli-tag-{}", std::process::id());
     let spec = example("requirements");
     let v = json_result(
@@ -400,7 +380,7 @@ fn an_unreachable_registry_is_unknown_and_exits_5_unless_the_policy_says_otherwi
 #[test]
 fn dry_run_reports_without_building() {
     let spec = example("requirements");
-    let config = docker_config_with_registry_login();
+    let config = registry_login().0;
     let namespace = format!("127.0.0.1:5000/cli-dry-{}", std::process::id());
     imagespec(&spec)
         .env("DOCKER_CONFIG", config.path())
@@ -678,15 +658,7 @@ fn serve_refuses_a_configuration_that_cannot_work() {
         ),
         ("registry_credentials: nowhere.json\n", "nowhere.json"),
     ] {
-        let file = dir.path().join("service.yaml");
-        std::fs::write(&file, text).expect("write");
-        let out = imagespec(dir.path())
-            .args(["serve", "--config"])
-            .arg(&file)
-            .output()
-            .expect("run");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(3), "{text}: {stderr}");
+        let stderr = serve_refusing(dir.path(), text);
         assert!(stderr.contains(needle), "{text}: {stderr}");
         assert!(stderr.contains("service.yaml"), "{stderr}");
         assert!(!stderr.contains("invalid image spec"), "{stderr}");

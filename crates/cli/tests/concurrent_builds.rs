@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{isolated as imagespec, registry_env as dev_registry_env, registry_var};
+use common::{
+    docker_login, isolated as imagespec, nonce, registry_env as dev_registry_env, registry_var,
+};
 
 /// The dev environment's registry, user and password.
 fn registry_env() -> (String, String, String) {
@@ -18,16 +20,6 @@ fn registry_env() -> (String, String, String) {
         registry_var(&env, "IMAGESPEC_REGISTRY_USER"),
         registry_var(&env, "IMAGESPEC_REGISTRY_PASSWORD"),
     )
-}
-
-/// A Docker config dir logging in to `registry` as `user:password`.
-fn docker_config(registry: &str, user: &str, password: &str) -> tempfile::TempDir {
-    use base64::Engine as _;
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = serde_json::json!({"auths": {registry: {"auth": auth}}});
-    std::fs::write(dir.path().join("config.json"), config.to_string()).expect("write");
-    dir
 }
 
 /// A spec no registry has seen: its command is unique to this run.
@@ -44,21 +36,13 @@ fn new_spec(dir: &Path, marker: &str) {
     .expect("write spec");
 }
 
-fn unique() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("{}-{nanos}", std::process::id())
-}
-
 #[test]
 fn six_concurrent_builds_of_one_new_spec_build_it_once_and_all_succeed() {
     const N: usize = 6;
     let (registry, user, password) = registry_env();
-    let config = docker_config(&registry, &user, &password);
+    let config = docker_login(&registry, &user, &password);
     let dir = tempfile::tempdir().expect("tempdir");
-    let marker = unique();
+    let marker = nonce();
     new_spec(dir.path(), &marker);
     let namespace = format!("{registry}/concurrent-{marker}");
 
@@ -146,9 +130,9 @@ fn six_concurrent_builds_of_one_new_spec_build_it_once_and_all_succeed() {
 fn refused_registry_credentials_exit_4_even_with_if_unknown_assume() {
     let (registry, user, _) = registry_env();
     let wrong = "Wr0ng-Passw0rd-never-printed";
-    let config = docker_config(&registry, &user, wrong);
+    let config = docker_login(&registry, &user, wrong);
     let dir = tempfile::tempdir().expect("tempdir");
-    new_spec(dir.path(), &unique());
+    new_spec(dir.path(), &nonce());
     let namespace = format!("{registry}/refused");
     for policy in ["fail", "build", "assume"] {
         let out = imagespec(dir.path())
@@ -182,7 +166,7 @@ fn refused_registry_credentials_exit_4_even_with_if_unknown_assume() {
 #[test]
 fn an_unusable_network_timeout_is_refused_before_any_work() {
     let dir = tempfile::tempdir().expect("tempdir");
-    new_spec(dir.path(), &unique());
+    new_spec(dir.path(), &nonce());
     let out = imagespec(dir.path())
         .env("IMAGESPEC_NETWORK_TIMEOUT", "soon")
         .args([

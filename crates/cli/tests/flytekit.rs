@@ -9,7 +9,7 @@ use assert_cmd::Command;
 
 mod common;
 
-use common::{flytekit_names, json_result, stdout_of};
+use common::{flytekit_names, json_result, registry_login, stdout_of};
 
 fn here() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/flytekit")
@@ -224,42 +224,11 @@ fn the_scheme_comes_from_flag_env_or_config_and_defaults_to_imagespec() {
     );
 }
 
-/// The dev environment's registry login as a Docker config, or a failure saying how to get it.
-fn docker_config_with_registry_login() -> (tempfile::TempDir, String) {
-    use base64::Engine as _;
-    let dev_dir = std::env::var_os("IMAGESPEC_DEV_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| here().join("../../../../.dev-env"));
-    let path = dev_dir.join("registry.env");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; run `bash scripts/dev-env.sh` first",
-            path.display()
-        )
-    });
-    let get = |k: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}=")))
-            .unwrap_or_default()
-            .to_string()
-    };
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!(
-        "{}:{}",
-        get("IMAGESPEC_REGISTRY_USER"),
-        get("IMAGESPEC_REGISTRY_PASSWORD")
-    ));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let registry = get("IMAGESPEC_REGISTRY");
-    let config = serde_json::json!({"auths": {&registry: {"auth": auth}}});
-    std::fs::write(dir.path().join("config.json"), config.to_string()).expect("write");
-    (dir, registry)
-}
-
 /// `build --tag-scheme flytekit` checks for and pushes the image flytekit names, so a second
 /// build (and pyflyte) finds it.
 #[test]
 fn build_pushes_under_flytekits_name_and_then_finds_it() {
-    let (config, registry) = docker_config_with_registry_login();
+    let (config, registry) = registry_login();
     let dir = corpus();
     let spec = "build.yaml";
     std::fs::write(

@@ -6,21 +6,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::{imagespec, json_result, stdout_of};
-
-/// A value of this run only, so each build runs its steps (and names its own image).
-fn nonce() -> String {
-    format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default()
-    )
-}
+use common::{engine_cli, imagespec, json_result, nonce, stdout_of};
 
 /// ROT13, so that the step can compare a value without the image's history holding it.
 fn rot13(s: &str) -> String {
@@ -72,20 +59,6 @@ fn docker_config(dir: &Path) {
         "noProxy": "internal.example",
     }}});
     std::fs::write(dir.join("config.json"), config.to_string()).expect("write config");
-}
-
-/// `docker` (or `podman`) CLI output, which must succeed.
-fn engine_cli(builder: &str, args: &[&str]) -> String {
-    let out = Command::new(builder)
-        .args(args)
-        .output()
-        .expect("engine CLI");
-    assert!(
-        out.status.success(),
-        "{builder} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 fn proxies_reach_the_steps_but_not_the_image(builder: &str) {

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use common::{imagespec, stdout_of};
+use common::{imagespec, serve_refusing, stdout_of};
 
 #[test]
 fn gc_once_removes_an_unused_old_blob_and_keeps_a_fresh_one() {
@@ -52,15 +52,7 @@ fn bad_gc_and_connection_values_stop_serve_naming_file_and_line() {
             "service.yaml:2: `connections.body_idle_seconds`",
         ),
     ] {
-        let file = dir.path().join("service.yaml");
-        std::fs::write(&file, text).expect("write");
-        let out = imagespec(dir.path())
-            .args(["serve", "--config"])
-            .arg(&file)
-            .output()
-            .expect("run");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(3), "{text}: {stderr}");
+        let stderr = serve_refusing(dir.path(), text);
         assert!(stderr.contains(needle), "{text}: {stderr}");
     }
 }

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{imagespec, isolated, registry_env, registry_var};
+use common::{engine_cli, imagespec, isolated, registry_login};
 
 /// A small spec with two commands, built from the dev environment's local images.
 fn write_spec(dir: &Path, name: &str, extra: &str) {
@@ -356,35 +356,6 @@ fn quiet_prints_only_the_image() {
     assert!(
         stdout.trim().starts_with("terminal-view-quiet:"),
         "{stdout}"
-    );
-}
-
-/// A Docker config directory logged in to the dev environment's registry.
-fn registry_login() -> (tempfile::TempDir, String) {
-    let env = registry_env();
-    let registry = registry_var(&env, "IMAGESPEC_REGISTRY");
-    let login = tempfile::tempdir().expect("tempdir");
-    use base64::Engine as _;
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!(
-        "{}:{}",
-        registry_var(&env, "IMAGESPEC_REGISTRY_USER"),
-        registry_var(&env, "IMAGESPEC_REGISTRY_PASSWORD")
-    ));
-    let config = serde_json::json!({"auths": {registry.clone(): {"auth": auth}}});
-    std::fs::write(login.path().join("config.json"), config.to_string()).expect("write");
-    (login, registry)
-}
-
-/// Runs an engine CLI command that must succeed.
-fn engine_cli(program: &str, args: &[&str]) {
-    let out = std::process::Command::new(program)
-        .args(args)
-        .output()
-        .expect("engine CLI");
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
     );
 }
 

@@ -50,33 +50,6 @@ fn uploads_in_progress(svc: &TestService) -> usize {
         .unwrap_or(0)
 }
 
-async fn metric(url: &str, series: &str) -> f64 {
-    let text = http()
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
-}
-
-/// [`metric`] once it is `want` (counted as the connection closes, so polled a little).
-async fn metric_becomes(url: &str, series: &str, want: f64) -> f64 {
-    let mut got = metric(url, series).await;
-    for _ in 0..100 {
-        if got == want {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        got = metric(url, series).await;
-    }
-    got
-}
-
 fn upload_head(digest: &str, length: usize) -> String {
     format!(
         "PUT /v1/blobs/{digest} HTTP/1.1\r\nhost: service\r\nauthorization: Bearer {TOKEN_A}\r\ncontent-length: {length}\r\n\r\n"
@@ -96,10 +69,11 @@ async fn a_half_sent_header_is_closed_after_the_header_timeout() {
     // It never sends the rest; the service must hang up on it.
     read_until_closed(&mut loris).await;
     assert_eq!(
-        metric_becomes(
+        metric_until(
             &svc.url,
             "imagespec_requests_timed_out_total{phase=\"header\"}",
-            1.0
+            |v| v == 1.0,
+            Duration::from_secs(2)
         )
         .await,
         1.0
@@ -120,7 +94,16 @@ async fn an_idle_kept_alive_connection_is_closed_and_counted_apart() {
     let answer = read_until_closed(&mut idle).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let series = |phase: &str| format!("imagespec_requests_timed_out_total{{phase=\"{phase}\"}}");
-    assert_eq!(metric_becomes(&svc.url, &series("idle"), 1.0).await, 1.0);
+    assert_eq!(
+        metric_until(
+            &svc.url,
+            &series("idle"),
+            |v| v == 1.0,
+            Duration::from_secs(2)
+        )
+        .await,
+        1.0
+    );
     assert_eq!(
         metric(&svc.url, &series("header")).await,
         0.0,
@@ -169,10 +152,11 @@ async fn an_upload_that_stalls_is_aborted_and_leaves_no_temporary_file() {
     .expect("json");
     assert_eq!(has["missing"][0], digest.as_str(), "nothing was stored");
     assert_eq!(
-        metric_becomes(
+        metric_until(
             &svc.url,
             "imagespec_requests_timed_out_total{phase=\"body\"}",
-            1.0
+            |v| v == 1.0,
+            Duration::from_secs(2)
         )
         .await,
         1.0

@@ -97,14 +97,7 @@ async fn a_later_project_starts_second_not_after_the_first_projects_queue() {
         .await
         .expect("json");
     // Queue depth per project, while A's first build holds the only slot.
-    let metrics = http()
-        .get(format!("{}/metrics", svc.url))
-        .send()
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("text");
+    let metrics = scrape(&svc.url, None).await.1;
     assert!(
         metrics.contains("imagespec_project_queue_depth{project=\"project-a\"} 4\n"),
         "{metrics}"

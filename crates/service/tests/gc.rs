@@ -280,29 +280,13 @@ async fn the_service_collects_periodically_but_never_a_running_builds_blobs() {
             .set_modified(two_days_ago)
             .expect("mtime");
     }
-    let mut removed = 0.0;
-    for _ in 0..400 {
-        let text = http()
-            .get(format!("{}/metrics", svc.url))
-            .send()
-            .await
-            .expect("scrape")
-            .text()
-            .await
-            .expect("text");
-        removed = text
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("imagespec_gc_removed_total{kind=\"blobs\"} ")?
-                    .parse::<f64>()
-                    .ok()
-            })
-            .unwrap_or(0.0);
-        if removed >= 1.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let removed = metric_until(
+        &svc.url,
+        "imagespec_gc_removed_total{kind=\"blobs\"}",
+        |v| v >= 1.0,
+        Duration::from_secs(20),
+    )
+    .await;
     assert_eq!(removed, 1.0, "the stray blob, and only it");
     assert!(!blobs.path("project-a", &stray_digest).exists());
     for digest in &used {

@@ -114,21 +114,6 @@ async fn ready_when_the_real_docker_worker_answers_even_if_another_does_not() {
     assert_eq!(worker(&body, "dead")["ready"], false, "{body}");
 }
 
-async fn scrape(url: &str, bearer: Option<&str>) -> (u16, String) {
-    let mut r = http().get(format!("{url}/metrics"));
-    if let Some(t) = bearer {
-        r = r.bearer_auth(t);
-    }
-    let r = r.send().await.expect("send");
-    (r.status().as_u16(), r.text().await.expect("text"))
-}
-
-/// The value of the series `name{labels}` (exact label text), if present.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
 #[tokio::test]
 async fn metrics_count_a_build_under_its_project() {
     let svc = TestService::start(test_builder(Duration::from_millis(50))).await;

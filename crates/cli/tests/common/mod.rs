@@ -130,3 +130,67 @@ pub fn write(dir: &Path, name: &str, text: &str) {
     }
     std::fs::write(dir.join(name), text).expect("write");
 }
+
+/// A Docker config directory whose `config.json` logs in to `registry` as `user:password`.
+pub fn docker_login(registry: &str, user: &str, password: &str) -> tempfile::TempDir {
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = serde_json::json!({"auths": {registry: {"auth": auth}}});
+    std::fs::write(dir.path().join("config.json"), config.to_string()).expect("write");
+    dir
+}
+
+/// The dev environment's registry login as a Docker config directory, and the registry.
+pub fn registry_login() -> (tempfile::TempDir, String) {
+    let env = registry_env();
+    let registry = registry_var(&env, "IMAGESPEC_REGISTRY");
+    let login = docker_login(
+        &registry,
+        &registry_var(&env, "IMAGESPEC_REGISTRY_USER"),
+        &registry_var(&env, "IMAGESPEC_REGISTRY_PASSWORD"),
+    );
+    (login, registry)
+}
+
+/// A value of this run only (process id and clock), so a build runs its steps and names its
+/// own image.
+pub fn nonce() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    )
+}
+
+/// An engine CLI command (`docker`, `podman`) that must succeed; its standard output.
+pub fn engine_cli(program: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .expect("engine CLI");
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// `imagespec serve --config service.yaml` with `text` as that file, which must stop it at once
+/// with exit 3 (configuration that cannot work); its stderr.
+pub fn serve_refusing(dir: &Path, text: &str) -> String {
+    let file = dir.join("service.yaml");
+    std::fs::write(&file, text).expect("write");
+    let out = imagespec(dir)
+        .args(["serve", "--config"])
+        .arg(&file)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(3), "{text}: {stderr}");
+    stderr
+}

@@ -384,3 +384,42 @@ pub fn docker_config(dir: &Path, user: &str, pass: &str) -> PathBuf {
     std::fs::write(&path, json.to_string()).expect("write auth");
     path
 }
+
+/// `GET /metrics`, with the metrics token when given: the status and the text.
+pub async fn scrape(url: &str, bearer: Option<&str>) -> (u16, String) {
+    let mut r = http().get(format!("{url}/metrics"));
+    if let Some(t) = bearer {
+        r = r.bearer_auth(t);
+    }
+    let r = r.send().await.expect("send");
+    (r.status().as_u16(), r.text().await.expect("text"))
+}
+
+/// The value of the series `name{labels}` (exact label text), if present.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The series' value now (0 when absent).
+pub async fn metric(url: &str, series: &str) -> f64 {
+    sample(&scrape(url, None).await.1, series).unwrap_or(0.0)
+}
+
+/// The series' value once `done` holds of it, or its last value after `within` (counters set
+/// as a connection closes or a collection runs are polled a little).
+pub async fn metric_until(
+    url: &str,
+    series: &str,
+    done: impl Fn(f64) -> bool,
+    within: Duration,
+) -> f64 {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let got = metric(url, series).await;
+        if done(got) || std::time::Instant::now() >= deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
