@@ -188,6 +188,16 @@ mod tests {
     }
 
     #[test]
+    fn a_cache_reference_reads_as_buildkit_reads_it() {
+        let n = cache_name("127.0.0.1:5000/service/team-a/cache").expect("untagged");
+        assert_eq!(n.to_string(), "127.0.0.1:5000/service/team-a/cache:latest");
+        let n = cache_name("127.0.0.1:5000/service/team-a/cache:v1").expect("tagged");
+        assert_eq!(n.tag, "v1");
+        assert_eq!(cache_name("app-cache").expect("bare").registry, None);
+        assert!(cache_name("127.0.0.1:5000/c@sha256:00").is_none());
+    }
+
+    #[test]
     fn a_scope_is_the_project_namespace_and_its_allowances() {
         let scope = Scope {
             namespace: Some("127.0.0.1:5000/service/team-a".into()),
