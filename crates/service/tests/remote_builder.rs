@@ -444,6 +444,27 @@ async fn a_platform_the_service_cannot_build_is_refused_before_the_upload() {
         "{e}"
     );
     assert!(client.last_upload().is_none(), "files were uploaded");
+
+    // A client that skips the check (the raw API) is refused at submission all the same.
+    let body = prepared_submission_with(
+        &svc.url,
+        TOKEN_A,
+        &dir.path().join("raw"),
+        "arm-raw",
+        "platform: linux/amd64,linux/arm64\n",
+    )
+    .await;
+    let body = imagespec_protocol::SubmitBuild {
+        platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
+        ..body
+    };
+    let (status, p) = problem(submit(&svc.url, TOKEN_A, &body).await).await;
+    assert_eq!(status, reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        p.kind.ends_with(":unsupported") && p.detail.contains("cannot build linux/arm64"),
+        "{}",
+        p.detail
+    );
 }
 
 /// The root `.dockerignore` shapes the trees below the root, so the service must see it to

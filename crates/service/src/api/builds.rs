@@ -251,6 +251,22 @@ async fn prepare(
         ));
     }
     check_secrets(&planned.spec, secrets)?;
+    // What the client checks before its upload (`/v1/capabilities`), checked again: a client
+    // of the raw API would otherwise queue a build no worker can run.
+    if let Some(buildable) = super::capabilities::common_platforms(&shared.workers).await
+        && let Some(missing) = platforms
+            .iter()
+            .find(|p| !buildable.iter().any(|b| b == *p))
+    {
+        return Err(ApiError::unprocessable(
+            "unsupported",
+            "Unsupported",
+            format!(
+                "the service's workers cannot build {missing} (they build {}); drop it from `platform` or ask the operator for a worker that builds it",
+                buildable.join(", ")
+            ),
+        ));
+    }
     Ok(planned)
 }
 

@@ -7,13 +7,21 @@ use axum::Json;
 use axum::extract::State;
 use imagespec_protocol::ServiceCapabilities;
 
-use crate::state::Shared;
+use crate::state::{Shared, Worker};
 
 /// The platforms every worker that can tell builds: a build may land on any worker, so only
 /// what they all build is promised.
 pub async fn capabilities(State(shared): State<Arc<Shared>>) -> Json<ServiceCapabilities> {
+    Json(ServiceCapabilities {
+        platforms: common_platforms(&shared.workers).await,
+    })
+}
+
+/// The platforms every worker that can tell builds (`None`: none can tell). The one rule for
+/// what the service promises and for what a submission may ask.
+pub(crate) async fn common_platforms(workers: &[Worker]) -> Option<Vec<String>> {
     let mut common: Option<Vec<String>> = None;
-    for worker in &shared.workers {
+    for worker in workers {
         let Some(theirs) = worker.builder.platforms().await else {
             continue;
         };
@@ -22,5 +30,5 @@ pub async fn capabilities(State(shared): State<Arc<Shared>>) -> Json<ServiceCapa
             Some(ours) => ours.into_iter().filter(|p| theirs.contains(p)).collect(),
         });
     }
-    Json(ServiceCapabilities { platforms: common })
+    common
 }
