@@ -401,8 +401,9 @@ pub fn problem_type(slug: &str) -> String {
 /// `GET /v1/capabilities` answer: what the service's workers can build.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceCapabilities {
-    /// The platforms (`linux/amd64`) every worker that can tell builds, natively or under
-    /// emulation; `None` when no worker can tell (the build itself will say).
+    /// The platforms (`linux/amd64`) the workers that can tell build, natively or under
+    /// emulation, together (a build goes to a worker that builds all of its platforms); `None`
+    /// when no worker can tell (the build itself will say).
     #[serde(default)]
     pub platforms: Option<Vec<String>>,
 }

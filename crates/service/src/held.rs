@@ -16,6 +16,8 @@ pub struct Held {
     pub planned: Planned,
     /// By plan id (`pip_secret_0`, ...); empty when the spec mounts none.
     pub secrets: Arc<BTreeMap<String, SecretBytes>>,
+    /// The workers that can run it (its platforms), by index: where a retry may go.
+    pub workers: Vec<usize>,
 }
 
 /// The held builds, by build id.

@@ -53,27 +53,35 @@ pub fn plan_on(
     )
 }
 
-/// Plans `spec` for the first worker that can build it; when none can, the first worker's
-/// refusal, in the engine's words.
+/// Plans `spec` for every worker: the plan of the first that accepts it, and the indices of all
+/// that do; when none does, the first worker's refusal, in the engine's words.
 pub fn plan(
     workers: &[Worker],
     scope: &Scope,
     spec: &LoadedSpec,
     resolved: &ResolvedImage,
-) -> Result<Planned, EngineError> {
-    let mut first = None;
-    for worker in workers {
+) -> Result<(Planned, Vec<usize>), EngineError> {
+    let mut first_error = None;
+    let mut accepted = None;
+    let mut able = Vec::new();
+    for (i, worker) in workers.iter().enumerate() {
         match plan_on(worker, scope, spec, resolved) {
-            Ok(planned) => return Ok(planned),
+            Ok(planned) => {
+                accepted.get_or_insert(planned);
+                able.push(i);
+            }
             Err(e) => {
-                first.get_or_insert(e);
+                first_error.get_or_insert(e);
             }
         }
     }
-    Err(first.unwrap_or(EngineError::Unconfigured {
-        builder: "(none)".into(),
-        reason: "the service has no workers".into(),
-    }))
+    match accepted {
+        Some(planned) => Ok((planned, able)),
+        None => Err(first_error.unwrap_or(EngineError::Unconfigured {
+            builder: "(none)".into(),
+            reason: "the service has no workers".into(),
+        })),
+    }
 }
 
 /// Whether the planned image is already there, by the engine's existence rule (asked of the

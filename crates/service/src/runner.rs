@@ -146,7 +146,7 @@ async fn build_on_workers(
     // are dropped when the last attempt ends), not a plan recovered from the database.
     let held = match shared.held.take(id) {
         Some(held) => held,
-        None => match recover(shared, row, id) {
+        None => match recover(shared, row, id).await {
             Ok(held) => held,
             Err(e) => return (Err(e), first),
         },
@@ -162,7 +162,7 @@ async fn build_on_workers(
         if tried.len() >= MAX_WORKER_ATTEMPTS || push_started(shared, row, writer).await {
             return (result, worker);
         }
-        let Some(next) = answering_worker(shared, &tried).await else {
+        let Some(next) = answering_worker(shared, &held.workers, &tried).await else {
             return (result, worker);
         };
         let (from, to) = (&shared.workers[worker].name, &shared.workers[next].name);
@@ -204,10 +204,11 @@ async fn push_started(shared: &Shared, row: &BuildRow, writer: &LogWriter) -> bo
     }
 }
 
-/// The first worker not tried yet whose engine answers a probe.
-async fn answering_worker(shared: &Shared, tried: &[usize]) -> Option<usize> {
+/// The first worker not tried yet that can run the build (`able`) and whose engine answers a
+/// probe.
+async fn answering_worker(shared: &Shared, able: &[usize], tried: &[usize]) -> Option<usize> {
     for (i, w) in shared.workers.iter().enumerate() {
-        if tried.contains(&i) {
+        if tried.contains(&i) || !able.contains(&i) {
             continue;
         }
         match w.probe().await {
@@ -233,7 +234,7 @@ pub const SECRETS_LOST: &str =
 
 /// A build's plan and secrets: held since its submission, or, when a restart lost them, planned
 /// again from the stored request (the files hashed a second time, the only case they are).
-fn recover(shared: &Shared, row: &BuildRow, id: &str) -> Result<Held, BuildError> {
+async fn recover(shared: &Shared, row: &BuildRow, id: &str) -> Result<Held, BuildError> {
     let internal = |m: String| BuildError::new(BuildErrorKind::Internal, m);
     let submitted: SubmitBuild = serde_json::from_str(&row.request)
         .map_err(|e| internal(format!("stored request unreadable: {e}")))?;
@@ -245,11 +246,15 @@ fn recover(shared: &Shared, row: &BuildRow, id: &str) -> Result<Held, BuildError
         .map_err(|e| internal(e.problem().detail))?;
     let resolved = resolve_image(&loaded).map_err(|e| internal(e.to_string()))?;
     let scope = Scope::of(&shared.config, &row.project);
-    let planned = crate::planning::plan(&shared.workers, &scope, &loaded, &resolved)
-        .map_err(|e| BuildError::new(BuildErrorKind::Unsupported, e.to_string()))?;
+    let (planned, accepting) =
+        crate::planning::plan(&shared.workers, &scope, &loaded, &resolved)
+            .map_err(|e| BuildError::new(BuildErrorKind::Unsupported, e.to_string()))?;
+    let platforms = loaded.spec.platforms().into_iter().collect();
+    let workers = crate::api::capabilities::building(&shared.workers, &accepting, &platforms).await;
     Ok(Held {
         planned,
         secrets: Default::default(),
+        workers,
     })
 }
 

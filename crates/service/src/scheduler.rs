@@ -13,8 +13,11 @@
 //! holding every slot while the others are idle and then making a newcomer wait for a long
 //! build to end.
 //!
-//! A build goes to the least busy worker with a free slot, as long as fewer than `concurrency`
-//! builds run in all. Cancelling a queued build just takes it out of the queue; a running one
+//! A build goes to the least busy worker with a free slot among the workers that can build it
+//! (all of them unless the submission said otherwise: a platform only some workers build), as
+//! long as fewer than `concurrency` builds run in all. A project whose next build waits for a
+//! busy worker is passed over for one whose next build can start; its own builds keep their
+//! order. Cancelling a queued build just takes it out of the queue; a running one
 //! has its cancellation token fired (the runner then records it as cancelled).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -67,11 +70,14 @@ struct State {
     /// Arrival order of queued builds, to break the last ties.
     arrival: HashMap<String, u64>,
     arrivals: u64,
+    /// Queued builds that only some workers can run: their workers.
+    eligible: HashMap<String, Vec<usize>>,
 }
 
 impl State {
-    /// The project whose build starts next (`cap` as in [`Scheduler`]).
-    fn pick(&self, cap: Option<usize>) -> Option<String> {
+    /// The project whose build starts next (`cap` as in [`Scheduler`]), among those whose next
+    /// build `can_start`.
+    fn pick(&self, cap: Option<usize>, can_start: impl Fn(&str) -> bool) -> Option<String> {
         self.queues
             .iter()
             .filter_map(|(project, queue)| {
@@ -79,12 +85,21 @@ impl State {
                 if cap.is_some_and(|cap| running >= cap) {
                     return None;
                 }
+                let front = queue.front()?;
+                if !can_start(front) {
+                    return None;
+                }
                 let last = self.last_start.get(project).copied().unwrap_or(0);
-                let first = queue.front().and_then(|id| self.arrival.get(id)).copied();
+                let first = self.arrival.get(front).copied();
                 Some(((running, last, first), project))
             })
             .min_by_key(|(key, _)| *key)
             .map(|(_, project)| project.clone())
+    }
+
+    /// Whether build `id` may run on worker `w`.
+    fn may_run_on(&self, id: &str, w: usize) -> bool {
+        self.eligible.get(id).is_none_or(|ws| ws.contains(&w))
     }
 
     /// Takes `project`'s next build off its queue and counts it as started.
@@ -131,9 +146,18 @@ impl Scheduler {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Queues a build any worker can run.
     pub fn enqueue(&self, project: &str, id: &str) {
+        self.enqueue_for(project, id, None);
+    }
+
+    /// Queues a build for `workers` only (`None`: any worker).
+    pub fn enqueue_for(&self, project: &str, id: &str, workers: Option<Vec<usize>>) {
         {
             let mut s = self.lock();
+            if let Some(workers) = workers {
+                s.eligible.insert(id.to_string(), workers);
+            }
             s.arrivals += 1;
             let n = s.arrivals;
             s.arrival.insert(id.to_string(), n);
@@ -150,7 +174,7 @@ impl Scheduler {
     pub fn position(&self, id: &str) -> Option<usize> {
         let mut s = self.lock().clone();
         let mut ahead = 0;
-        while let Some(project) = s.pick(None) {
+        while let Some(project) = s.pick(None, |_| true) {
             if s.start(&project)? == id {
                 return Some(ahead);
             }
@@ -173,6 +197,7 @@ impl Scheduler {
                 }
             }
             s.arrival.remove(id);
+            s.eligible.remove(id);
             return Cancelled::Dequeued;
         }
         match s.running.get(id) {
@@ -211,17 +236,25 @@ impl Scheduler {
         self.lock().running.len()
     }
 
-    /// The next build to start, if there is one and room for it.
+    /// The next build to start, if there is one and room for it on a worker that can run it.
     pub fn next(&self) -> Option<Assignment> {
         let mut s = self.lock();
         if s.queues.is_empty() || s.running.len() >= self.concurrency {
             return None;
         }
-        let worker = (0..self.slots.len())
+        let free: Vec<usize> = (0..self.slots.len())
             .filter(|&w| s.busy[w] < self.slots[w])
-            .min_by_key(|&w| (s.busy[w] * 1000) / self.slots[w])?;
-        let project = s.pick(self.per_project)?;
+            .collect();
+        let least_busy = |s: &State, id: &str| {
+            free.iter()
+                .copied()
+                .filter(|&w| s.may_run_on(id, w))
+                .min_by_key(|&w| (s.busy[w] * 1000) / self.slots[w])
+        };
+        let project = s.pick(self.per_project, |id| least_busy(&s, id).is_some())?;
+        let worker = least_busy(&s, s.queues.get(&project)?.front()?)?;
         let build_id = s.start(&project)?;
+        s.eligible.remove(&build_id);
         let cancel = CancellationToken::new();
         s.busy[worker] += 1;
         s.running
@@ -332,6 +365,28 @@ mod tests {
         s.done("a1", 0);
         // a and c have none running now; c was never served.
         assert_eq!(s.next().expect("c1").build_id, "c1");
+    }
+
+    #[test]
+    fn a_build_for_some_workers_waits_for_them_and_others_pass_it() {
+        // Worker 0 builds amd64 only; worker 1 also arm64. One slot each.
+        let s = Scheduler::new(vec![1, 1], 2);
+        s.enqueue_for("a", "a-arm", Some(vec![1]));
+        let first = s.next().expect("a starts");
+        assert_eq!(
+            (first.build_id.as_str(), first.worker),
+            ("a-arm", 1),
+            "on the worker that can, though worker 0 is less busy"
+        );
+        s.enqueue_for("b", "b-arm", Some(vec![1]));
+        s.enqueue("c", "c-any");
+        // b is first in line (same share, earlier), but its worker is busy: c goes first.
+        let second = s.next().expect("c starts");
+        assert_eq!((second.build_id.as_str(), second.worker), ("c-any", 0));
+        assert!(s.next().is_none(), "b waits for worker 1");
+        s.done("a-arm", 1);
+        let third = s.next().expect("b starts");
+        assert_eq!((third.build_id.as_str(), third.worker), ("b-arm", 1));
     }
 
     #[test]

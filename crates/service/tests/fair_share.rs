@@ -120,3 +120,76 @@ async fn a_later_project_starts_second_not_after_the_first_projects_queue() {
     );
     assert!(started[2..].iter().all(|s| s.contains("/project-a/")));
 }
+
+/// A pool that mixes a worker without emulation and one with it: an arm64 build goes to the one
+/// that builds arm64 (though the other is first and idle), an amd64 build to either, and the
+/// service advertises what some worker builds.
+#[tokio::test]
+async fn a_build_goes_to_a_worker_that_builds_its_platforms() {
+    use imagespec_core::build::testing::TestBuilder;
+    let native =
+        Arc::new(TestBuilder::new("test", BuilderKind::Local).with_platforms(&["linux/amd64"]));
+    let emulating = Arc::new(
+        TestBuilder::new("test", BuilderKind::Local)
+            .with_platforms(&["linux/amd64", "linux/arm64"]),
+    );
+    let data = tempfile::tempdir().expect("tmp");
+    let svc = imagespec_service::Service::new(config(data.path()))
+        .with_workers(vec![
+            imagespec_service::Worker::new("native", native.clone(), 1),
+            imagespec_service::Worker::new("emulating", emulating.clone(), 1),
+        ])
+        .start()
+        .await
+        .expect("service starts");
+    let url = svc.url();
+    let answer: serde_json::Value = http()
+        .get(format!("{url}/v1/capabilities"))
+        .bearer_auth(TOKEN_A)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        answer,
+        serde_json::json!({"platforms": ["linux/amd64", "linux/arm64"]})
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    for (name, platform, worker) in [
+        ("arm", "linux/arm64", "emulating"),
+        ("both", "linux/amd64,linux/arm64", "emulating"),
+    ] {
+        let body = prepared_submission_with(
+            &url,
+            TOKEN_A,
+            &dir.path().join(name),
+            name,
+            &format!("platform: {platform}\n"),
+        )
+        .await;
+        let body = imagespec_protocol::SubmitBuild {
+            platforms: platform.split(',').map(str::to_string).collect(),
+            ..body
+        };
+        let info: imagespec_protocol::BuildInfo = submit(&url, TOKEN_A, &body)
+            .await
+            .json()
+            .await
+            .expect("accepted");
+        let info = wait_finished(&url, TOKEN_A, &info.id).await;
+        assert_eq!(
+            info.worker.as_deref(),
+            Some(worker),
+            "{name}: {:?}",
+            info.error
+        );
+    }
+    assert!(
+        native.builds().is_empty(),
+        "the worker without arm64 built nothing"
+    );
+    assert_eq!(emulating.builds().len(), 2);
+    svc.crash();
+}

@@ -27,6 +27,7 @@ pub struct TestBuilder {
     forced_existence: Mutex<Option<Existence>>,
     failure: Mutex<Option<BuildError>>,
     build_delay: Duration,
+    platforms: Option<Vec<String>>,
 }
 
 /// One build the test builder was asked for.
@@ -56,6 +57,7 @@ impl TestBuilder {
             forced_existence: Mutex::default(),
             failure: Mutex::default(),
             build_delay: Duration::ZERO,
+            platforms: None,
         }
     }
 
@@ -68,6 +70,13 @@ impl TestBuilder {
     #[must_use]
     pub fn with_capabilities(mut self, capabilities: Capabilities) -> Self {
         self.capabilities = capabilities;
+        self
+    }
+
+    /// Says it builds these platforms ([`ImageBuilder::platforms`]; default: cannot tell).
+    #[must_use]
+    pub fn with_platforms(mut self, platforms: &[&str]) -> Self {
+        self.platforms = Some(platforms.iter().map(|p| p.to_string()).collect());
         self
     }
 
@@ -130,6 +139,10 @@ impl ImageBuilder for TestBuilder {
 
     fn capabilities(&self) -> Capabilities {
         self.capabilities.clone()
+    }
+
+    async fn platforms(&self) -> Option<Vec<String>> {
+        self.platforms.clone()
     }
 
     async fn exists(&self, image: &ImageName, _query: &ExistsQuery) -> Existence {

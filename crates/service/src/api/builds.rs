@@ -143,8 +143,8 @@ pub async fn submit(
     let id = new_id();
     let dir = shared.workspace(&id);
     let checked = prepare(&shared, &scope, &project, &request, &secrets, &dir).await;
-    let planned = match checked {
-        Ok(planned) => planned,
+    let (planned, workers) = match checked {
+        Ok(placed) => placed,
         Err(e) => {
             workspace::remove(&dir);
             return Err(e);
@@ -179,10 +179,18 @@ pub async fn submit(
             return Ok(accepted(&active));
         }
         shared.store.insert(row.clone()).await?;
-        shared.held.hold(&id, Held { planned, secrets });
+        let only = (workers.len() < shared.workers.len()).then(|| workers.clone());
+        shared.held.hold(
+            &id,
+            Held {
+                planned,
+                secrets,
+                workers,
+            },
+        );
+        shared.scheduler.enqueue_for(&project, &id, only);
     }
     shared.metrics.queued(&project, &id);
-    shared.scheduler.enqueue(&project, &id);
     tracing::info!(build = %id, %project, %image, "build queued");
     Ok(accepted(&row))
 }
@@ -195,7 +203,7 @@ async fn prepare(
     request: &SubmitBuild,
     secrets: &BTreeMap<String, SecretBytes>,
     dir: &std::path::Path,
-) -> Result<Planned, ApiError> {
+) -> Result<(Planned, Vec<usize>), ApiError> {
     let (s, p, files, d) = (
         shared.clone(),
         project.to_string(),
@@ -227,7 +235,7 @@ async fn prepare(
             ),
         ));
     }
-    let planned = crate::planning::plan(&shared.workers, scope, &loaded, &resolved)
+    let (planned, accepting) = crate::planning::plan(&shared.workers, scope, &loaded, &resolved)
         .map_err(engine_problem)?;
     check_pulls(scope, &planned, request.base_image.as_deref())?;
     check_caches(scope, &planned.spec.spec)?;
@@ -251,23 +259,37 @@ async fn prepare(
         ));
     }
     check_secrets(&planned.spec, secrets)?;
-    // What the client checks before its upload (`/v1/capabilities`), checked again: a client
-    // of the raw API would otherwise queue a build no worker can run.
-    if let Some(buildable) = super::capabilities::common_platforms(&shared.workers).await
-        && let Some(missing) = platforms
+    // The workers that build the spec's platforms (a client checks `/v1/capabilities` before
+    // its upload; a client of the raw API may not have).
+    let workers = super::capabilities::building(&shared.workers, &accepting, &platforms).await;
+    if workers.is_empty() {
+        let known = super::capabilities::known_platforms(&shared.workers)
+            .await
+            .unwrap_or_default();
+        let missing: Vec<&str> = platforms
             .iter()
-            .find(|p| !buildable.iter().any(|b| b == *p))
-    {
+            .copied()
+            .filter(|p| !known.iter().any(|k| k == p))
+            .collect();
+        let detail = if missing.is_empty() {
+            format!(
+                "no worker of the service builds all of {}; build them in separate specs, or ask the operator for a worker that builds them all",
+                platforms.iter().copied().collect::<Vec<_>>().join(", ")
+            )
+        } else {
+            format!(
+                "the service's workers cannot build {} (they build {}); drop it from `platform` or ask the operator for a worker that builds it",
+                missing.join(", "),
+                known.join(", ")
+            )
+        };
         return Err(ApiError::unprocessable(
             "unsupported",
             "Unsupported",
-            format!(
-                "the service's workers cannot build {missing} (they build {}); drop it from `platform` or ask the operator for a worker that builds it",
-                buildable.join(", ")
-            ),
+            detail,
         ));
     }
-    Ok(planned)
+    Ok((planned, workers))
 }
 
 /// The submitted spec loaded in its workspace, with the runtime the client planned with.

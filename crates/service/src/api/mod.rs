@@ -5,7 +5,7 @@
 
 mod blobs;
 pub(crate) mod builds;
-mod capabilities;
+pub(crate) mod capabilities;
 mod images;
 mod logs;
 mod operate;
