@@ -40,8 +40,9 @@ fn section_label(comment: &str) -> Option<&'static str> {
 }
 
 /// Labels shared by several steps of a section ("dependencies" is a `COPY` and a `RUN`) told
-/// apart by the step's instruction ("dependencies (copy)", "dependencies (run)"), then, if that
-/// is still shared, by a number: a view shows each step on a line of its own.
+/// apart by the step's instruction ("dependencies (copy)", "dependencies (run)"; a step whose
+/// instruction is the label's own word keeps the bare label, "workdir" beside "workdir (run)"),
+/// then, if that is still shared, by a number: a view shows each step on a line of its own.
 fn disambiguated(entries: Vec<(String, String)>) -> Vec<(String, String)> {
     fn repeated(entries: &[(String, String)]) -> std::collections::BTreeSet<String> {
         let mut seen = std::collections::BTreeSet::new();
@@ -55,8 +56,10 @@ fn disambiguated(entries: Vec<(String, String)>) -> Vec<(String, String)> {
     let mut entries: Vec<(String, String)> = entries
         .into_iter()
         .map(|(text, label)| {
-            if shared.contains(&label) {
-                let keyword = text.split(' ').next().unwrap_or_default().to_lowercase();
+            let keyword = text.split(' ').next().unwrap_or_default().to_lowercase();
+            // The step whose instruction is the section's own word (`WORKDIR` of "workdir")
+            // keeps the bare label: "workdir", not "workdir (workdir)".
+            if shared.contains(&label) && keyword != label {
                 (text, format!("{label} ({keyword})"))
             } else {
                 (text, label)
@@ -206,5 +209,19 @@ mod tests {
             Some("dependencies (run) 2")
         );
         assert_eq!(labels.label("RUN ls").as_deref(), Some("source"));
+    }
+
+    #[test]
+    fn a_step_of_the_sections_own_word_keeps_the_bare_label() {
+        let labels = StepLabels::of(&[
+            Instruction::Comment("Working directory".into()),
+            Instruction::Workdir("/root".into()),
+            run("chmod 755 /root"),
+        ]);
+        assert_eq!(labels.label("WORKDIR /root").as_deref(), Some("workdir"));
+        assert_eq!(
+            labels.label("RUN chmod 755 /root").as_deref(),
+            Some("workdir (run)")
+        );
     }
 }
