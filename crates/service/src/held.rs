@@ -2,8 +2,9 @@
 //! (so the files are read and hashed once, at submission) and its build secrets, which are
 //! never written anywhere (not the database, the blob store, a log or an error).
 //!
-//! A restart loses both. The runner then plans again from the stored request, and a build that
-//! needs secrets fails, asking for a new submission, rather than building without them.
+//! A restart loses both. The restarted service plans its queued builds again from the stored
+//! requests, and a build that needs secrets fails, asking for a new submission, rather than
+//! building without them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

@@ -232,6 +232,43 @@ fn wire(kind: ErrorKind, message: &str) -> WireBuildError {
 pub const SECRETS_LOST: &str =
     "the build's secrets were lost with the service restart; submit again";
 
+/// Takes up the builds a dead service left queued (oldest first): each planned again from its
+/// stored request and workspace and queued for the workers that can run it, or failed, saying
+/// why, when it cannot be (its secrets were lost with the process).
+pub(crate) async fn take_up_queued(shared: &Shared, queued: Vec<(String, String)>) {
+    for (id, project) in queued {
+        let row = match shared.store.get(&id, None).await {
+            Ok(Some(row)) => row,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(build = %id, "cannot read a queued build: {e}");
+                continue;
+            }
+        };
+        match recover(shared, &row, &id).await {
+            Ok(held) => {
+                let only =
+                    (held.workers.len() < shared.workers.len()).then(|| held.workers.clone());
+                shared.held.hold(&id, held);
+                shared.metrics.queued(&project, &id);
+                shared.scheduler.enqueue_for(&project, &id, only);
+                tracing::info!(build = %id, %project, "queued build taken up after a restart");
+            }
+            Err(e) => {
+                let message = format!(
+                    "the build was queued when the service restarted, and cannot run: {}",
+                    e.message
+                );
+                tracing::warn!(build = %id, %project, "{message}");
+                if let Err(e) = shared.store.fail_queued(&id, now(), &message).await {
+                    tracing::error!(build = %id, "cannot record the failed build: {e}");
+                }
+                workspace::remove(&shared.workspace(&id));
+            }
+        }
+    }
+}
+
 /// A build's plan and secrets: held since its submission, or, when a restart lost them, planned
 /// again from the stored request (the files hashed a second time, the only case they are).
 async fn recover(shared: &Shared, row: &BuildRow, id: &str) -> Result<Held, BuildError> {

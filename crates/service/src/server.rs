@@ -1,10 +1,13 @@
 //! Starting and stopping the service.
 //!
-//! On start, builds that a previous process left `queued` or `running` are marked `failed`
-//! ("the service restarted during the build") rather than re-queued: the client that asked
-//! for them gets a clear outcome on its (resumed) log stream, and decides itself whether to
-//! build again; a silent re-run could push an image nobody waits for any more. Stale
-//! workspaces and partial uploads are removed.
+//! On start, builds that a previous process left `running` are marked `failed` ("the service
+//! restarted during the build") rather than run again: the engine may still be running or
+//! pushing them, and the client that asked gets a clear outcome on its (resumed) log stream and
+//! decides itself whether to build again. Builds left `queued` never started, so they are taken
+//! up again, in their order, planned anew from the stored request and the kept workspace; the
+//! client's resumed stream simply goes on. One that cannot be (its secrets were only ever in the
+//! dead process's memory) is failed, saying why. Other workspaces and partial uploads are
+//! removed. A graceful shutdown fails everything still active ("the service stopped").
 //!
 //! Connections are served by our own accept loop so that [`RunningService::crash`] can drop
 //! every connection and task at once, as a killed process would (the restart tests need it);
@@ -35,6 +38,7 @@ use crate::scheduler::Scheduler;
 use crate::state::{Shared, Worker};
 use crate::store::{Store, StoreError};
 use crate::{api, runner};
+use imagespec_protocol::BuildState;
 
 /// The message on builds interrupted by a restart.
 pub const RESTARTED: &str = "the service restarted during the build";
@@ -96,21 +100,23 @@ impl Service {
         std::fs::create_dir_all(data).map_err(dir_err(data))?;
         // Before anything in the directory is touched: another service may be using it.
         let lock = crate::data_lock::lock(data)?;
+        let _ = std::fs::remove_dir_all(data.join("tmp"));
         for sub in ["blobs", "tmp", "workspaces"] {
             let p = data.join(sub);
-            if sub != "blobs" {
-                let _ = std::fs::remove_dir_all(&p);
-            }
             std::fs::create_dir_all(&p).map_err(dir_err(&p))?;
         }
         let store = Store::open(&data.join("service.db"))?;
-        let interrupted = store.fail_interrupted(now(), RESTARTED).await?;
+        let interrupted = store
+            .fail_interrupted(now(), RESTARTED, &[BuildState::Running])
+            .await?;
         if !interrupted.is_empty() {
             tracing::warn!(
                 count = interrupted.len(),
                 "marked builds interrupted by a restart as failed"
             );
         }
+        let queued = store.queued().await?;
+        remove_workspaces_but(&data.join("workspaces"), &queued);
         let workers = match self.workers {
             Some(w) => w,
             None => local_workers(&config),
@@ -149,6 +155,7 @@ impl Service {
             metrics: Default::default(),
             config,
         });
+        runner::take_up_queued(&shared, queued).await;
         tokio::spawn(runner::dispatch(shared.clone()));
         tokio::spawn(crate::gc::periodic(shared.clone()));
         let stop_accepting = CancellationToken::new();
@@ -169,6 +176,22 @@ impl Service {
             stop_accepting,
             _lock: lock,
         })
+    }
+}
+
+/// Removes every build workspace but those of the builds in `keep` (a dead service's leftovers).
+fn remove_workspaces_but(dir: &std::path::Path, keep: &[(String, String)]) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !keep
+            .iter()
+            .any(|(id, _)| name.to_str() == Some(id.as_str()))
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
@@ -285,7 +308,12 @@ impl RunningService {
         while self.shared.scheduler.running() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        match self.shared.store.fail_interrupted(now(), STOPPED).await {
+        match self
+            .shared
+            .store
+            .fail_interrupted(now(), STOPPED, &[BuildState::Queued, BuildState::Running])
+            .await
+        {
             Ok(ids) => ids.iter().for_each(|id| self.shared.hub.bump(id)),
             Err(e) => tracing::error!("cannot record the interrupted builds: {e}"),
         }

@@ -117,12 +117,50 @@ impl Store {
         .map_err(|e| StoreError::Join(e.to_string()))?
     }
 
-    /// Marks builds a dead service left `queued` or `running` as failed, with an event saying
-    /// why; returns their ids. Run once at start, before serving.
+    /// Marks the builds in one of `states` as failed, with an event saying why; returns their
+    /// ids. At start, before serving, for the builds a dead service left running; at shutdown,
+    /// for everything still active.
     pub async fn fail_interrupted(
         &self,
         now: i64,
         message: &str,
+        states: &[BuildState],
+    ) -> Result<Vec<String>, StoreError> {
+        let wanted: Vec<&'static str> = states.iter().map(|s| s.as_str()).collect();
+        self.fail_where(now, message, move |status, _| wanted.contains(&status))
+            .await
+    }
+
+    /// Marks one queued build failed, with an event saying why (a queued build a restart could
+    /// not take up again).
+    pub async fn fail_queued(&self, id: &str, now: i64, message: &str) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.fail_where(now, message, move |status, row| {
+            status == "queued" && row == id
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The builds left queued, oldest first, as (id, project).
+    pub async fn queued(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.call(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, project FROM builds WHERE status = 'queued' ORDER BY created_at, rowid",
+            )?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn fail_where(
+        &self,
+        now: i64,
+        message: &str,
+        matches: impl Fn(&str, &str) -> bool + Send + 'static,
     ) -> Result<Vec<String>, StoreError> {
         let error = serde_json::to_string(&WireBuildError {
             kind: imagespec_protocol::ErrorKind::Unavailable,
@@ -138,8 +176,16 @@ impl Store {
         self.call(move |conn| {
             let tx = conn.transaction()?;
             let ids: Vec<(String, i64)> = {
-                let mut stmt = tx.prepare("SELECT id, events FROM builds WHERE status IN ('queued', 'running')")?;
-                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
+                let mut stmt = tx.prepare(
+                    "SELECT id, events, status FROM builds WHERE status IN ('queued', 'running')",
+                )?;
+                let rows: Vec<(String, i64, String)> = stmt
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<Result<_, _>>()?;
+                rows.into_iter()
+                    .filter(|(id, _, status)| matches(status, id))
+                    .map(|(id, events, _)| (id, events))
+                    .collect()
             };
             for (id, events) in &ids {
                 tx.execute(
@@ -525,8 +571,16 @@ mod tests {
             );
         }
         let s = Store::open(&path).expect("reopen");
-        let failed = s.fail_interrupted(3, "restarted").await.expect("recover");
-        assert_eq!(failed.len(), 2);
+        assert_eq!(
+            s.queued().await.expect("queued"),
+            [("b2".to_string(), "p".to_string())]
+        );
+        let failed = s
+            .fail_interrupted(3, "restarted", &[BuildState::Running])
+            .await
+            .expect("recover");
+        assert_eq!(failed, ["b1"], "the queued build is left queued");
+        s.fail_queued("b2", 3, "restarted").await.expect("fail b2");
         let b1 = s.get("b1", Some("p")).await.expect("get").expect("found");
         assert_eq!(b1.status, BuildState::Failed);
         assert_eq!(b1.events, 3);

@@ -1,6 +1,7 @@
 //! The service dies in the middle of a build and comes back: nothing is lost, the interrupted
 //! build is recorded as failed with the reason, and the waiting client gets that outcome
-//! (it resumes its log stream after the restart) instead of hanging.
+//! (it resumes its log stream after the restart) instead of hanging; builds that were only
+//! queued run after the restart.
 
 mod common;
 
@@ -145,5 +146,87 @@ async fn a_graceful_shutdown_ends_streams_with_a_failed_build() {
     assert!(
         err.to_string().contains(imagespec_service::STOPPED),
         "{err}"
+    );
+}
+
+/// Waits until `events` has a status line starting with `prefix`; returns it.
+async fn status_starting(events: &Events, prefix: &str) -> String {
+    for _ in 0..400 {
+        let found = events.lock().expect("lock").iter().find_map(|e| match e {
+            BuildEvent::Status { message } if message.starts_with(prefix) => Some(message.clone()),
+            _ => None,
+        });
+        if let Some(message) = found {
+            return message;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no status starting with {prefix:?}");
+}
+
+/// Builds that were only queued when the service died never started: the restarted service
+/// takes them up and the waiting client gets its image, its stream simply going on. One that
+/// mounts secrets (held only in the dead process's memory) fails, saying so.
+#[tokio::test]
+async fn queued_builds_are_taken_up_after_a_restart() {
+    use imagespec_core::build::SecretBytes;
+    let mut svc = TestService::start(test_builder(Duration::from_secs(60))).await;
+    let addr = svc.running().addr();
+    let dir = tempfile::tempdir().expect("tmp");
+    // One worker slot: the first build holds it, the next two wait.
+    let (_holder, holding) = ensure_in_background(&svc.url, &dir.path().join("a"), "holder");
+    status_starting(&holding, "running on").await;
+    let (waiting_task, waiting) = ensure_in_background(&svc.url, &dir.path().join("b"), "waiter");
+    status_starting(&waiting, "build ").await;
+    let body = prepared_submission_with(
+        &svc.url,
+        TOKEN_A,
+        &dir.path().join("c"),
+        "secret-waiter",
+        "pip_secret_mounts:\n  - [env:PIP_TOKEN, /run/secrets/tok]\n",
+    )
+    .await;
+    let body = imagespec_protocol::SubmitBuild {
+        secrets: [("pip_secret_0".to_string(), SecretBytes::new(b"s3cret"))].into(),
+        ..body
+    };
+    let secret_build: imagespec_protocol::BuildInfo = submit(&svc.url, TOKEN_A, &body)
+        .await
+        .json()
+        .await
+        .expect("queued");
+    assert_eq!(secret_build.status, BuildState::Queued);
+
+    svc.service.take().expect("running").crash();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = test_builder(Duration::ZERO);
+    let restarted = Service::new(imagespec_service::ServiceConfig {
+        listen: addr,
+        ..config(svc.data.path())
+    })
+    .with_workers(vec![Worker::new("test-worker", after.clone(), 1)])
+    .start()
+    .await
+    .expect("restarts on the same address");
+
+    let outcome = tokio::time::timeout(Duration::from_secs(20), waiting_task)
+        .await
+        .expect("the client does not hang")
+        .expect("join")
+        .expect("the queued build ran after the restart");
+    assert_eq!(outcome.action, imagespec_core::build::Action::Built);
+    let built: Vec<String> = after.builds().into_iter().map(|b| b.image).collect();
+    assert_eq!(
+        built.len(),
+        1,
+        "only the queued build without secrets: {built:?}"
+    );
+    assert!(built[0].contains("/waiter:"), "{built:?}");
+    let info = wait_finished(&restarted.url(), TOKEN_A, &secret_build.id).await;
+    assert_eq!(info.status, BuildState::Failed);
+    let message = info.error.expect("error").message;
+    assert!(
+        message.contains("queued when the service restarted") && message.contains("secrets"),
+        "{message}"
     );
 }
