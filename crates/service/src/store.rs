@@ -144,10 +144,16 @@ impl Store {
 
     /// The builds left queued, oldest first, as (id, project).
     pub async fn queued(&self) -> Result<Vec<(String, String)>, StoreError> {
-        self.call(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT id, project FROM builds WHERE status = 'queued' ORDER BY created_at, rowid",
-            )?;
+        self.string_pairs(
+            "SELECT id, project FROM builds WHERE status = 'queued' ORDER BY created_at, rowid",
+        )
+        .await
+    }
+
+    /// The rows of a two-text-column query.
+    async fn string_pairs(&self, sql: &'static str) -> Result<Vec<(String, String)>, StoreError> {
+        self.call(move |conn| {
+            let mut stmt = conn.prepare(sql)?;
             let rows = stmt
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
@@ -367,15 +373,9 @@ pub struct StoredLog {
 impl Store {
     /// The `(project, accepted submission JSON)` of every queued or running build.
     pub async fn active_requests(&self) -> Result<Vec<(String, String)>, StoreError> {
-        self.call(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT project, request FROM builds WHERE status IN ('queued', 'running')",
-            )?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?;
-            Ok(rows)
-        })
+        self.string_pairs(
+            "SELECT project, request FROM builds WHERE status IN ('queued', 'running')",
+        )
         .await
     }
 
