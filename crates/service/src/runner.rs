@@ -247,11 +247,7 @@ pub(crate) async fn take_up_queued(shared: &Shared, queued: Vec<(String, String)
         };
         match recover(shared, &row, &id).await {
             Ok(held) => {
-                let only =
-                    (held.workers.len() < shared.workers.len()).then(|| held.workers.clone());
-                shared.held.hold(&id, held);
-                shared.metrics.queued(&project, &id);
-                shared.scheduler.enqueue_for(&project, &id, only);
+                shared.queue(&project, &id, held);
                 tracing::info!(build = %id, %project, "queued build taken up after a restart");
             }
             Err(e) => {

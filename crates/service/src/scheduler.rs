@@ -148,14 +148,19 @@ impl Scheduler {
 
     /// Queues a build any worker can run.
     pub fn enqueue(&self, project: &str, id: &str) {
-        self.enqueue_for(project, id, None);
+        self.queue(project, id, None);
     }
 
-    /// Queues a build for `workers` only (`None`: any worker).
-    pub fn enqueue_for(&self, project: &str, id: &str, workers: Option<Vec<usize>>) {
+    /// Queues a build for `workers` only (by index; every worker is no restriction).
+    pub fn enqueue_for(&self, project: &str, id: &str, workers: &[usize]) {
+        let all = (0..self.slots.len()).all(|w| workers.contains(&w));
+        self.queue(project, id, (!all).then(|| workers.to_vec()));
+    }
+
+    fn queue(&self, project: &str, id: &str, only: Option<Vec<usize>>) {
         {
             let mut s = self.lock();
-            if let Some(workers) = workers {
+            if let Some(workers) = only {
                 s.eligible.insert(id.to_string(), workers);
             }
             s.arrivals += 1;
@@ -371,14 +376,14 @@ mod tests {
     fn a_build_for_some_workers_waits_for_them_and_others_pass_it() {
         // Worker 0 builds amd64 only; worker 1 also arm64. One slot each.
         let s = Scheduler::new(vec![1, 1], 2);
-        s.enqueue_for("a", "a-arm", Some(vec![1]));
+        s.enqueue_for("a", "a-arm", &[1]);
         let first = s.next().expect("a starts");
         assert_eq!(
             (first.build_id.as_str(), first.worker),
             ("a-arm", 1),
             "on the worker that can, though worker 0 is less busy"
         );
-        s.enqueue_for("b", "b-arm", Some(vec![1]));
+        s.enqueue_for("b", "b-arm", &[1]);
         s.enqueue("c", "c-any");
         // b is first in line (same share, earlier), but its worker is busy: c goes first.
         let second = s.next().expect("c starts");

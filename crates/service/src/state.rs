@@ -91,4 +91,13 @@ impl Shared {
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
+
+    /// Holds a queued build's plan and secrets, then queues it for the workers that can run it
+    /// (held first: the dispatcher takes them as it starts the build).
+    pub fn queue(&self, project: &str, id: &str, held: crate::held::Held) {
+        let workers = held.workers.clone();
+        self.held.hold(id, held);
+        self.metrics.queued(project, id);
+        self.scheduler.enqueue_for(project, id, &workers);
+    }
 }

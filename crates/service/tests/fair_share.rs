@@ -143,12 +143,8 @@ async fn a_build_goes_to_a_worker_that_builds_its_platforms() {
         .await
         .expect("service starts");
     let url = svc.url();
-    let answer: serde_json::Value = http()
-        .get(format!("{url}/v1/capabilities"))
-        .bearer_auth(TOKEN_A)
-        .send()
+    let answer: serde_json::Value = get(&url, "/v1/capabilities", TOKEN_A)
         .await
-        .expect("send")
         .json()
         .await
         .expect("json");

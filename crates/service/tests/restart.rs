@@ -39,47 +39,21 @@ fn ensure_in_background(
 async fn a_restart_mid_build_fails_the_build_clearly_and_keeps_the_rest() {
     let builder = test_builder(Duration::from_secs(60));
     let mut svc = TestService::start(builder).await;
-    let addr = svc.running().addr();
     let dir = tempfile::tempdir().expect("tmp");
     let (task, events) = ensure_in_background(&svc.url, dir.path(), "restart");
     // Wait until the build runs on the worker.
-    let mut id = None;
-    for _ in 0..200 {
-        let evs = events.lock().expect("lock").clone();
-        let running = evs.iter().any(
-            |e| matches!(e, BuildEvent::Status { message } if message.starts_with("running on")),
-        );
-        id = evs.iter().find_map(|e| match e {
-            BuildEvent::Status { message } if message.starts_with("build ") => {
-                message.split(' ').nth(1).map(str::to_string)
-            }
-            _ => None,
-        });
-        if running && id.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let id = id.expect("submitted");
+    status_starting(&events, "running on").await;
+    let id = status_starting(&events, "build ")
+        .await
+        .split(' ')
+        .nth(1)
+        .map(str::to_string)
+        .expect("submitted");
     let before = events.lock().expect("lock").len();
 
     // Kill it (every connection and task dropped, nothing recorded), then start again on the
     // same address from the same data directory.
-    svc.service.take().expect("running").crash();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let config = imagespec_service::ServiceConfig {
-        listen: addr,
-        ..config(svc.data.path())
-    };
-    let restarted = Service::new(config)
-        .with_workers(vec![Worker::new(
-            "test-worker",
-            test_builder(Duration::ZERO),
-            1,
-        )])
-        .start()
-        .await
-        .expect("restarts on the same address");
+    let restarted = crash_and_restart(&mut svc, test_builder(Duration::ZERO)).await;
 
     let err = tokio::time::timeout(Duration::from_secs(20), task)
         .await
@@ -127,15 +101,7 @@ async fn a_graceful_shutdown_ends_streams_with_a_failed_build() {
     let svc = TestService::start(test_builder(Duration::from_secs(60))).await;
     let dir = tempfile::tempdir().expect("tmp");
     let (task, events) = ensure_in_background(&svc.url, dir.path(), "shutdown");
-    for _ in 0..200 {
-        let running = events.lock().expect("lock").iter().any(
-            |e| matches!(e, BuildEvent::Status { message } if message.starts_with("running on")),
-        );
-        if running {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    status_starting(&events, "running on").await;
     let mut svc = svc;
     svc.service.take().expect("running").shutdown().await;
     let err = tokio::time::timeout(Duration::from_secs(20), task)
@@ -147,6 +113,25 @@ async fn a_graceful_shutdown_ends_streams_with_a_failed_build() {
         err.to_string().contains(imagespec_service::STOPPED),
         "{err}"
     );
+}
+
+/// Kills the service (every connection and task dropped, nothing recorded) and starts it again
+/// on the same address from the same data directory, with one worker of `builder`.
+async fn crash_and_restart(
+    svc: &mut TestService,
+    builder: Arc<imagespec_core::build::testing::TestBuilder>,
+) -> imagespec_service::RunningService {
+    let addr = svc.running().addr();
+    svc.service.take().expect("running").crash();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Service::new(imagespec_service::ServiceConfig {
+        listen: addr,
+        ..config(svc.data.path())
+    })
+    .with_workers(vec![Worker::new("test-worker", builder, 1)])
+    .start()
+    .await
+    .expect("restarts on the same address")
 }
 
 /// Waits until `events` has a status line starting with `prefix`; returns it.
@@ -171,7 +156,6 @@ async fn status_starting(events: &Events, prefix: &str) -> String {
 async fn queued_builds_are_taken_up_after_a_restart() {
     use imagespec_core::build::SecretBytes;
     let mut svc = TestService::start(test_builder(Duration::from_secs(60))).await;
-    let addr = svc.running().addr();
     let dir = tempfile::tempdir().expect("tmp");
     // One worker slot: the first build holds it, the next two wait.
     let (_holder, holding) = ensure_in_background(&svc.url, &dir.path().join("a"), "holder");
@@ -197,17 +181,8 @@ async fn queued_builds_are_taken_up_after_a_restart() {
         .expect("queued");
     assert_eq!(secret_build.status, BuildState::Queued);
 
-    svc.service.take().expect("running").crash();
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let after = test_builder(Duration::ZERO);
-    let restarted = Service::new(imagespec_service::ServiceConfig {
-        listen: addr,
-        ..config(svc.data.path())
-    })
-    .with_workers(vec![Worker::new("test-worker", after.clone(), 1)])
-    .start()
-    .await
-    .expect("restarts on the same address");
+    let restarted = crash_and_restart(&mut svc, after.clone()).await;
 
     let outcome = tokio::time::timeout(Duration::from_secs(20), waiting_task)
         .await

@@ -179,8 +179,8 @@ pub async fn submit(
             return Ok(accepted(&active));
         }
         shared.store.insert(row.clone()).await?;
-        let only = (workers.len() < shared.workers.len()).then(|| workers.clone());
-        shared.held.hold(
+        shared.queue(
+            &project,
             &id,
             Held {
                 planned,
@@ -188,9 +188,7 @@ pub async fn submit(
                 workers,
             },
         );
-        shared.scheduler.enqueue_for(&project, &id, only);
     }
-    shared.metrics.queued(&project, &id);
     tracing::info!(build = %id, %project, %image, "build queued");
     Ok(accepted(&row))
 }
